@@ -1,0 +1,94 @@
+"""The Hugging Face in-process backend: load a causal LM (hub id or folder) and generate greedily.
+
+`HFBackend.generate(prompts)` decodes in batches of similar length with left padding and the KV
+cache, and returns one `Completion` per prompt, in the prompts' order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.device import torch_device
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float  # the batch's wall time shared equally among its prompts
+
+
+def load_causal_lm(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    """Tokenizer and model through `from_pretrained`, exactly as for a hub model.
+
+    `trust_remote_code` stays off unless the user's config turns it on.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        name_or_path, revision=revision, trust_remote_code=trust_remote_code
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, revision=revision, trust_remote_code=trust_remote_code
+    )
+    return tokenizer, model
+
+
+class HFBackend:
+    """Greedy batched generation with a transformers causal LM."""
+
+    def __init__(
+        self,
+        name_or_path: str,
+        *,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        batch_size: int = 32,
+        max_new_tokens: int = 24,
+    ):
+        import torch
+
+        self.tokenizer, self.model = load_causal_lm(
+            name_or_path, revision=revision, trust_remote_code=trust_remote_code
+        )
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.device = torch_device()
+        self.model.to(self.device).eval()
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self._torch = torch
+
+    def generate(self, prompts: Sequence[str], *, progress=None) -> list[Completion]:
+        """Greedy completions, cut at the first newline (the answer is one line)."""
+        torch, tok = self._torch, self.tokenizer
+        lengths = [len(ids) for ids in tok(list(prompts))["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a batch
+        out: list[Completion | None] = [None] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(self.device)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                generated = self.model.generate(
+                    **batch,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+            elapsed = (time.perf_counter() - t0) / len(idx)
+            new = generated[:, batch["input_ids"].shape[1] :]
+            for row, i in enumerate(idx):
+                ids = [t for t in new[row].tolist() if t != tok.pad_token_id]
+                if tok.eos_token_id in ids:
+                    ids = ids[: ids.index(tok.eos_token_id)]
+                text = tok.decode(ids, skip_special_tokens=True).split("\n")[0].strip()
+                out[i] = Completion(text, lengths[i], len(ids), elapsed)
+            if progress is not None:
+                progress(len(idx))
+        return out  # type: ignore[return-value]

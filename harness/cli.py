@@ -1,0 +1,82 @@
+"""The `ragvft` command line. Exit codes: 0 success, 1 regression (gate), 2 bad input or configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from harness.errors import InputError
+
+app = typer.Typer(
+    help="ragvft: should we fine-tune, retrieve, or both? Compare base, fine-tuned and retrieval-augmented "
+    "variants of a model on one question set.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
+
+
+@app.callback()
+def _root() -> None:
+    """Compare base, fine-tuned and retrieval-augmented variants of a model on one question set."""
+
+
+def _fail_input(err: InputError) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+@app.command()
+def bench(
+    config: Path = typer.Option(Path("bench.yaml"), "--config", "-c", help="Bench configuration (YAML)."),
+) -> None:
+    """Run the whole pipeline: build what is missing, generate, score, and write runs/<run-id>/."""
+    from harness.config import load_config
+
+    try:
+        cfg = load_config(config)
+    except InputError as e:
+        _fail_input(e)
+    _quiet_libraries()
+    from harness.run import bench as run_bench
+
+    result = run_bench(cfg, config_path=config.resolve())
+    _print_summary(result.summary, result.run_dir)
+
+
+def _print_summary(summary: dict, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ragvft · {summary['suite']}")
+    table.add_column("variant")
+    for m in summary["metrics"]:
+        table.add_column(m, justify="right")
+        table.add_column(f"Δ{m}", justify="right")
+    for v, stats in summary["variants"].items():
+        cells = []
+        for m in summary["metrics"]:
+            mean = stats[m]["mean"]
+            d = summary["deltas"].get(v, {}).get(m)
+            cells += ["–" if mean is None else f"{mean:.3f}", "" if not d else f"{d['mean']:+.3f}"]
+        table.add_row(v, *cells)
+    console = Console()
+    console.print(table)
+    console.print(f"report: {run_dir / 'report.html'}")
+

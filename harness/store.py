@@ -1,0 +1,63 @@
+"""The results store: SQLite in WAL mode, one row per generation keyed by the hash of what determines
+it (model and adapter identity, the full prompt, decoding settings). Rows are committed in
+transactions, so a killed run loses at most the batch in flight and a rerun recomputes nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    answer TEXT NOT NULL,
+    tokens_in INTEGER NOT NULL,
+    tokens_out INTEGER NOT NULL,
+    latency_s REAL NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+class Store:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def generations(self, keys: Iterable[str]) -> dict[str, dict]:
+        keys = list(keys)
+        found: dict[str, dict] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = self.db.execute(
+                f"SELECT key, answer, tokens_in, tokens_out, latency_s FROM generations "
+                f"WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for key, answer, tin, tout, lat in rows:
+                found[key] = {"answer": answer, "tokens_in": tin, "tokens_out": tout, "latency_s": lat}
+        return found
+
+    def put_generations(self, rows: Iterable[tuple[str, dict]]) -> None:
+        """Insert rows in one transaction; a key already present is left as it is (no duplicates)."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO generations (key, answer, tokens_in, tokens_out, latency_s, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (k, r["answer"], r["tokens_in"], r["tokens_out"], r["latency_s"], json.dumps(r.get("meta", {})))
+                    for k, r in rows
+                ],
+            )
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,76 @@
+"""The suite: what every variant is asked, what it may retrieve, and what it may be trained on.
+
+Plain dataclasses, passed between stages. A suite is content-addressed by `Suite.digest()` so that
+artifacts and result rows built from it can be keyed by exactly what they depend on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrievable unit of the corpus."""
+
+    id: str
+    text: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Question:
+    """A test question. `answers` are the gold answers (any one is right); `gold_passage_ids` the
+    passages that contain the answer; `category` groups rows in the report; `slice` (optional) says
+    where the knowledge lives, e.g. ``trained`` (in fine-tuning data) or ``corpus_only``."""
+
+    id: str
+    text: str
+    answers: tuple[str, ...]
+    gold_passage_ids: tuple[str, ...] = ()
+    category: str = ""
+    slice: str = ""
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """A supervised fine-tuning example: a question in training wording and its answer."""
+
+    question: str
+    answer: str
+    fact_id: str = ""
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A DPO example: the correct answer is chosen, a plausible wrong one rejected."""
+
+    question: str
+    chosen: str
+    rejected: str
+    fact_id: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingSets:
+    sft: tuple[QAPair, ...] = ()
+    preferences: tuple[PreferencePair, ...] = ()
+    documents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    passages: tuple[Passage, ...]
+    questions: tuple[Question, ...]
+    training: TrainingSets = field(default_factory=TrainingSets)
+
+    def digest(self) -> str:
+        """A hash of the whole suite's content (corpus, questions, training sets)."""
+        payload = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    def passage_map(self) -> dict[str, Passage]:
+        return {p.id: p for p in self.passages}

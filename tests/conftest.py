@@ -1,0 +1,42 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MICRO_CONFIG = """\
+name: micro
+seed: 3
+suite:
+  builtin: {seed: 3, scale: 4}
+model:
+  builtin: {steps: 30, hidden_size: 32, layers: 1, batch_size: 8, pool_scale: 3}
+generation: {max_new_tokens: 6, batch_size: 16}
+retrievers:
+  bm25: {kind: bm25}
+variants:
+  - name: base
+  - name: rag
+    retriever: bm25
+    k: 2
+baseline: base
+metrics: [em, f1]
+bootstrap_samples: 200
+"""
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One artifact cache for the whole session, so the micro model is trained once."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["RAGVFT_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture
+def micro_config(tmp_path, cache_dir) -> Path:
+    path = tmp_path / "bench.yaml"
+    path.write_text(MICRO_CONFIG)
+    return path

@@ -1,0 +1,70 @@
+"""The walking skeleton end to end on a micro model: suite -> model -> generate -> score -> report."""
+
+import json
+import sqlite3
+
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.config import load_config
+from harness.run import bench
+
+
+def test_bench_writes_the_contracted_outputs(micro_config):
+    result = bench(load_config(micro_config), config_path=micro_config)
+    run = result.run_dir
+    assert {p.name for p in run.iterdir()} == {"results.jsonl", "summary.json", "manifest.json", "report.html"}
+    assert (micro_config.parent / "runs" / "latest").resolve() == run.resolve()
+
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    questions = {r["question_id"] for r in rows}
+    assert len(rows) == 2 * len(questions)  # one row per (variant, question)
+    assert {r["variant"] for r in rows} == {"base", "rag"}
+    for r in rows:
+        assert set(r["scores"]) == {"em", "f1"}
+        assert (r["retrieved"] is None) == (r["variant"] == "base")
+    assert all(len(r["retrieved"]) == 2 for r in rows if r["variant"] == "rag")
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["baseline_variant"] == "base"
+    for variant in ("base", "rag"):
+        for metric in ("em", "f1"):
+            s = summary["variants"][variant][metric]
+            assert set(s) >= {"mean", "ci95", "n", "undetermined"}
+            assert s["n"] == len(questions) and s["undetermined"] == 0
+            assert s["ci95"][0] <= s["mean"] <= s["ci95"][1]
+    # The summary's means are the means of the rows.
+    em_rag = [r["scores"]["em"]["value"] for r in rows if r["variant"] == "rag"]
+    assert abs(summary["variants"]["rag"]["em"]["mean"] - sum(em_rag) / len(em_rag)) < 1e-12
+    assert set(summary["breakdown"]["slice"]) == {"trained", "corpus_only"}
+    assert "rag" in summary["deltas"] and "base" not in summary["deltas"]
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seeds"] == {"run": 3, "suite": 3}
+    assert manifest["model"]["kind"] == "builtin"
+    html = (run / "report.html").read_text()
+    for needle in ("Leaderboard", "By knowledge slice", "corpus_only", ">rag<", ">base<"):
+        assert needle in html
+
+
+def test_rerun_generates_nothing_and_store_has_no_duplicates(micro_config, cache_dir):
+    first = bench(load_config(micro_config), config_path=micro_config)
+    second = bench(load_config(micro_config), config_path=micro_config)
+    manifest = json.loads((second.run_dir / "manifest.json").read_text())
+    assert manifest["cache"]["generations_computed"] == 0
+    assert manifest["cache"]["generations_cached"] == len(second.rows)
+    assert [r["answer"] for r in first.rows] == [r["answer"] for r in second.rows]
+    db = sqlite3.connect(cache_dir / "results.sqlite")
+    keys = [k for (k,) in db.execute("SELECT key FROM generations")]
+    assert len(keys) == len(set(keys))
+
+
+def test_cli_bench_prints_table_and_exits_zero(micro_config):
+    result = CliRunner().invoke(app, ["bench", "--config", str(micro_config)])
+    assert result.exit_code == 0, result.output
+    assert "rag" in result.output and "report:" in result.output
+
+
+def test_every_command_has_help():
+    result = CliRunner().invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0 and "--config" in result.output

@@ -1,0 +1,71 @@
+"""Bad configuration: one line naming file, line and field; exit code 2; nothing written."""
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.config import load_config
+from harness.errors import InputError
+from tests.conftest import MICRO_CONFIG
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "bench.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, line, field, words",
+    [
+        (("retriever: bm25", "retriever: bm52"), 13, "variants.1.retriever", "did you mean 'bm25'"),
+        (("k: 2", "k: 0"), 14, "variants.1.k", "greater than or equal to 1"),
+        (("k: 2", "k: two"), 14, "variants.1.k", "valid integer"),
+        (("baseline: base", "baseline: bsae"), 15, "baseline", "did you mean 'base'"),
+        (("metrics: [em, f1]", "metrics: [em, f2]"), 16, "metrics.1", "'em' or 'f1'"),
+        (("generation:", "generaton:"), 7, "generaton", "unknown field"),
+        (("  - name: rag", "  - name: base"), 12, "variants.1.name", "duplicate variant 'base'"),
+    ],
+)
+def test_bad_field_names_file_line_and_field(tmp_path, edit, line, field, words):
+    path = _write(tmp_path, MICRO_CONFIG.replace(*edit))
+    with pytest.raises(InputError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{line}: {field}: "), message
+    assert words in message
+    assert "\n" not in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = _write(tmp_path, MICRO_CONFIG.replace("k: 2", "k: [2"))
+    with pytest.raises(InputError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}:15: YAML syntax error")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_non_utf8_config(tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    path = _write(tmp_path, MICRO_CONFIG.replace("retriever: bm25", "retriever: bm52"))
+    result = CliRunner().invoke(app, ["bench", "--config", str(path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.yaml"]
+
+
+def test_yaml_is_read_with_the_safe_loader(tmp_path):
+    path = _write(tmp_path, "!!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(InputError):
+        load_config(path)
