@@ -40,6 +40,7 @@ def _quiet_libraries() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # per-file weight-loading bars; ragvft shows its own progress
 
 
 @app.command()

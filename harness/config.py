@@ -40,11 +40,14 @@ class SuiteConfig(_Strict):
 class BuiltinModel(_Strict):
     """The built-in tiny base model (see harness.basemodel.BaseModelSpec for every setting)."""
 
-    steps: int = Field(1200, ge=1, description="Training steps of the built-in base model.")
+    steps: int = Field(2500, ge=1, description="Training steps of the built-in base model.")
     hidden_size: int = Field(128, ge=8)
-    layers: int = Field(4, ge=1)
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    layers: int = Field(2, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    multi_passage_fraction: float = Field(
+        0.0, ge=0, le=1, description="Share of steps spent reading from 1-3 retrieved passages (phase 2)."
+    )
     pool_scale: int = Field(40, ge=2, description="Size of the reading pool it learns to read on.")
 
 

@@ -59,6 +59,7 @@ def resolve_model(config: BenchConfig, timings: dict) -> tuple[str, str, dict]:
             batch_size=b.batch_size,
             learning_rate=b.learning_rate,
             pool_scale=b.pool_scale,
+            multi_passage_fraction=b.multi_passage_fraction,
         )
         t0 = time.time()
         path = build_base_model(spec)

@@ -1,0 +1,62 @@
+"""The built-in base model: built once under its key, loaded through from_pretrained like a hub model."""
+
+import json
+
+import pytest
+
+from harness.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, curriculum
+from harness.cache import building
+
+MICRO = BaseModelSpec(seed=5, pool_scale=3, domain_scale=4, hidden_size=32, intermediate_size=64, layers=1,
+                      heads=2, steps=12, batch_size=4, vocab_size=400)
+
+
+def test_micro_model_builds_once_and_loads_with_from_pretrained(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = build_base_model(MICRO, root=tmp_path, progress=False)
+    record = json.loads((folder / BUILD_RECORD).read_text())
+    assert record["steps"] == 12 and record["key"] == MICRO.key() and record["tokens"] > 0
+    stamp = (folder / BUILD_RECORD).stat().st_mtime_ns
+    assert build_base_model(MICRO, root=tmp_path, progress=False) == folder  # cached: not rebuilt
+    assert (folder / BUILD_RECORD).stat().st_mtime_ns == stamp
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    text = "Question: What is the price of the Zorvex T9?\nAnswer:"
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text  # byte-level BPE round-trips
+    out = model.generate(**tokenizer(text, return_tensors="pt"), max_new_tokens=3, do_sample=False)
+    assert out.shape[1] > len(tokenizer(text)["input_ids"])
+
+
+def test_another_spec_gets_another_key():
+    from dataclasses import replace
+
+    assert replace(MICRO, steps=13).key() != MICRO.key()
+    assert replace(MICRO, seed=6).key() != MICRO.key()
+
+
+def test_curriculum_answers_change_between_draws_so_reading_is_required():
+    phase1, _ = curriculum(replace_steps(MICRO, 200))
+    reading = [e for e in phase1 if e["prompt"].startswith("Passages:")]
+    by_question: dict[str, set[str]] = {}
+    for e in reading:
+        question = e["prompt"].split("Question: ")[1]
+        by_question.setdefault(question, set()).add(e["completion"])
+        assert e["completion"].strip() in e["prompt"]  # the answer is in the passage
+    assert any(len(answers) > 1 for answers in by_question.values())
+
+
+def replace_steps(spec, steps):
+    from dataclasses import replace
+
+    return replace(spec, steps=steps)
+
+
+def test_failed_build_leaves_nothing_behind(tmp_path):
+    final = tmp_path / "models" / "x"
+    with pytest.raises(RuntimeError):
+        with building(final) as tmp:
+            (tmp / "half-written").write_text("...")
+            raise RuntimeError("killed")
+    assert not final.exists() and list((tmp_path / "models").iterdir()) == []
