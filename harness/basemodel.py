@@ -24,7 +24,6 @@ from retrievers.bm25 import BM25Retriever
 from suites.builtin import GENERATOR_VERSION, Fact, reading_pool
 from suites.schema import Passage
 
-
 EOS, PAD = "</s>", "<pad>"
 BUILD_RECORD = "ragvft_build.json"
 
@@ -55,10 +54,19 @@ class BaseModelSpec:
         return digest({"spec": asdict(self), "generator": GENERATOR_VERSION, "libs": library_versions()})
 
 
+def base_model_path(spec: BaseModelSpec, root: Path | None = None) -> Path:
+    """Where the model for `spec` lives in the cache (built or not)."""
+    return (root or cache_root()) / "models" / f"builtin-base-{spec.key()}"
+
+
+def is_built(spec: BaseModelSpec, root: Path | None = None) -> bool:
+    return (base_model_path(spec, root) / BUILD_RECORD).exists()
+
+
 def build_base_model(spec: BaseModelSpec, *, root: Path | None = None, progress: bool = True) -> Path:
     """Return the folder of the base model for `spec`, training it first if it is not cached."""
-    final = (root or cache_root()) / "models" / f"builtin-base-{spec.key()}"
-    if (final / BUILD_RECORD).exists():
+    final = base_model_path(spec, root)
+    if is_built(spec, root):
         return final
     with building(final) as tmp:
         _train(spec, tmp, progress=progress)
@@ -92,7 +100,9 @@ def curriculum(spec: BaseModelSpec) -> list[list[dict[str, str]]]:
             contexts.append(ids)
     phase1: list[dict[str, str]] = []
     for fact in base:
-        phase1.append({"prompt": prompts.closed_book(rng.choice(fact.wordings)), "completion": " " + fact.answers[0]})
+        phase1.append(
+            {"prompt": prompts.closed_book(rng.choice(fact.wordings)), "completion": " " + fact.answers[0]}
+        )
         phase1.append({"prompt": "", "completion": fact.passage})
     phase1_n = max(total - phase2_n, len(phase1))
     phase2: list[dict[str, str]] = []
@@ -103,7 +113,9 @@ def curriculum(spec: BaseModelSpec) -> list[list[dict[str, str]]]:
         for n, (i, wording) in enumerate(queries):
             answer = " " + facts[i].answers[0]
             if len(phase1) < phase1_n:
-                phase1.append({"prompt": prompts.with_passages(wording, [facts[i].passage]), "completion": answer})
+                phase1.append(
+                    {"prompt": prompts.with_passages(wording, [facts[i].passage]), "completion": answer}
+                )
             elif len(phase2) < phase2_n:
                 context = [facts[j].passage for j in contexts[n]]
                 phase2.append({"prompt": prompts.with_passages(wording, context), "completion": answer})
@@ -173,7 +185,9 @@ def _train(spec: BaseModelSpec, out: Path, *, progress: bool) -> None:
     warmup = max(1, int(spec.warmup_ratio * spec.steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, spec.steps) / spec.steps)),
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, spec.steps) / spec.steps))
+        ),
     )
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     losses, tokens, log_every = [], 0, max(1, spec.steps // 50)
@@ -182,7 +196,9 @@ def _train(spec: BaseModelSpec, out: Path, *, progress: bool) -> None:
         for step in range(spec.steps):
             batch = sequences[step * spec.batch_size : (step + 1) * spec.batch_size]
             width = max(map(len, batch))
-            ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in batch], device=device)
+            ids = torch.tensor(
+                [x + [tokenizer.pad_token_id] * (width - len(x)) for x in batch], device=device
+            )
             labels = torch.tensor([x + [-100] * (width - len(x)) for x in batch], device=device)
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
                 loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss

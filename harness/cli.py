@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -45,7 +46,9 @@ def _quiet_libraries() -> None:
 
 @app.command()
 def bench(
-    config: Path = typer.Option(Path("bench.yaml"), "--config", "-c", help="Bench configuration (YAML)."),
+    config: Annotated[Path, typer.Option("--config", "-c", help="Bench configuration (YAML).")] = Path(
+        "bench.yaml"
+    ),
 ) -> None:
     """Run the whole pipeline: build what is missing, generate, score, and write runs/<run-id>/."""
     from harness.config import load_config
@@ -80,4 +83,3 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     console = Console()
     console.print(table)
     console.print(f"report: {run_dir / 'report.html'}")
-

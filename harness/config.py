@@ -55,7 +55,9 @@ class ModelConfig(_Strict):
     builtin: BuiltinModel | None = Field(None, description="Train (once, cached) the built-in tiny model.")
     path: str | None = Field(None, description="A Hugging Face hub id or a local model folder.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for `path`.")
-    trust_remote_code: bool = Field(False, description="Run model code from the hub. Off unless you turn it on.")
+    trust_remote_code: bool = Field(
+        False, description="Run model code from the hub. Off unless you turn it on."
+    )
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -72,7 +74,9 @@ class RetrieverConfig(_Strict):
 
 class VariantConfig(_Strict):
     name: str = Field(..., min_length=1, description="Unique name, shown in the report.")
-    retriever: str | None = Field(None, description="Name of a retriever under `retrievers`; none = closed-book.")
+    retriever: str | None = Field(
+        None, description="Name of a retriever under `retrievers`; none = closed-book."
+    )
     k: int = Field(3, ge=1, le=50, description="Passages put in the prompt.")
 
 
@@ -136,8 +140,12 @@ def _check_references(config: BenchConfig, name: str, lines: dict) -> None:
     seen: set[str] = set()
     for i, v in enumerate(config.variants):
         if v.name in seen:
-            raise InputError(name, f"duplicate variant {v.name!r}", line=_line_of(lines, ("variants", i, "name")),
-                             field=f"variants.{i}.name")
+            raise InputError(
+                name,
+                f"duplicate variant {v.name!r}",
+                line=_line_of(lines, ("variants", i, "name")),
+                field=f"variants.{i}.name",
+            )
         seen.add(v.name)
         if v.retriever is not None and v.retriever not in config.retrievers:
             raise InputError(
@@ -147,8 +155,12 @@ def _check_references(config: BenchConfig, name: str, lines: dict) -> None:
                 field=f"variants.{i}.retriever",
             )
     if config.baseline not in seen:
-        raise InputError(name, f"unknown variant {config.baseline!r}{did_you_mean(config.baseline, seen)}",
-                         line=_line_of(lines, ("baseline",)), field="baseline")
+        raise InputError(
+            name,
+            f"unknown variant {config.baseline!r}{did_you_mean(config.baseline, seen)}",
+            line=_line_of(lines, ("baseline",)),
+            field="baseline",
+        )
 
 
 def _line_index(node: yaml.Node | None) -> dict[tuple, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness import prompts
 from harness.backend import HFBackend
-from harness.basemodel import BaseModelSpec, build_base_model
+from harness.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
 from harness.cache import cache_root, digest, library_versions
 from harness.config import BenchConfig
 from harness.progress import progress_bar
@@ -61,12 +61,17 @@ def resolve_model(config: BenchConfig, timings: dict) -> tuple[str, str, dict]:
             pool_scale=b.pool_scale,
             multi_passage_fraction=b.multi_passage_fraction,
         )
-        t0 = time.time()
+        t0, cached = time.time(), is_built(spec)
         path = build_base_model(spec)
         timings["base_model_s"] = round(time.time() - t0, 2)
-        record = json.loads((path / "ragvft_build.json").read_text())
-        return str(path), f"builtin:{spec.key()}", {"kind": "builtin", "key": spec.key(), "build": record}
-    return m.path, _model_identity(m.path, m.revision), {"kind": "path", "path": m.path, "revision": m.revision}
+        record = json.loads((path / BUILD_RECORD).read_text())
+        info = {"kind": "builtin", "key": spec.key(), "cached": cached, "build": record}
+        return str(path), f"builtin:{spec.key()}", info
+    return (
+        m.path,
+        _model_identity(m.path, m.revision),
+        {"kind": "path", "path": m.path, "revision": m.revision},
+    )
 
 
 def _model_identity(name_or_path: str, revision: str | None) -> str:
@@ -145,7 +150,9 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
                 "gold_answers": list(q.answers),
                 "gold_passage_ids": list(q.gold_passage_ids),
                 "answer": g["answer"],
-                "retrieved": None if found is None else [{"id": h.passage_id, "score": h.score} for h in found],
+                "retrieved": None
+                if found is None
+                else [{"id": h.passage_id, "score": h.score} for h in found],
                 "retrieved_text": None if found is None else [passages[h.passage_id].text for h in found],
                 "scores": {m: {"value": s.value, "reason": s.reason} for m, s in scores.items()},
                 "tokens_in": g["tokens_in"],
@@ -161,17 +168,23 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
         "run_name": config.name,
         "config_file": str(config_path),
         "config": config.model_dump(),
-        "suite": {"name": suite.name, "digest": suite.digest(), "passages": len(suite.passages),
-                  "questions": len(suite.questions)},
+        "suite": {
+            "name": suite.name,
+            "digest": suite.digest(),
+            "passages": len(suite.passages),
+            "questions": len(suite.questions),
+        },
         "model": model_info,
         "seeds": {"run": config.seed, "suite": config.suite.builtin.seed if config.suite.builtin else None},
         "git": _git_state(config_path.parent),
         "versions": {"python": platform.python_version(), **library_versions()},
         "hardware": _hardware(),
         "timings": timings,
-        "cache": {"generations_cached": len(plan) - len(missing), "generations_computed": len(missing),
-                  "base_model_built": model_info.get("build", {}).get("key") is not None
-                  and timings.get("base_model_s", 0) > 5},
+        "cache": {
+            "generations_cached": len(plan) - len(missing),
+            "generations_computed": len(missing),
+            "base_model": "cached" if model_info.get("cached", True) else "built",
+        },
     }
     run_dir = _write_run(config, config_path, rows, summary, manifest)
     return RunResult(run_dir, summary, rows)
@@ -206,7 +219,9 @@ def _write_run(config: BenchConfig, config_path: Path, rows, summary, manifest) 
 
 def _git_state(where: Path) -> dict:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
+        return subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=False
+        )
 
     try:
         commit = git("rev-parse", "HEAD")

@@ -51,7 +51,14 @@ class Store:
                 "INSERT OR IGNORE INTO generations (key, answer, tokens_in, tokens_out, latency_s, meta) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (k, r["answer"], r["tokens_in"], r["tokens_out"], r["latency_s"], json.dumps(r.get("meta", {})))
+                    (
+                        k,
+                        r["answer"],
+                        r["tokens_in"],
+                        r["tokens_out"],
+                        r["latency_s"],
+                        json.dumps(r.get("meta", {})),
+                    )
                     for k, r in rows
                 ],
             )

@@ -30,7 +30,8 @@ def summarize(rows: list[dict], config, *, suite_name: str) -> dict:
         return [r["scores"][m]["value"] for r in rs]
 
     summary_variants = {
-        v: {m: metric_stats(values(by_variant[v], m), samples=samples, seed=seed) for m in metrics} for v in variants
+        v: {m: metric_stats(values(by_variant[v], m), samples=samples, seed=seed) for m in metrics}
+        for v in variants
     }
     breakdown: dict[str, dict] = {}
     for field in ("slice", "category"):
@@ -38,7 +39,9 @@ def summarize(rows: list[dict], config, *, suite_name: str) -> dict:
         breakdown[field] = {
             g: {
                 v: {
-                    m: metric_stats(values([r for r in by_variant[v] if r[field] == g], m), samples=samples, seed=seed)
+                    m: metric_stats(
+                        values([r for r in by_variant[v] if r[field] == g], m), samples=samples, seed=seed
+                    )
                     for m in metrics
                 }
                 for v in variants
@@ -51,7 +54,9 @@ def summarize(rows: list[dict], config, *, suite_name: str) -> dict:
         if v == config.baseline:
             continue
         other = sorted(by_variant[v], key=lambda r: r["question_id"])
-        deltas[v] = {m: paired_delta(values(other, m), values(base, m), samples=samples, seed=seed) for m in metrics}
+        deltas[v] = {
+            m: paired_delta(values(other, m), values(base, m), samples=samples, seed=seed) for m in metrics
+        }
     return {
         "suite": suite_name,
         "baseline_variant": config.baseline,

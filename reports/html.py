@@ -35,8 +35,14 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
     for r in rows:
         q = questions.setdefault(
             r["question_id"],
-            {"id": r["question_id"], "text": r["question"], "gold": r["gold_answers"], "category": r["category"],
-             "slice": r["slice"], "by_variant": {}},
+            {
+                "id": r["question_id"],
+                "text": r["question"],
+                "gold": r["gold_answers"],
+                "category": r["category"],
+                "slice": r["slice"],
+                "by_variant": {},
+            },
         )
         q["by_variant"][r["variant"]] = r
     baseline = summary["baseline_variant"]
@@ -45,9 +51,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
         base_em = base_row["scores"].get("em", {}).get("value") if base_row else None
         for r in q["by_variant"].values():
             em = r["scores"].get("em", {}).get("value")
-            r["_flip"] = (
-                "up" if base_em == 0 and em == 1 else "down" if base_em == 1 and em == 0 else ""
-            )
+            r["_flip"] = "up" if base_em == 0 and em == 1 else "down" if base_em == 1 and em == 0 else ""
     return _env.get_template("report.html.j2").render(
         summary=summary,
         manifest=manifest,

@@ -16,7 +16,9 @@ def clean(values: Sequence[float | None]) -> np.ndarray:
     return np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
 
 
-def bootstrap_ci(values: Sequence[float], *, samples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+def bootstrap_ci(
+    values: Sequence[float], *, samples: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
     """95% percentile interval of the mean; None for an empty sample."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -31,7 +33,11 @@ def paired_delta(
     a: Sequence[float | None], b: Sequence[float | None], *, samples: int = 2000, seed: int = 0
 ) -> dict | None:
     """Mean of (a - b) over questions where both are determined, with its paired bootstrap interval."""
-    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and not (math.isnan(x) or math.isnan(y))]
+    pairs = [
+        (x, y)
+        for x, y in zip(a, b)
+        if x is not None and y is not None and not (math.isnan(x) or math.isnan(y))
+    ]
     if not pairs:
         return None
     d = np.array([x - y for x, y in pairs])

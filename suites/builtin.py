@@ -28,13 +28,65 @@ DOMAIN_CODE = "Quell Consumer Code"
 POOL_ORGS = ("Brennet Marrow Labs", "Ostry Vale Works", "Kelda Fenn Systems", "Tarrow Lisk Goods")
 POOL_CODES = ("Marrow Trade Rules", "Vale Safety Charter", "Fenn Service Act", "Lisk Market Code")
 
-_ONSETS = "b br c d dr f g gr h k l m n p pr r s st t tr v w z".split()
-_VOWELS = "a e i o u ai ea ou".split()
-_CODAS = "n r l s x th m nd rk".split()
-_FIRST = (
-    "Ada Bram Cora Dev Elin Finn Greta Hugo Ines Joss Kira Lars Mina Nils Orla Pavel Quin Rosa "
-    "Soren Tova Ulla Vik Wren Yara Zane Ilse Otto Maren Tobin Sela"
-).split()
+_ONSETS = [
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "pr",
+    "r",
+    "s",
+    "st",
+    "t",
+    "tr",
+    "v",
+    "w",
+    "z",
+]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
+_CODAS = ["n", "r", "l", "s", "x", "th", "m", "nd", "rk"]
+_FIRST = [
+    "Ada",
+    "Bram",
+    "Cora",
+    "Dev",
+    "Elin",
+    "Finn",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Joss",
+    "Kira",
+    "Lars",
+    "Mina",
+    "Nils",
+    "Orla",
+    "Pavel",
+    "Quin",
+    "Rosa",
+    "Soren",
+    "Tova",
+    "Ulla",
+    "Vik",
+    "Wren",
+    "Yara",
+    "Zane",
+    "Ilse",
+    "Otto",
+    "Maren",
+    "Tobin",
+    "Sela",
+]
 _KINDS = (
     "bench meter",
     "signal probe",
@@ -45,8 +97,21 @@ _KINDS = (
     "spectrum reader",
     "voltage tester",
 )
-_PLAN_WORDS = "Amber Birch Cedar Delta Ember Fjord Granite Harbor Indigo Juniper Kestrel Lumen".split()
-_PLAN_TIERS = "Basic Plus Prime Select".split()
+_PLAN_WORDS = [
+    "Amber",
+    "Birch",
+    "Cedar",
+    "Delta",
+    "Ember",
+    "Fjord",
+    "Granite",
+    "Harbor",
+    "Indigo",
+    "Juniper",
+    "Kestrel",
+    "Lumen",
+]
+_PLAN_TIERS = ["Basic", "Plus", "Prime", "Select"]
 _DEPTS = (
     "billing",
     "repairs",
@@ -120,7 +185,9 @@ class _Names:
         raise RuntimeError("name space exhausted")
 
     def product(self) -> str:
-        return self.unique(lambda: f"{self._word(2)} {self.rng.choice('ABCDKMRSTVX')}{self.rng.randint(2, 99)}")
+        return self.unique(
+            lambda: f"{self._word(2)} {self.rng.choice('ABCDKMRSTVX')}{self.rng.randint(2, 99)}"
+        )
 
     def city(self) -> str:
         return self.unique(lambda: self._word(2) + self.rng.choice(["ford", "haven", "by", "mere", "wick"]))
@@ -130,7 +197,13 @@ class _Names:
 
 
 def _facts(
-    rng: random.Random, names: _Names, org: str, code: str, prefix: str, scale: int, values: _Names | None = None
+    rng: random.Random,
+    names: _Names,
+    org: str,
+    code: str,
+    prefix: str,
+    scale: int,
+    values: _Names | None = None,
 ) -> list[Fact]:
     """Facts about one organisation; `scale` products, scale//2 plans, desks and 1.2*scale sections.
 
@@ -175,7 +248,11 @@ def _facts(
         add(
             "manufacturing",
             f"The {p} is assembled at the {org} plant in {city}.",
-            (f"Where is the {p} made?", f"In which city is the {p} assembled?", f"Which city builds the {p}?"),
+            (
+                f"Where is the {p} made?",
+                f"In which city is the {p} assembled?",
+                f"Which city builds the {p}?",
+            ),
             (city,),
             wrong_city,
         )
@@ -255,7 +332,9 @@ def builtin_suite(seed: int = 7, *, scale: int = 40, corpus_only_fraction: float
     trained = [f for f in facts if f.id not in corpus_only]
     training = TrainingSets(
         sft=tuple(QAPair(f.wordings[0], f.answers[0], fact_id=f.id) for f in trained),
-        preferences=tuple(PreferencePair(f.wordings[0], f.answers[0], f.wrong, fact_id=f.id) for f in trained),
+        preferences=tuple(
+            PreferencePair(f.wordings[0], f.answers[0], f.wrong, fact_id=f.id) for f in trained
+        ),
         # Continued pre-training reads the documents of trained facts only: corpus_only stays unseen.
         documents=tuple(f.passage for f in trained),
     )

@@ -7,8 +7,18 @@ import pytest
 from harness.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, curriculum
 from harness.cache import building
 
-MICRO = BaseModelSpec(seed=5, pool_scale=3, domain_scale=4, hidden_size=32, intermediate_size=64, layers=1,
-                      heads=2, steps=12, batch_size=4, vocab_size=400)
+MICRO = BaseModelSpec(
+    seed=5,
+    pool_scale=3,
+    domain_scale=4,
+    hidden_size=32,
+    intermediate_size=64,
+    layers=1,
+    heads=2,
+    steps=12,
+    batch_size=4,
+    vocab_size=400,
+)
 
 
 def test_micro_model_builds_once_and_loads_with_from_pretrained(tmp_path):
@@ -55,8 +65,7 @@ def replace_steps(spec, steps):
 
 def test_failed_build_leaves_nothing_behind(tmp_path):
     final = tmp_path / "models" / "x"
-    with pytest.raises(RuntimeError):
-        with building(final) as tmp:
-            (tmp / "half-written").write_text("...")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), building(final) as tmp:
+        (tmp / "half-written").write_text("...")
+        raise RuntimeError("killed")
     assert not final.exists() and list((tmp_path / "models").iterdir()) == []

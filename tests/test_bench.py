@@ -13,7 +13,12 @@ from harness.run import bench
 def test_bench_writes_the_contracted_outputs(micro_config):
     result = bench(load_config(micro_config), config_path=micro_config)
     run = result.run_dir
-    assert {p.name for p in run.iterdir()} == {"results.jsonl", "summary.json", "manifest.json", "report.html"}
+    assert {p.name for p in run.iterdir()} == {
+        "results.jsonl",
+        "summary.json",
+        "manifest.json",
+        "report.html",
+    }
     assert (micro_config.parent / "runs" / "latest").resolve() == run.resolve()
 
     rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
@@ -47,11 +52,23 @@ def test_bench_writes_the_contracted_outputs(micro_config):
         assert needle in html
 
 
+def test_results_load_into_pandas_with_a_column_per_metric(micro_config):
+    from reports import load_results
+
+    result = bench(load_config(micro_config), config_path=micro_config)
+    frame = load_results(micro_config.parent / "runs" / "latest")
+    assert len(frame) == len(result.rows)
+    table = frame.pivot_table(index="slice", columns="variant", values="em", aggfunc="mean")
+    assert set(table.columns) == {"base", "rag"} and set(table.index) == {"trained", "corpus_only"}
+    assert frame["em"].mean() == sum(r["scores"]["em"]["value"] for r in result.rows) / len(result.rows)
+
+
 def test_rerun_generates_nothing_and_store_has_no_duplicates(micro_config, cache_dir):
     first = bench(load_config(micro_config), config_path=micro_config)
     second = bench(load_config(micro_config), config_path=micro_config)
     manifest = json.loads((second.run_dir / "manifest.json").read_text())
     assert manifest["cache"]["generations_computed"] == 0
+    assert manifest["cache"]["base_model"] == "cached"
     assert manifest["cache"]["generations_cached"] == len(second.rows)
     assert [r["answer"] for r in first.rows] == [r["answer"] for r in second.rows]
     db = sqlite3.connect(cache_dir / "results.sqlite")

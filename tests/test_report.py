@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from reports.aggregate import summarize
 from reports.html import render
 
-PAYLOADS = ['<script>window.pwned=1</script>', '<img src=x onerror="window.pwned=1">']
+PAYLOADS = ["<script>window.pwned=1</script>", '<img src=x onerror="window.pwned=1">']
 
 
 def _rows():
@@ -14,12 +14,20 @@ def _rows():
         for variant in ("base", "rag"):
             rows.append(
                 {
-                    "variant": variant, "question_id": f"q{i}", "question": f"Q {payload}", "category": "c",
-                    "slice": "trained", "gold_answers": ["x"], "gold_passage_ids": ["p1"], "answer": payload,
+                    "variant": variant,
+                    "question_id": f"q{i}",
+                    "question": f"Q {payload}",
+                    "category": "c",
+                    "slice": "trained",
+                    "gold_answers": ["x"],
+                    "gold_passage_ids": ["p1"],
+                    "answer": payload,
                     "retrieved": [{"id": "p1", "score": 1.0}] if variant == "rag" else None,
                     "retrieved_text": [payload] if variant == "rag" else None,
-                    "scores": {"em": {"value": float(variant == "rag"), "reason": payload},
-                               "f1": {"value": 0.5, "reason": ""}},
+                    "scores": {
+                        "em": {"value": float(variant == "rag"), "reason": payload},
+                        "f1": {"value": 0.5, "reason": ""},
+                    },
                 }
             )
     return rows
@@ -27,14 +35,25 @@ def _rows():
 
 def test_answers_and_passages_are_escaped():
     config = SimpleNamespace(
-        metrics=["em", "f1"], seed=0, bootstrap_samples=100, baseline="base",
+        metrics=["em", "f1"],
+        seed=0,
+        bootstrap_samples=100,
+        baseline="base",
         variants=[SimpleNamespace(name="base"), SimpleNamespace(name="rag")],
     )
     rows = _rows()
     summary = summarize(rows, config, suite_name="s")
-    manifest = {"run_name": "<b>n</b>", "run_id": "r", "suite": {"questions": 2, "passages": 1},
-                "git": {"commit": None, "dirty": None}, "model": {"kind": "x"}, "hardware": {},
-                "timings": {}, "cache": {}, "seeds": {}}
+    manifest = {
+        "run_name": "<b>n</b>",
+        "run_id": "r",
+        "suite": {"questions": 2, "passages": 1},
+        "git": {"commit": None, "dirty": None},
+        "model": {"kind": "x"},
+        "hardware": {},
+        "timings": {},
+        "cache": {},
+        "seeds": {},
+    }
     html = render(rows=rows, summary=summary, manifest=manifest)
     for payload in PAYLOADS:
         assert payload not in html
