@@ -65,12 +65,13 @@ class HFBackend:
     def generate(self, prompts: Sequence[str], *, progress=None) -> list[Completion]:
         """Greedy completions, cut at the first newline (the answer is one line)."""
         torch, tok = self._torch, self.tokenizer
-        lengths = [len(ids) for ids in tok(list(prompts))["input_ids"]]
+        encoded = tok(list(prompts))["input_ids"]  # tokenised once; batches are padded from these
+        lengths = [len(ids) for ids in encoded]
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a batch
         out: list[Completion | None] = [None] * len(prompts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            batch = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(self.device)
+            batch = tok.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(self.device)
             t0 = time.perf_counter()
             with torch.inference_mode():
                 generated = self.model.generate(

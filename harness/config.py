@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness.basemodel import BaseModelSpec
 from harness.errors import InputError, did_you_mean
 
 METRICS = ("em", "f1")
@@ -38,17 +39,22 @@ class SuiteConfig(_Strict):
 
 
 class BuiltinModel(_Strict):
-    """The built-in tiny base model (see harness.basemodel.BaseModelSpec for every setting)."""
+    """The built-in tiny base model. Defaults come from harness.basemodel.BaseModelSpec, their one home."""
 
-    steps: int = Field(2500, ge=1, description="Training steps of the built-in base model.")
-    hidden_size: int = Field(128, ge=8)
-    layers: int = Field(2, ge=1)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
+    steps: int = Field(BaseModelSpec.steps, ge=1, description="Training steps of the built-in base model.")
+    hidden_size: int = Field(BaseModelSpec.hidden_size, ge=8)
+    layers: int = Field(BaseModelSpec.layers, ge=1)
+    batch_size: int = Field(BaseModelSpec.batch_size, ge=1)
+    learning_rate: float = Field(BaseModelSpec.learning_rate, gt=0)
     multi_passage_fraction: float = Field(
-        0.0, ge=0, le=1, description="Share of steps spent reading from 1-3 retrieved passages (phase 2)."
+        BaseModelSpec.multi_passage_fraction,
+        ge=0,
+        le=1,
+        description="Share of steps spent reading from 1-3 retrieved passages (phase 2).",
     )
-    pool_scale: int = Field(40, ge=2, description="Size of the reading pool it learns to read on.")
+    pool_scale: int = Field(
+        BaseModelSpec.pool_scale, ge=2, description="Size of the reading pool it reads on."
+    )
 
 
 class ModelConfig(_Strict):

@@ -7,6 +7,7 @@ the results store, so an unchanged rerun generates nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -48,29 +49,27 @@ def resolve_model(config: BenchConfig, timings: dict) -> tuple[str, str, dict]:
     """(path or hub id, identity for cache keys, what the manifest should say about it)."""
     m = config.model
     if m.builtin is not None:
-        b = m.builtin
         spec = BaseModelSpec(
-            seed=config.suite.builtin.seed if config.suite.builtin else 7,
-            domain_scale=config.suite.builtin.scale if config.suite.builtin else 40,
-            steps=b.steps,
-            hidden_size=b.hidden_size,
-            intermediate_size=3 * b.hidden_size,
-            layers=b.layers,
-            batch_size=b.batch_size,
-            learning_rate=b.learning_rate,
-            pool_scale=b.pool_scale,
-            multi_passage_fraction=b.multi_passage_fraction,
+            seed=config.suite.builtin.seed,
+            domain_scale=config.suite.builtin.scale,
+            intermediate_size=3 * m.builtin.hidden_size,
+            **m.builtin.model_dump(),
         )
         t0, cached = time.time(), is_built(spec)
         path = build_base_model(spec)
         timings["base_model_s"] = round(time.time() - t0, 2)
         record = json.loads((path / BUILD_RECORD).read_text())
-        info = {"kind": "builtin", "key": spec.key(), "cached": cached, "build": record}
+        info = {
+            "kind": "builtin",
+            "key": spec.key(),
+            "status": "cached" if cached else "built",
+            "build": record,
+        }
         return str(path), f"builtin:{spec.key()}", info
     return (
         m.path,
         _model_identity(m.path, m.revision),
-        {"kind": "path", "path": m.path, "revision": m.revision},
+        {"kind": "path", "path": m.path, "revision": m.revision, "status": "external"},
     )
 
 
@@ -79,8 +78,6 @@ def _model_identity(name_or_path: str, revision: str | None) -> str:
     folder = Path(name_or_path)
     if not folder.is_dir():
         return f"hub:{name_or_path}@{revision or 'main'}"
-    import hashlib
-
     h = hashlib.sha256()
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(str(f.relative_to(folder)).encode())
@@ -103,12 +100,13 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
     decoding = {"greedy": True, "max_new_tokens": config.generation.max_new_tokens}
     rows: list[dict] = []
     plan = []  # (variant, question, hits, prompt, key)
+    searched: dict[tuple[str, int], list] = {}  # variants sharing a retriever and k search once
     for v in config.variants:
-        hits = (
-            retrievers[v.retriever].search([q.text for q in suite.questions], v.k)
-            if v.retriever
-            else [None] * len(suite.questions)
-        )
+        if v.retriever and (v.retriever, v.k) not in searched:
+            searched[v.retriever, v.k] = retrievers[v.retriever].search(
+                [q.text for q in suite.questions], v.k
+            )
+        hits = searched[v.retriever, v.k] if v.retriever else [None] * len(suite.questions)
         for q, found in zip(suite.questions, hits):
             context = None if found is None else [passages[h.passage_id].text for h in found]
             prompt = prompts.build(q.text, context)
@@ -183,7 +181,7 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
         "cache": {
             "generations_cached": len(plan) - len(missing),
             "generations_computed": len(missing),
-            "base_model": "cached" if model_info.get("cached", True) else "built",
+            "base_model": model_info["status"],
         },
     }
     run_dir = _write_run(config, config_path, rows, summary, manifest)

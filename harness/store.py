@@ -5,7 +5,6 @@ transactions, so a killed run loses at most the batch in flight and a rerun reco
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,8 +15,7 @@ CREATE TABLE IF NOT EXISTS generations (
     answer TEXT NOT NULL,
     tokens_in INTEGER NOT NULL,
     tokens_out INTEGER NOT NULL,
-    latency_s REAL NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}'
+    latency_s REAL NOT NULL
 );
 """
 
@@ -48,19 +46,9 @@ class Store:
         """Insert rows in one transaction; a key already present is left as it is (no duplicates)."""
         with self.db:
             self.db.executemany(
-                "INSERT OR IGNORE INTO generations (key, answer, tokens_in, tokens_out, latency_s, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        k,
-                        r["answer"],
-                        r["tokens_in"],
-                        r["tokens_out"],
-                        r["latency_s"],
-                        json.dumps(r.get("meta", {})),
-                    )
-                    for k, r in rows
-                ],
+                "INSERT OR IGNORE INTO generations (key, answer, tokens_in, tokens_out, latency_s) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(k, r["answer"], r["tokens_in"], r["tokens_out"], r["latency_s"]) for k, r in rows],
             )
 
     def count(self) -> int:

@@ -42,6 +42,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
                 "category": r["category"],
                 "slice": r["slice"],
                 "by_variant": {},
+                "flips": {},  # variant -> "up" (right where the baseline is wrong) or "down"
             },
         )
         q["by_variant"][r["variant"]] = r
@@ -49,9 +50,12 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
     for q in questions.values():
         base_row = q["by_variant"].get(baseline)
         base_em = base_row["scores"].get("em", {}).get("value") if base_row else None
-        for r in q["by_variant"].values():
+        for v, r in q["by_variant"].items():
             em = r["scores"].get("em", {}).get("value")
-            r["_flip"] = "up" if base_em == 0 and em == 1 else "down" if base_em == 1 and em == 0 else ""
+            if base_em == 0 and em == 1:
+                q["flips"][v] = "up"
+            elif base_em == 1 and em == 0:
+                q["flips"][v] = "down"
     return _env.get_template("report.html.j2").render(
         summary=summary,
         manifest=manifest,

@@ -1,6 +1,7 @@
 """The built-in base model: built once under its key, loaded through from_pretrained like a hub model."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -40,14 +41,12 @@ def test_micro_model_builds_once_and_loads_with_from_pretrained(tmp_path):
 
 
 def test_another_spec_gets_another_key():
-    from dataclasses import replace
-
     assert replace(MICRO, steps=13).key() != MICRO.key()
     assert replace(MICRO, seed=6).key() != MICRO.key()
 
 
 def test_curriculum_answers_change_between_draws_so_reading_is_required():
-    phase1, _ = curriculum(replace_steps(MICRO, 200))
+    phase1, _ = curriculum(replace(MICRO, steps=200))
     reading = [e for e in phase1 if e["prompt"].startswith("Passages:")]
     by_question: dict[str, set[str]] = {}
     for e in reading:
@@ -55,12 +54,6 @@ def test_curriculum_answers_change_between_draws_so_reading_is_required():
         by_question.setdefault(question, set()).add(e["completion"])
         assert e["completion"].strip() in e["prompt"]  # the answer is in the passage
     assert any(len(answers) > 1 for answers in by_question.values())
-
-
-def replace_steps(spec, steps):
-    from dataclasses import replace
-
-    return replace(spec, steps=steps)
 
 
 def test_failed_build_leaves_nothing_behind(tmp_path):

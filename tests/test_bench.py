@@ -47,6 +47,7 @@ def test_bench_writes_the_contracted_outputs(micro_config):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seeds"] == {"run": 3, "suite": 3}
     assert manifest["model"]["kind"] == "builtin"
+    assert manifest["cache"]["base_model"] in {"built", "cached"}
     html = (run / "report.html").read_text()
     for needle in ("Leaderboard", "By knowledge slice", "corpus_only", ">rag<", ">base<"):
         assert needle in html

@@ -54,9 +54,12 @@ def test_answers_and_passages_are_escaped():
         "cache": {},
         "seeds": {},
     }
+    before = [dict(r) for r in rows]
     html = render(rows=rows, summary=summary, manifest=manifest)
+    assert rows == before  # rendering leaves the caller's rows alone
     for payload in PAYLOADS:
         assert payload not in html
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=" in html
     assert html.count("<script>") == 1  # only the report's own filter script
+    assert html.count('class="flip-up"') == 2  # rag is right where base is wrong, on both questions
