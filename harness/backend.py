@@ -1,14 +1,18 @@
 """The Hugging Face in-process backend: load a causal LM (hub id or folder) and generate greedily.
 
 `HFBackend.generate(prompts)` decodes in batches of similar length with left padding and the KV
-cache, and returns one `Completion` per prompt, in the prompts' order.
+cache, and returns one `Completion` per prompt, in the prompts' order. The base model is loaded
+once; LoRA adapters are added to it by name (PEFT multi-adapter) and `generate(..., adapter=name)`
+switches between them, or runs the bare base with every adapter disabled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.device import torch_device
 
@@ -61,9 +65,40 @@ class HFBackend:
         self.model.to(self.device).eval()
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._torch = torch
+        self.adapters: dict[str, Path] = {}
 
-    def generate(self, prompts: Sequence[str], *, progress=None) -> list[Completion]:
-        """Greedy completions, cut at the first newline (the answer is one line)."""
+    def add_adapter(self, name: str, path: str | Path) -> None:
+        """Load a PEFT adapter beside the others on the same base weights (no reload of the base)."""
+        from peft import PeftModel
+
+        if name in self.adapters:
+            return
+        if not self.adapters:
+            self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+        else:
+            self.model.load_adapter(str(path), adapter_name=name)
+        self.model.to(self.device).eval()
+        self.adapters[name] = Path(path)
+
+    def _using(self, adapter: str | None):
+        if adapter is None:
+            return self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
+        if adapter not in self.adapters:
+            raise KeyError(f"adapter {adapter!r} is not loaded (loaded: {sorted(self.adapters)})")
+        self.model.set_adapter(adapter)
+        return contextlib.nullcontext()
+
+    def generate(
+        self, prompts: Sequence[str], *, adapter: str | None = None, progress=None
+    ) -> list[Completion]:
+        """Greedy completions, cut at the first newline (the answer is one line).
+
+        `adapter` names a loaded adapter; None runs the base model alone.
+        """
+        with self._using(adapter):
+            return self._generate(prompts, progress)
+
+    def _generate(self, prompts: Sequence[str], progress) -> list[Completion]:
         torch, tok = self._torch, self.tokenizer
         encoded = tok(list(prompts))["input_ids"]  # tokenised once; batches are padded from these
         lengths = [len(ids) for ids in encoded]

@@ -24,6 +24,17 @@ def digest(obj: object, n: int = 16) -> str:
     return hashlib.sha256(payload).hexdigest()[:n]
 
 
+def folder_hash(folder: Path, n: int = 16) -> str:
+    """A hash of every file's relative path and bytes under `folder`."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(folder)).encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:n]
+
+
 def library_versions() -> dict[str, str]:
     from importlib.metadata import version
 

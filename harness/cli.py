@@ -61,10 +61,10 @@ def bench(
     from harness.run import bench as run_bench
 
     result = run_bench(cfg, config_path=config.resolve())
-    _print_summary(result.summary, result.run_dir)
+    _print_summary(result.summary, result.run_dir, result.manifest)
 
 
-def _print_summary(summary: dict, run_dir: Path) -> None:
+def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -82,4 +82,17 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         table.add_row(v, *cells)
     console = Console()
     console.print(table)
+    c = manifest.get("cache", {})
+    trained = ", ".join(c.get("adapters_trained", [])) or "none"
+    cached = ", ".join(c.get("adapters_cached", [])) or "none"
+    console.print(
+        f"base model {c.get('base_model')} · adapters trained: {trained}; cached: {cached} · "
+        f"generations computed {c.get('generations_computed')}, cached {c.get('generations_cached')}"
+    )
+    for variant, check in summary.get("adapter_checks", {}).items():
+        if check.get("inert"):
+            console.print(
+                f"[bold yellow]warning:[/] {variant} answered exactly as {check['compared_with']} on every "
+                "question: its adapter changed nothing (did it load?)"
+            )
     console.print(f"report: {run_dir / 'report.html'}")

@@ -78,12 +78,74 @@ class RetrieverConfig(_Strict):
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
 
 
+ADAPTER_METHODS = ("sft", "dpo", "cpt")
+
+
+class AdapterTraining(_Strict):
+    """LoRA fine-tuning through TRL. Defaults suit the built-in tiny model on the built-in domain."""
+
+    epochs: float = Field(..., gt=0, description="Passes over the training set.")
+    learning_rate: float = Field(..., gt=0)
+    batch_size: int = Field(16, ge=1)
+    lora_r: int = Field(32, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(64, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = Field("all-linear", description="Modules LoRA adapts.")
+    max_length: int = Field(256, ge=8, description="Longest training sequence in tokens.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+
+
+class SFTTraining(AdapterTraining):
+    """Supervised fine-tuning on the suite's question-answer pairs (loss on the answer only)."""
+
+    epochs: float = Field(40, gt=0)
+    learning_rate: float = Field(3e-3, gt=0)
+
+
+class DPOTraining(AdapterTraining):
+    """Direct preference optimisation on the suite's (question, right answer, wrong answer) triples."""
+
+    epochs: float = Field(3, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
+    beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may leave its reference.")
+    init: Literal["sft", "base"] = Field(
+        "sft",
+        description="Start from the SFT adapter (its LoRA settings apply; it is also the reference) "
+        "or from the base model. From the base, a tiny model's answers collapsed in a trial here.",
+    )
+
+
+class CPTTraining(AdapterTraining):
+    """Continued pre-training: causal-LM loss on the suite's training documents."""
+
+    epochs: float = Field(30, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+
+
+class TrainingConfig(_Strict):
+    sft: SFTTraining = SFTTraining()
+    dpo: DPOTraining = DPOTraining()
+    cpt: CPTTraining = CPTTraining()
+
+
 class VariantConfig(_Strict):
     name: str = Field(..., min_length=1, description="Unique name, shown in the report.")
     retriever: str | None = Field(
         None, description="Name of a retriever under `retrievers`; none = closed-book."
     )
     k: int = Field(3, ge=1, le=50, description="Passages put in the prompt.")
+    adapter: Literal["sft", "dpo", "cpt"] | None = Field(
+        None, description="A LoRA adapter trained (once, cached) by that method under `training`."
+    )
+    adapter_path: str | None = Field(
+        None, description="An existing PEFT adapter folder (relative to the config's folder); not trained."
+    )
+
+    @model_validator(mode="after")
+    def _one_adapter(self):
+        if self.adapter is not None and self.adapter_path is not None:
+            raise ValueError("give at most one of 'adapter' or 'adapter_path'")
+        return self
 
 
 class GenerationConfig(_Strict):
@@ -98,6 +160,7 @@ class BenchConfig(_Strict):
     model: ModelConfig
     generation: GenerationConfig = GenerationConfig()
     retrievers: dict[str, RetrieverConfig] = Field(default_factory=dict)
+    training: TrainingConfig = TrainingConfig()
     variants: list[VariantConfig] = Field(..., min_length=1)
     baseline: str = Field("base", description="The variant every other is compared against.")
     metrics: list[Literal["em", "f1"]] = Field(default_factory=lambda: list(METRICS))
@@ -145,6 +208,15 @@ def _message(err: dict[str, Any]) -> str:
 def _check_references(config: BenchConfig, name: str, lines: dict) -> None:
     seen: set[str] = set()
     for i, v in enumerate(config.variants):
+        if v.adapter_path is not None:
+            folder = Path(name).parent / v.adapter_path
+            if not (folder / "adapter_config.json").is_file():
+                raise InputError(
+                    name,
+                    f"{v.adapter_path!r} is not a PEFT adapter folder (no adapter_config.json)",
+                    line=_line_of(lines, ("variants", i, "adapter_path")),
+                    field=f"variants.{i}.adapter_path",
+                )
         if v.name in seen:
             raise InputError(
                 name,

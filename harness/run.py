@@ -7,7 +7,6 @@ the results store, so an unchanged rerun generates nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,17 +17,17 @@ from pathlib import Path
 
 from harness import prompts
 from harness.backend import HFBackend
-from harness.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
 from harness.cache import cache_root, digest, library_versions
 from harness.config import BenchConfig
 from harness.progress import progress_bar
+from harness.resolve import resolve_adapters, resolve_model
 from harness.store import Store
 from judges import exact_match, token_f1
 from reports.aggregate import summarize
 from reports.html import write_html
 from retrievers import BM25Retriever
 from suites.builtin import builtin_suite
-from suites.schema import Suite
+from suites.schema import Question, Suite
 
 SCORERS = {"em": exact_match, "f1": token_f1}
 
@@ -38,6 +37,7 @@ class RunResult:
     run_dir: Path
     summary: dict
     rows: list[dict] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
 
 
 def load_suite(config: BenchConfig) -> Suite:
@@ -45,122 +45,26 @@ def load_suite(config: BenchConfig) -> Suite:
     return builtin_suite(b.seed, scale=b.scale, corpus_only_fraction=b.corpus_only_fraction)
 
 
-def resolve_model(config: BenchConfig, timings: dict) -> tuple[str, str, dict]:
-    """(path or hub id, identity for cache keys, what the manifest should say about it)."""
-    m = config.model
-    if m.builtin is not None:
-        spec = BaseModelSpec(
-            seed=config.suite.builtin.seed,
-            domain_scale=config.suite.builtin.scale,
-            intermediate_size=3 * m.builtin.hidden_size,
-            **m.builtin.model_dump(),
-        )
-        t0, cached = time.time(), is_built(spec)
-        path = build_base_model(spec)
-        timings["base_model_s"] = round(time.time() - t0, 2)
-        record = json.loads((path / BUILD_RECORD).read_text())
-        info = {
-            "kind": "builtin",
-            "key": spec.key(),
-            "status": "cached" if cached else "built",
-            "build": record,
-        }
-        return str(path), f"builtin:{spec.key()}", info
-    return (
-        m.path,
-        _model_identity(m.path, m.revision),
-        {"kind": "path", "path": m.path, "revision": m.revision, "status": "external"},
-    )
-
-
-def _model_identity(name_or_path: str, revision: str | None) -> str:
-    """A local folder is identified by the hash of its files' contents; a hub id by id and revision."""
-    folder = Path(name_or_path)
-    if not folder.is_dir():
-        return f"hub:{name_or_path}@{revision or 'main'}"
-    h = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(folder)).encode())
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return f"local:{h.hexdigest()[:16]}"
-
-
 def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
     started = time.time()
     timings: dict[str, float] = {}
     suite = load_suite(config)
-    model_path, model_id, model_info = resolve_model(config, timings)
-    passages = suite.passage_map()
-    retrievers = {
-        name: BM25Retriever(suite.passages, k1=r.k1, b=r.b) for name, r in config.retrievers.items()
-    }
+    base = resolve_model(config, timings)
+    adapters, trained = resolve_adapters(config, config_path, suite, base, timings)
+    plan = _plan(config, suite, base, adapters)
     store = Store(cache_root() / "results.sqlite")
-    decoding = {"greedy": True, "max_new_tokens": config.generation.max_new_tokens}
-    rows: list[dict] = []
-    plan = []  # (variant, question, hits, prompt, key)
-    searched: dict[tuple[str, int], list] = {}  # variants sharing a retriever and k search once
-    for v in config.variants:
-        if v.retriever and (v.retriever, v.k) not in searched:
-            searched[v.retriever, v.k] = retrievers[v.retriever].search(
-                [q.text for q in suite.questions], v.k
-            )
-        hits = searched[v.retriever, v.k] if v.retriever else [None] * len(suite.questions)
-        for q, found in zip(suite.questions, hits):
-            context = None if found is None else [passages[h.passage_id].text for h in found]
-            prompt = prompts.build(q.text, context)
-            key = digest({"model": model_id, "adapter": None, "prompt": prompt, "decoding": decoding}, 32)
-            plan.append((v, q, found, prompt, key))
-    cached = store.generations(k for *_, k in plan)
-    missing = {key: prompt for _, _, _, prompt, key in plan if key not in cached}
-    t0 = time.time()
-    if missing:
-        backend = HFBackend(
-            model_path,
-            revision=config.model.revision,
-            trust_remote_code=config.model.trust_remote_code,
-            batch_size=config.generation.batch_size,
-            max_new_tokens=config.generation.max_new_tokens,
-        )
-        keys = list(missing)
-        with progress_bar("generating", len(keys)) as advance:
-            step = 4 * config.generation.batch_size  # commit often: a killed run keeps what it finished
-            for i in range(0, len(keys), step):
-                chunk = keys[i : i + step]
-                done = backend.generate([missing[k] for k in chunk], progress=advance)
-                store.put_generations((k, asdict(c) | {"answer": c.text}) for k, c in zip(chunk, done))
-    timings["generate_s"] = round(time.time() - t0, 2)
-    generations = store.generations(k for *_, k in plan)
-    store.close()
+    try:
+        missing = _generate_missing(config, store, plan, base, adapters, timings)
+        generations = store.generations(p.key for p in plan)
+    finally:
+        store.close()
 
     t0 = time.time()
-    for v, q, found, prompt, key in plan:
-        g = generations[key]
-        scores = {m: SCORERS[m](g["answer"], q.answers) for m in config.metrics}
-        rows.append(
-            {
-                "variant": v.name,
-                "question_id": q.id,
-                "question": q.text,
-                "category": q.category,
-                "slice": q.slice,
-                "gold_answers": list(q.answers),
-                "gold_passage_ids": list(q.gold_passage_ids),
-                "answer": g["answer"],
-                "retrieved": None
-                if found is None
-                else [{"id": h.passage_id, "score": h.score} for h in found],
-                "retrieved_text": None if found is None else [passages[h.passage_id].text for h in found],
-                "scores": {m: {"value": s.value, "reason": s.reason} for m, s in scores.items()},
-                "tokens_in": g["tokens_in"],
-                "tokens_out": g["tokens_out"],
-                "latency_s": g["latency_s"],
-                "generation_key": key,
-            }
-        )
+    passages = suite.passage_map()
+    rows = [_row(p, generations[p.key], passages, config.metrics) for p in plan]
     timings["score_s"] = round(time.time() - t0, 2)
     summary = summarize(rows, config, suite_name=suite.name)
+    summary["adapter_checks"] = adapter_checks(rows, config)
     timings["total_s"] = round(time.time() - started, 2)
     manifest = {
         "run_name": config.name,
@@ -172,20 +76,162 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
             "passages": len(suite.passages),
             "questions": len(suite.questions),
         },
-        "model": model_info,
+        "model": base.info,
+        "adapters": {
+            v: {
+                "source": a.status,
+                "identity": a.identity,
+                "path": str(a.path),
+                "config": a.config,
+                "training": a.record,
+            }
+            for v, a in adapters.items()
+        },
         "seeds": {"run": config.seed, "suite": config.suite.builtin.seed if config.suite.builtin else None},
         "git": _git_state(config_path.parent),
         "versions": {"python": platform.python_version(), **library_versions()},
         "hardware": _hardware(),
         "timings": timings,
         "cache": {
-            "generations_cached": len(plan) - len(missing),
-            "generations_computed": len(missing),
-            "base_model": model_info["status"],
+            "generations_cached": len(plan) - missing,
+            "generations_computed": missing,
+            "base_model": base.info["status"],
+            "adapters_trained": sorted(set(trained)),
+            "adapters_cached": sorted({a.name for a in adapters.values() if a.status == "cached"}),
         },
     }
     run_dir = _write_run(config, config_path, rows, summary, manifest)
-    return RunResult(run_dir, summary, rows)
+    return RunResult(run_dir, summary, rows, manifest)
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One generation to look up or make: a variant's prompt for a question."""
+
+    variant: str
+    question: Question
+    hits: list | None
+    prompt: str
+    adapter: str | None  # the adapter's identity
+    key: str
+
+
+def _plan(config: BenchConfig, suite: Suite, base, adapters: dict) -> list[_Item]:
+    passages = suite.passage_map()
+    retrievers = {
+        name: BM25Retriever(suite.passages, k1=r.k1, b=r.b) for name, r in config.retrievers.items()
+    }
+    decoding = {"greedy": True, "max_new_tokens": config.generation.max_new_tokens}
+    plan: list[_Item] = []
+    searched: dict[tuple[str, int], list] = {}  # variants sharing a retriever and k search once
+    for v in config.variants:
+        if v.retriever and (v.retriever, v.k) not in searched:
+            searched[v.retriever, v.k] = retrievers[v.retriever].search(
+                [q.text for q in suite.questions], v.k
+            )
+        hits = searched[v.retriever, v.k] if v.retriever else [None] * len(suite.questions)
+        adapter = adapters[v.name].identity if v.name in adapters else None
+        for q, found in zip(suite.questions, hits):
+            context = None if found is None else [passages[h.passage_id].text for h in found]
+            prompt = prompts.build(q.text, context)
+            key = digest(
+                {"model": base.identity, "adapter": adapter, "prompt": prompt, "decoding": decoding}, 32
+            )
+            plan.append(_Item(v.name, q, found, prompt, adapter, key))
+    return plan
+
+
+def _generate_missing(config: BenchConfig, store: Store, plan: list[_Item], base, adapters, timings) -> int:
+    """Generate what the store lacks, one adapter at a time on one loaded base; returns how many."""
+    t0 = time.time()
+    cached = store.generations(p.key for p in plan)
+    missing: dict[str, _Item] = {}
+    for p in plan:
+        if p.key not in cached:
+            missing.setdefault(p.key, p)  # variants sharing a prompt and a model generate it once
+    if missing:
+        backend = HFBackend(
+            base.path,
+            revision=config.model.revision,
+            trust_remote_code=config.model.trust_remote_code,
+            batch_size=config.generation.batch_size,
+            max_new_tokens=config.generation.max_new_tokens,
+        )
+        paths = {a.identity: a.path for a in adapters.values()}
+        groups: dict[str | None, list[_Item]] = {}
+        for p in missing.values():
+            groups.setdefault(p.adapter, []).append(p)
+        step = 4 * config.generation.batch_size  # commit often: a killed run keeps what it finished
+        with progress_bar("generating", len(missing)) as advance:
+            for identity, items in groups.items():
+                name = None
+                if identity is not None:
+                    name = "a" + digest(identity, 8)  # PEFT adapter names must be plain identifiers
+                    backend.add_adapter(name, paths[identity])
+                for i in range(0, len(items), step):
+                    chunk = items[i : i + step]
+                    done = backend.generate([p.prompt for p in chunk], adapter=name, progress=advance)
+                    store.put_generations(
+                        (p.key, asdict(c) | {"answer": c.text}) for p, c in zip(chunk, done)
+                    )
+    timings["generate_s"] = round(time.time() - t0, 2)
+    return len(missing)
+
+
+def _row(p: _Item, g: dict, passages: dict, metrics) -> dict:
+    q = p.question
+    scores = {m: SCORERS[m](g["answer"], q.answers) for m in metrics}
+    return {
+        "variant": p.variant,
+        "question_id": q.id,
+        "question": q.text,
+        "category": q.category,
+        "slice": q.slice,
+        "gold_answers": list(q.answers),
+        "gold_passage_ids": list(q.gold_passage_ids),
+        "answer": g["answer"],
+        "retrieved": None if p.hits is None else [{"id": h.passage_id, "score": h.score} for h in p.hits],
+        "retrieved_text": None if p.hits is None else [passages[h.passage_id].text for h in p.hits],
+        "scores": {m: {"value": s.value, "reason": s.reason} for m, s in scores.items()},
+        "tokens_in": g["tokens_in"],
+        "tokens_out": g["tokens_out"],
+        "latency_s": g["latency_s"],
+        "adapter": p.adapter,
+        "generation_key": p.key,
+    }
+
+
+def adapter_checks(rows: list[dict], config: BenchConfig) -> dict:
+    """For each adapter variant, compare its answers with those of the variant that has the same
+    retrieval and no adapter: identical on every question means the adapter did nothing (one that
+    silently failed to load, or a no-op). Flagged in the report."""
+    answers: dict[str, dict[str, str]] = {}
+    for r in rows:
+        answers.setdefault(r["variant"], {})[r["question_id"]] = r["answer"]
+    plain = {
+        (v.retriever, v.k if v.retriever else None): v.name for v in config.variants if not _has_adapter(v)
+    }
+    checks = {}
+    for v in config.variants:
+        if not _has_adapter(v):
+            continue
+        twin = plain.get((v.retriever, v.k if v.retriever else None))
+        if twin is None:
+            checks[v.name] = {"compared_with": None, "identical": None, "n": None, "inert": None}
+            continue
+        mine, theirs = answers[v.name], answers[twin]
+        same = sum(mine[q] == theirs.get(q) for q in mine)
+        checks[v.name] = {
+            "compared_with": twin,
+            "identical": same,
+            "n": len(mine),
+            "inert": same == len(mine),
+        }
+    return checks
+
+
+def _has_adapter(v) -> bool:
+    return v.adapter is not None or v.adapter_path is not None
 
 
 def _write_run(config: BenchConfig, config_path: Path, rows, summary, manifest) -> Path:

@@ -29,6 +29,61 @@ def _bar(stat: dict | None) -> dict | None:
 _env.filters["bar"] = _bar
 
 
+def _sparkline(points: list[float], width: int = 160, height: int = 36) -> str:
+    """SVG polyline points for a curve (e.g. a loss curve), scaled into width x height."""
+    if len(points) < 2:
+        return ""
+    lo, hi = min(points), max(points)
+    span = (hi - lo) or 1.0
+    step = width / (len(points) - 1)
+    return " ".join(
+        f"{i * step:.1f},{height - 2 - (p - lo) / span * (height - 4):.1f}" for i, p in enumerate(points)
+    )
+
+
+def matrix(manifest: dict, summary: dict) -> dict | None:
+    """Variants laid out as fine-tuning (rows: base, sft, dpo, cpt, adapter folders) against retrieval
+    (columns: closed-book, then each retriever and k). None when there is only one row or column."""
+    variants = (manifest.get("config") or {}).get("variants") or []
+    if not variants:
+        return None
+    cells: dict[tuple[str, str], str] = {}
+    rows: list[str] = []
+    cols: list[str] = []
+    for v in variants:
+        row = v.get("adapter") or (f"adapter {v['name']}" if v.get("adapter_path") else "base")
+        col = f"{v['retriever']} k={v['k']}" if v.get("retriever") else "closed-book"
+        if v["name"] not in summary["variants"]:
+            continue
+        rows += [row] if row not in rows else []
+        cols += [col] if col not in cols else []
+        cells.setdefault((row, col), v["name"])
+    if len(rows) < 2 and len(cols) < 2:
+        return None
+    return {"rows": rows, "cols": cols, "cells": {f"{r}|{c}": n for (r, c), n in cells.items()}}
+
+
+def adapters(manifest: dict, summary: dict) -> list[dict]:
+    """One entry per adapter variant: how it was made, its loss curve, and the sanity check."""
+    out = []
+    checks = summary.get("adapter_checks", {})
+    for variant, a in (manifest.get("adapters") or {}).items():
+        record = a.get("training") or {}
+        losses = [p["loss"] for p in record.get("loss_curve", [])]
+        out.append(
+            {
+                "variant": variant,
+                "source": a["source"],
+                "record": record,
+                "config": a.get("config", {}),
+                "loss_points": _sparkline(losses),
+                "loss_range": (losses[0], losses[-1]) if losses else None,
+                "check": checks.get(variant) or {},
+            }
+        )
+    return out
+
+
 def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
     variants = list(summary["variants"])
     questions: dict[str, dict] = {}
@@ -62,6 +117,8 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
         variants=variants,
         metrics=summary["metrics"],
         questions=list(questions.values()),
+        matrix=matrix(manifest, summary),
+        adapters=adapters(manifest, summary),
         manifest_json=json.dumps(manifest, indent=2, default=str),
     )
 

@@ -12,7 +12,7 @@ seed: 3
 suite:
   builtin: {seed: 3, scale: 4}
 model:
-  builtin: {steps: 30, hidden_size: 32, layers: 1, batch_size: 8, pool_scale: 3}
+  builtin: {steps: 200, hidden_size: 32, layers: 1, batch_size: 8, pool_scale: 3, learning_rate: 1.0e-2}
 generation: {max_new_tokens: 6, batch_size: 16}
 retrievers:
   bm25: {kind: bm25}
@@ -40,3 +40,16 @@ def micro_config(tmp_path, cache_dir) -> Path:
     path = tmp_path / "bench.yaml"
     path.write_text(MICRO_CONFIG)
     return path
+
+
+@pytest.fixture(scope="session")
+def micro_base(cache_dir, tmp_path_factory):
+    """The micro config's built-in base model, built once per session: (config, suite, BaseModel)."""
+    from harness.config import load_config
+    from harness.resolve import resolve_model
+    from harness.run import load_suite
+
+    path = tmp_path_factory.mktemp("micro") / "bench.yaml"
+    path.write_text(MICRO_CONFIG)
+    config = load_config(path)
+    return config, load_suite(config), resolve_model(config, {})

@@ -1,0 +1,112 @@
+"""The bench's fine-tuning arms: adapters trained when missing, reported, cached, retrained one at a
+time, and flagged when they change nothing."""
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.config import load_config
+from harness.run import bench
+from tests.conftest import MICRO_CONFIG
+
+ADAPTER_VARIANTS = """\
+  - name: sft
+    adapter: sft
+  - name: sft+rag
+    adapter: sft
+    retriever: bm25
+    k: 2
+  - name: dpo
+    adapter: dpo
+training:
+  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8}
+  dpo: {epochs: 2, learning_rate: 5.0e-3, batch_size: 8}
+"""
+
+
+def _config(tmp_path, seed: int, extra: str = ADAPTER_VARIANTS):
+    text = MICRO_CONFIG.replace("seed: 3\nsuite", f"seed: {seed}\nsuite").replace(
+        "baseline: base", extra.split("training:")[0].rstrip() + "\nbaseline: base"
+    )
+    if "training:" in extra:
+        text += "training:" + extra.split("training:")[1]
+    path = tmp_path / "bench.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_bench_trains_missing_adapters_once_and_retrains_only_what_was_removed(tmp_path, cache_dir):
+    path = _config(tmp_path, seed=11)
+    first = bench(load_config(path), config_path=path)
+    assert first.manifest["cache"]["adapters_trained"] == ["dpo", "sft"]
+    assert set(first.summary["variants"]) == {"base", "rag", "sft", "sft+rag", "dpo"}
+    adapters = first.manifest["adapters"]
+    assert adapters["sft"]["source"] == "trained" and adapters["dpo"]["source"] == "trained"
+    assert adapters["sft"]["identity"] == adapters["sft+rag"]["identity"]  # one adapter, two variants
+    assert adapters["dpo"]["training"]["init"] == adapters["sft"]["identity"].split(":")[1]
+    assert adapters["sft"]["config"]["weights_sha256"]
+    checks = first.summary["adapter_checks"]
+    assert checks["sft"]["compared_with"] == "base" and checks["sft+rag"]["compared_with"] == "rag"
+    assert not checks["sft"]["inert"]
+    html = (first.run_dir / "report.html").read_text()
+    assert 'id="adapters"' in html and 'id="matrix"' in html and "trained now" in html
+
+    second = bench(load_config(path), config_path=path)
+    assert second.manifest["cache"]["adapters_trained"] == []
+    assert second.manifest["cache"]["adapters_cached"] == ["dpo", "sft"]
+    assert second.manifest["cache"]["generations_computed"] == 0
+    assert [r["answer"] for r in second.rows] == [r["answer"] for r in first.rows]
+
+    shutil.rmtree(adapters["sft"]["path"])
+    dpo_weights = Path(adapters["dpo"]["path"]) / "adapter_model.safetensors"
+    before = dpo_weights.read_bytes()
+    third = bench(load_config(path), config_path=path)
+    assert third.manifest["cache"]["adapters_trained"] == ["sft"]
+    assert third.manifest["adapters"]["dpo"]["source"] == "cached"
+    assert dpo_weights.read_bytes() == before
+    # CPU training is deterministic: the retrained adapter is the same adapter.
+    assert third.manifest["adapters"]["sft"]["config"] == adapters["sft"]["config"]
+
+
+def test_an_adapter_that_changes_nothing_is_flagged(tmp_path, micro_base):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    _, _, base = micro_base
+    model = AutoModelForCausalLM.from_pretrained(base.path)
+    noop = tmp_path / "noop-adapter"  # LoRA's B starts at zero: a real adapter that does nothing
+    get_peft_model(
+        model, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
+    ).save_pretrained(noop)
+    path = _config(tmp_path, seed=3, extra="  - name: noop\n    adapter_path: noop-adapter\n")
+    result = CliRunner().invoke(app, ["bench", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "noop answered exactly as base on every question" in " ".join(result.output.split())
+    summary = json.loads((tmp_path / "runs" / "latest" / "summary.json").read_text())
+    assert summary["adapter_checks"]["noop"] == {
+        "compared_with": "base",
+        "identical": 20,
+        "n": 20,
+        "inert": True,
+    }
+    manifest = json.loads((tmp_path / "runs" / "latest" / "manifest.json").read_text())
+    assert manifest["adapters"]["noop"]["source"] == "path"
+    assert "Adapters that changed nothing" in (tmp_path / "runs" / "latest" / "report.html").read_text()
+
+
+def test_adapter_config_errors_name_file_line_and_field(tmp_path, cache_dir):
+    cases = {
+        "  - name: x\n    adapter: sfd\n": ("variants.2.adapter", "'sft', 'dpo' or 'cpt'"),
+        "  - name: x\n    adapter_path: nowhere\n": ("variants.2.adapter_path", "not a PEFT adapter folder"),
+        "  - name: x\n    adapter: sft\n    adapter_path: nowhere\n": ("variants.2", "at most one"),
+    }
+    for extra, (field, message) in cases.items():
+        path = _config(tmp_path, seed=3, extra=extra)
+        result = CliRunner().invoke(app, ["bench", "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        line = result.output.strip()
+        assert line.count("\n") == 0 and f"{path}:" in line and field in line and message in line, line
+        assert not (tmp_path / "runs").exists()
