@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import math
+import random
 import shutil
 import time
 import warnings
@@ -33,22 +34,28 @@ from suites.schema import Suite
 TRAINING_RECORD = "ragvft_training.json"
 
 
-def training_rows(suite: Suite, method: str) -> list[dict[str, str]]:
+def training_rows(suite: Suite, method: str, *, shuffle_seed: int | None = None) -> list[dict[str, str]]:
     """The method's training set in TRL's dataset formats, built from the suite's training sets.
 
     Completions start with a space and end (TRL appends it) with EOS, as the base model answers.
+    `shuffle_seed` (SFT and DPO) shuffles the answers across questions: a negative control.
     """
     t = suite.training
+
+    def answers(values: list[str]) -> list[str]:
+        if shuffle_seed is not None:
+            random.Random(shuffle_seed).shuffle(values)
+        return values
+
     if method == "sft":
-        return [{"prompt": prompts.closed_book(p.question), "completion": " " + p.answer} for p in t.sft]
+        return [
+            {"prompt": prompts.closed_book(p.question), "completion": " " + a}
+            for p, a in zip(t.sft, answers([p.answer for p in t.sft]))
+        ]
     if method == "dpo":
         return [
-            {
-                "prompt": prompts.closed_book(p.question),
-                "chosen": " " + p.chosen,
-                "rejected": " " + p.rejected,
-            }
-            for p in t.preferences
+            {"prompt": prompts.closed_book(p.question), "chosen": " " + a, "rejected": " " + p.rejected}
+            for p, a in zip(t.preferences, answers([p.chosen for p in t.preferences]))
         ]
     if method == "cpt":
         return [{"text": d} for d in t.documents]

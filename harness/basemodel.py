@@ -5,7 +5,7 @@ question from BM25-retrieved passages (the exact prompt the `rag` variants use),
 closed-book (so it knows the answer format), and plain passages (the language). It never sees a fact
 of the domain.
 
-The result is saved with `save_pretrained` and loaded by `harness.models.load_causal_lm`, the same
+The result is saved with `save_pretrained` and loaded by `harness.backend.load_causal_lm`, the same
 `from_pretrained` path a hub model takes.
 """
 

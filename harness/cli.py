@@ -60,8 +60,90 @@ def bench(
     _quiet_libraries()
     from harness.run import bench as run_bench
 
-    result = run_bench(cfg, config_path=config.resolve())
+    try:
+        result = run_bench(cfg, config_path=config.resolve())
+    except InputError as e:
+        _fail_input(e)
     _print_summary(result.summary, result.run_dir, result.manifest)
+    gate_result = result.summary.get("gate", {})
+    if gate_result.get("status") in ("pass", "fail"):
+        raise typer.Exit(_print_gate(gate_result))
+
+
+@app.command()
+def gate(
+    run: Annotated[Path, typer.Option("--run", help="A run folder (runs/<run-id> or runs/latest).")],
+    baseline: Annotated[Path, typer.Option("--baseline", help="The blessed baseline JSON.")] = Path(
+        "bench/baseline.json"
+    ),
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take the rules from this config, not the run's.")
+    ] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Also write the result as JUnit XML.")] = None,
+) -> None:
+    """Check a run against the blessed baseline. Exit 0 pass, 1 regression, 2 error."""
+    from harness.config import load_config
+    from reports import gate as gating
+    from reports.export import write_junit
+
+    try:
+        rows, summary, manifest = gating.read_run(run)
+        if config is not None:
+            cfg = load_config(config)
+            rules = [r.model_dump() for r in cfg.gate.rules] if cfg.gate else []
+        else:
+            rules = ((manifest.get("config") or {}).get("gate") or {}).get("rules") or []
+        if not rules:
+            raise gating.GateError(f"{config or run}: no gate rules (add `gate.rules` to the config)")
+        blessed = gating.load_baseline(baseline)
+    except InputError as e:
+        _fail_input(e)
+    except gating.GateError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    seed = (manifest.get("config") or {}).get("seed", 0)
+    result = gating.check(rows, blessed, rules, seed=seed)
+    if junit is not None:
+        write_junit(junit, summary | {"gate": result})
+    raise typer.Exit(_print_gate(result))
+
+
+@app.command()
+def bless(
+    run: Annotated[Path, typer.Option("--run", help="The run to bless (runs/<run-id> or runs/latest).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the baseline.")] = Path(
+        "bench/baseline.json"
+    ),
+) -> None:
+    """Make a run the blessed baseline that `ragvft gate` and gated benches compare against."""
+    from reports import gate as gating
+
+    try:
+        blessed = gating.bless(run, out)
+    except gating.GateError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    typer.echo(f"blessed run {blessed['run_id']} ({len(blessed['variants'])} variants) -> {out}")
+
+
+def _print_gate(result: dict) -> int:
+    """Print the gate's verdict and every failing rule plainly; return the exit code."""
+    from rich.console import Console
+
+    console = Console()
+    for r in result["rules"]:
+        if not r["passed"]:
+            console.print(f"[bold red]FAIL[/] {r['rule']}: {r['reason']}", highlight=False, soft_wrap=True)
+    n = len(result["rules"])
+    if result["status"] == "pass":
+        console.print(
+            f"[bold green]gate passed[/]: {n}/{n} rules against blessed run {result['blessed_run']}"
+        )
+        return EXIT_OK
+    console.print(
+        f"[bold red]gate failed[/]: {result['failed']} of {n} rules against blessed run {result['blessed_run']}"
+    )
+    return EXIT_REGRESSION
 
 
 def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:

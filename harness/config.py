@@ -100,6 +100,11 @@ class SFTTraining(AdapterTraining):
 
     epochs: float = Field(40, gt=0)
     learning_rate: float = Field(3e-3, gt=0)
+    shuffle_answers: bool = Field(
+        False,
+        description="Negative control: train on answers shuffled across questions, an adapter that is "
+        "broken on purpose (the gate must catch it).",
+    )
 
 
 class DPOTraining(AdapterTraining):
@@ -108,6 +113,9 @@ class DPOTraining(AdapterTraining):
     epochs: float = Field(3, gt=0)
     learning_rate: float = Field(5e-4, gt=0)
     beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may leave its reference.")
+    shuffle_answers: bool = Field(
+        False, description="Negative control: chosen answers shuffled across questions."
+    )
     init: Literal["sft", "base"] = Field(
         "sft",
         description="Start from the SFT adapter (its LoRA settings apply; it is also the reference) "
@@ -153,6 +161,32 @@ class GenerationConfig(_Strict):
     batch_size: int = Field(32, ge=1, le=4096)
 
 
+class GateRule(_Strict):
+    variant: str = Field(..., description="The variant this rule checks.")
+    metric: Literal["em", "f1"]
+    margin: float | None = Field(
+        None,
+        ge=0,
+        description="Non-inferiority against the blessed run: fail when the lower bound of the paired 95% "
+        "interval of (this run - blessed) is below -margin.",
+    )
+    floor: float | None = Field(None, description="Fail when the mean is below this.")
+
+    @model_validator(mode="after")
+    def _some_check(self):
+        if self.margin is None and self.floor is None:
+            raise ValueError("give 'margin', 'floor' or both")
+        return self
+
+
+class GateConfig(_Strict):
+    baseline: str = Field(
+        "bench/baseline.json",
+        description="The blessed baseline (relative to the config's folder), written by `ragvft bless`.",
+    )
+    rules: list[GateRule] = Field(..., min_length=1)
+
+
 class BenchConfig(_Strict):
     name: str = "bench"
     seed: int = Field(7, description="Seed for bootstrap resampling and anything else random in a run.")
@@ -165,6 +199,7 @@ class BenchConfig(_Strict):
     baseline: str = Field("base", description="The variant every other is compared against.")
     metrics: list[Literal["em", "f1"]] = Field(default_factory=lambda: list(METRICS))
     bootstrap_samples: int = Field(2000, ge=100, le=100_000)
+    gate: GateConfig | None = Field(None, description="Release gate; `ragvft bench` exits with its code.")
     runs_dir: str = Field("runs", description="Where runs are written (relative to the config's folder).")
 
 
@@ -232,6 +267,23 @@ def _check_references(config: BenchConfig, name: str, lines: dict) -> None:
                 line=_line_of(lines, ("variants", i, "retriever")),
                 field=f"variants.{i}.retriever",
             )
+    if config.gate is not None:
+        for i, rule in enumerate(config.gate.rules):
+            where = ("gate", "rules", i)
+            if rule.variant not in seen:
+                raise InputError(
+                    name,
+                    f"unknown variant {rule.variant!r}{did_you_mean(rule.variant, seen)}",
+                    line=_line_of(lines, (*where, "variant")),
+                    field=f"gate.rules.{i}.variant",
+                )
+            if rule.metric not in config.metrics:
+                raise InputError(
+                    name,
+                    f"metric {rule.metric!r} is not among the run's metrics {config.metrics}",
+                    line=_line_of(lines, (*where, "metric")),
+                    field=f"gate.rules.{i}.metric",
+                )
     if config.baseline not in seen:
         raise InputError(
             name,

@@ -64,7 +64,9 @@ def adapter_job(config: BenchConfig, suite: Suite, base: BaseModel, method: str)
         method=method,
         base_identity=base.identity,
         base_path=base.path,
-        rows=training_rows(suite, method),
+        rows=training_rows(
+            suite, method, shuffle_seed=config.seed if getattr(hyper, "shuffle_answers", False) else None
+        ),
         hyper=hyper.model_dump(),
         seed=config.seed,
         init=init,

@@ -19,11 +19,14 @@ from harness import prompts
 from harness.backend import HFBackend
 from harness.cache import cache_root, digest, library_versions
 from harness.config import BenchConfig
+from harness.errors import InputError
 from harness.progress import progress_bar
 from harness.resolve import resolve_adapters, resolve_model
 from harness.store import Store
 from judges import exact_match, token_f1
+from reports import gate
 from reports.aggregate import summarize
+from reports.export import render_markdown, write_junit
 from reports.html import write_html
 from retrievers import BM25Retriever
 from suites.builtin import builtin_suite
@@ -65,6 +68,7 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
     timings["score_s"] = round(time.time() - t0, 2)
     summary = summarize(rows, config, suite_name=suite.name)
     summary["adapter_checks"] = adapter_checks(rows, config)
+    summary["gate"] = _gate(config, config_path, rows)
     timings["total_s"] = round(time.time() - started, 2)
     manifest = {
         "run_name": config.name,
@@ -234,6 +238,19 @@ def _has_adapter(v) -> bool:
     return v.adapter is not None or v.adapter_path is not None
 
 
+def _gate(config: BenchConfig, config_path: Path, rows: list[dict]) -> dict:
+    if config.gate is None:
+        return {"status": "not configured"}
+    path = config_path.parent / config.gate.baseline
+    try:
+        baseline = gate.load_baseline(path)
+    except gate.GateError as e:
+        raise InputError(str(config_path), str(e), field="gate.baseline") from None
+    rules = [r.model_dump() for r in config.gate.rules]
+    result = gate.check(rows, baseline, rules, samples=config.bootstrap_samples, seed=config.seed)
+    return result | {"baseline": str(path)}
+
+
 def _write_run(config: BenchConfig, config_path: Path, rows, summary, manifest) -> Path:
     runs = (config_path.parent / config.runs_dir).resolve()
     stem = time.strftime("%Y%m%d-%H%M%S") + "-" + digest(manifest["config"], 6)
@@ -251,6 +268,8 @@ def _write_run(config: BenchConfig, config_path: Path, rows, summary, manifest) 
     (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     write_html(tmp / "report.html", rows=rows, summary=summary, manifest=manifest)
+    (tmp / "report.md").write_text(render_markdown(summary, manifest), encoding="utf-8")
+    write_junit(tmp / "junit.xml", summary)
     final = runs / run_id
     os.rename(tmp, final)
     link = runs / ".latest.tmp"

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from reports import plots
 
 _env = Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
@@ -111,6 +114,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
                 q["flips"][v] = "up"
             elif base_em == 1 and em == 0:
                 q["flips"][v] = "down"
+        q["right"] = sum(1 for r in q["by_variant"].values() if r["scores"].get("em", {}).get("value") == 1)
     return _env.get_template("report.html.j2").render(
         summary=summary,
         manifest=manifest,
@@ -118,6 +122,8 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
         metrics=summary["metrics"],
         questions=list(questions.values()),
         matrix=matrix(manifest, summary),
+        forests={m: Markup(plots.forest(summary, m)) for m in summary["metrics"]},
+        cost_plots=[Markup(svg) for svg in plots.cost_plots(rows, summary, manifest)],
         adapters=adapters(manifest, summary),
         manifest_json=json.dumps(manifest, indent=2, default=str),
     )

@@ -1,4 +1,5 @@
-"""Uncertainty: percentile bootstrap intervals for a mean and for a paired difference of means.
+"""Uncertainty: percentile bootstrap intervals for a mean and for a paired difference of means, and
+the exact McNemar test for paired 0/1 outcomes.
 
 Undetermined values (None/NaN) are dropped before resampling and counted by the caller; a paired
 difference uses only the questions both variants have a value for.
@@ -42,4 +43,26 @@ def paired_delta(
         return None
     d = np.array([x - y for x, y in pairs])
     lo, hi = bootstrap_ci(d, samples=samples, seed=seed)
-    return {"mean": float(d.mean()), "ci95": [lo, hi], "n": len(pairs), "significant": bool(lo > 0 or hi < 0)}
+    out = {"mean": float(d.mean()), "ci95": [lo, hi], "n": len(pairs), "significant": bool(lo > 0 or hi < 0)}
+    if all(x in (0, 1) and y in (0, 1) for x, y in pairs):  # a 0/1 metric: McNemar decides significance
+        wins = sum(1 for x, y in pairs if x > y)
+        losses = sum(1 for x, y in pairs if x < y)
+        p = mcnemar_exact(wins, losses)
+        out |= {"test": "mcnemar", "wins": wins, "losses": losses, "p_value": p, "significant": p < 0.05}
+    else:
+        out["test"] = "paired bootstrap"
+    return out
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs: `b` questions right only in the first
+    variant, `c` right only in the second. Under no difference each discordant pair is a fair coin,
+    so p = 2 * P(Binomial(b + c, 1/2) <= min(b, c)), capped at 1.
+
+    Written here (a few lines of exact arithmetic) rather than adding scipy or statsmodels for it.
+    """
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
+    return min(1.0, 2 * tail)

@@ -18,6 +18,8 @@ def test_bench_writes_the_contracted_outputs(micro_config):
         "summary.json",
         "manifest.json",
         "report.html",
+        "report.md",
+        "junit.xml",
     }
     assert (micro_config.parent / "runs" / "latest").resolve() == run.resolve()
 

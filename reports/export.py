@@ -1,0 +1,103 @@
+"""The run for other readers: `report.md` (a pull-request comment) and `junit.xml` (CI systems).
+
+Neither carries model output: only variant names, numbers and the gate's reasons. Names come from
+the user's config, so they are still escaped (Markdown table cells, XML attributes).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def _md(text: object) -> str:
+    """Safe inside a Markdown table cell: no pipes, no raw HTML, no line breaks."""
+    s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def render_markdown(summary: dict, manifest: dict) -> str:
+    metrics, base = summary["metrics"], summary["baseline_variant"]
+    gate = summary.get("gate") or {}
+    lines = [f"### ragvft · {_md(manifest.get('run_name', ''))} · `{_md(manifest.get('run_id', ''))}`", ""]
+    if gate.get("status") in ("pass", "fail"):
+        icon = "✅" if gate["status"] == "pass" else "❌"
+        lines += [
+            (
+                f"{icon} **gate {gate['status']}** against blessed run `{_md(gate.get('blessed_run'))}` "
+                f"({len(gate['rules']) - gate['failed']}/{len(gate['rules'])} rules pass)"
+            ),
+            "",
+        ]
+    head = "| variant | " + " | ".join(f"{m} | Δ{m} vs {_md(base)}" for m in metrics) + " |"
+    lines += [head, "|---|" + "---:|---:|" * len(metrics)]
+    for v, stats in summary["variants"].items():
+        cells = []
+        for m in metrics:
+            s = stats[m]
+            cells.append("–" if s["mean"] is None else f"{s['mean']:.3f} {_ci(s['ci95'])}")
+            d = summary["deltas"].get(v, {}).get(m)
+            if d:
+                mark = " **\\***" if d["significant"] else ""
+                p = f" p={d['p_value']:.3g}" if "p_value" in d else ""
+                cells.append(f"{d['mean']:+.3f} {_ci(d['ci95'])}{p}{mark}")
+            else:
+                cells.append("baseline" if v == base else "–")
+        lines.append(f"| {_md(v)} | " + " | ".join(cells) + " |")
+    lines += ["", "\\* significant at 5% (McNemar for 0/1 metrics, else the paired bootstrap interval)."]
+    if gate.get("rules"):
+        lines += ["", "| gate rule | result | reason |", "|---|---|---|"]
+        for r in gate["rules"]:
+            lines.append(
+                f"| {_md(r['rule'])} | {'pass' if r['passed'] else '**FAIL**'} | {_md(r['reason'])} |"
+            )
+    inert = [v for v, c in summary.get("adapter_checks", {}).items() if c.get("inert")]
+    if inert:
+        lines += ["", f"⚠️ adapters that changed no answer: {_md(', '.join(inert))}"]
+    cache = manifest.get("cache", {})
+    lines += [
+        "",
+        (
+            f"<sub>base model {_md(cache.get('base_model'))} · adapters trained: "
+            f"{_md(', '.join(cache.get('adapters_trained', [])) or 'none')} · generations computed "
+            f"{cache.get('generations_computed')}, cached {cache.get('generations_cached')} · git "
+            f"{_md((manifest.get('git') or {}).get('commit') or 'none')[:10]}</sub>"
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_junit(path: Path, summary: dict) -> None:
+    """One test case per gate rule; without a gate, one per (variant, metric) that checks the metric
+    was scored at all (no undetermined values), with its mean and interval as properties."""
+    gate = summary.get("gate") or {}
+    suite = ET.Element("testsuite", name="ragvft")
+    cases = 0
+    failures = 0
+    if gate.get("rules"):
+        for r in gate["rules"]:
+            case = ET.SubElement(suite, "testcase", classname="ragvft.gate", name=r["rule"])
+            cases += 1
+            if not r["passed"]:
+                failures += 1
+                ET.SubElement(case, "failure", message=r["reason"]).text = r["reason"]
+    else:
+        for v, stats in summary["variants"].items():
+            for m, s in stats.items():
+                case = ET.SubElement(suite, "testcase", classname=f"ragvft.{v}", name=m)
+                cases += 1
+                props = ET.SubElement(case, "properties")
+                for k in ("mean", "n", "undetermined"):
+                    ET.SubElement(props, "property", name=k, value=str(s[k]))
+                if s["undetermined"] or s["mean"] is None:
+                    failures += 1
+                    msg = f"{s['undetermined']} undetermined values"
+                    ET.SubElement(case, "failure", message=msg).text = msg
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,79 @@
+"""`ragvft bless`, `ragvft gate` and a gated `ragvft bench` end to end on the micro model: an unchanged
+rerun passes (exit 0), an adapter broken on purpose fails (exit 1) naming the metric, and a missing
+baseline is an input error (exit 2)."""
+
+import json
+import xml.etree.ElementTree as ET
+
+from typer.testing import CliRunner
+
+from harness.cli import app
+from tests.conftest import MICRO_CONFIG
+
+GATED = MICRO_CONFIG.replace(
+    "baseline: base",
+    "  - name: sft\n    adapter: sft\nbaseline: base",
+) + (
+    "training:\n  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8, shuffle_answers: SHUFFLE}\n"
+    "gate:\n  baseline: blessed.json\n  rules:\n"
+    "    - {variant: sft, metric: f1, margin: 0.0}\n"
+    "    - {variant: rag, metric: f1, margin: 0.0}\n"
+)
+
+
+def _write(tmp_path, shuffle: bool):
+    path = tmp_path / "bench.yaml"
+    path.write_text(GATED.replace("SHUFFLE", "true" if shuffle else "false"))
+    return path
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(app, list(map(str, args)))
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_gated_bench_passes_unchanged_and_fails_on_a_broken_adapter(tmp_path, cache_dir):
+    config = _write(tmp_path, shuffle=False)
+    code, out = _invoke("bench", "--config", config)
+    assert code == 2 and "blessed.json: baseline not found" in out and "gate.baseline" in out
+    assert not (tmp_path / "runs").exists()  # nothing half-written
+
+    config.write_text(config.read_text().replace("gate:\n", "gate_off:\n", 1).split("gate_off:")[0])
+    assert _invoke("bench", "--config", config)[0] == 0
+    code, out = _invoke("bless", "--run", tmp_path / "runs" / "latest", "--out", tmp_path / "blessed.json")
+    assert code == 0 and "blessed run" in out
+
+    config = _write(tmp_path, shuffle=False)
+    code, out = _invoke("bench", "--config", config)
+    assert code == 0 and "gate passed: 2/2 rules" in out, out
+    run = tmp_path / "runs" / "latest"
+    suite = ET.parse(run / "junit.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    assert "✅ **gate pass**" in (run / "report.md").read_text()
+
+    config = _write(tmp_path, shuffle=True)  # SFT on answers shuffled across questions
+    code, out = _invoke("bench", "--config", config)
+    assert code == 1, out
+    assert "FAIL sft.f1" in out and "dropped" in out and "FAIL rag" not in out
+    run = tmp_path / "runs" / "latest"
+    suite = ET.parse(run / "junit.xml").getroot()
+    assert suite.get("failures") == "1"
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed[0].startswith("sft.f1")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["gate"]["status"] == "fail"
+    assert "Release gate: FAILED" in (run / "report.html").read_text()
+
+    # The standalone gate agrees, from the run folder alone, and writes JUnit where asked.
+    code, out = _invoke(
+        "gate", "--run", run, "--baseline", tmp_path / "blessed.json", "--junit", tmp_path / "j.xml"
+    )
+    assert code == 1 and "FAIL sft.f1" in out and (tmp_path / "j.xml").exists()
+    code, out = _invoke("gate", "--run", tmp_path / "nope", "--baseline", tmp_path / "blessed.json")
+    assert code == 2 and "not a ragvft run folder" in out
+
+
+def test_every_command_has_help():
+    for command in ("bench", "gate", "bless"):
+        code, out = _invoke(command, "--help")
+        assert code == 0 and "--help" in out and "Usage" in out

@@ -1,0 +1,84 @@
+"""The report in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`) via
+Selenium. It loads offline with no console errors, its filter works, and hostile answers stay text."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.test_report import PAYLOADS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_report_opens_filters_and_never_runs_model_output(browser, micro_config, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from harness.config import load_config
+    from harness.run import bench
+    from reports.html import write_html
+
+    result = bench(load_config(micro_config), config_path=micro_config)
+    rows = [dict(r) for r in result.rows]
+    for i, payload in enumerate(PAYLOADS):  # two answers carry script payloads
+        rows[i]["answer"] = payload
+        rows[i]["question"] = payload
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    page = tmp_path / "report.html"
+    write_html(page, rows=rows, summary=result.summary, manifest=manifest)
+
+    browser.get(page.as_uri())
+    assert browser.execute_script("return window.pwned") is None
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    # the payloads show as text
+    cells = [el.text for el in browser.find_elements(By.CSS_SELECTOR, "#q-table .answer")]
+    assert PAYLOADS[0] in cells and PAYLOADS[1] in cells
+
+    count = browser.find_element(By.ID, "q-count")
+    total = len(browser.find_elements(By.CSS_SELECTOR, "#q-table tbody tr"))
+    assert count.text == f"{total} of {total} questions"
+    box = browser.find_element(By.ID, "q-filter")
+    box.send_keys(rows[5]["question_id"])  # one question id
+    visible = [tr for tr in browser.find_elements(By.CSS_SELECTOR, "#q-table tbody tr") if tr.is_displayed()]
+    assert len(visible) == 1 and count.text == f"1 of {total} questions"
+    box.clear()
+    browser.execute_script(
+        "var s=document.getElementById('q-sort'); s.value='right'; s.dispatchEvent(new Event('change'))"
+    )
+    rights = [
+        int(tr.get_attribute("data-right"))
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#q-table tbody tr")
+    ]
+    assert rights == sorted(rights)
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.plot")  # plots render inline
+    shot = tmp_path / "report.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    assert browser.execute_script("return window.pwned") is None
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
