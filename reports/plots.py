@@ -81,10 +81,7 @@ def scatter(points: dict[str, tuple[float, float]], *, xlabel: str, ylabel: str,
     parts.append(
         f'<text class="tick" x="{size / 2}" y="{size - 8}" text-anchor="middle">{escape(xlabel)}</text>'
     )
-    parts.append(
-        f'<text class="tick" x="12" y="{size / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 12 {size / 2})">{escape(ylabel)}</text>'
-    )
+    parts.append(f'<text class="tick" x="{pad + 4}" y="{pad / 2 + 4}">{escape(ylabel)} ↑</text>')
     for t in (0, 0.5, 1.0):
         parts.append(f'<text class="tick" x="{pad - 4}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
     parts.append(
