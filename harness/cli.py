@@ -71,6 +71,69 @@ def bench(
 
 
 @app.command()
+def retrieval(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Bench configuration (YAML).")] = Path(
+        "bench.yaml"
+    ),
+    k: Annotated[str, typer.Option("--k", help="The k sweep, comma-separated.")] = "1,3,5,10,20",
+) -> None:
+    """Compare the config's retrievers without generating: Recall@k, MRR@10, nDCG@10, queries/s."""
+    from harness.config import load_config
+
+    try:
+        ks = tuple(int(x) for x in k.split(",") if x.strip())
+        if not ks or min(ks) < 1:
+            raise ValueError
+    except ValueError:
+        _fail_input(InputError("--k", f"expected positive integers separated by commas, got {k!r}"))
+    try:
+        cfg = load_config(config)
+        if not cfg.retrievers:
+            raise InputError(str(config), "no retrievers to compare", field="retrievers")
+        _quiet_libraries()
+        from harness.retrieval_eval import evaluate_retrievers
+
+        run_dir, result = evaluate_retrievers(cfg, config.resolve(), ks)
+    except InputError as e:
+        _fail_input(e)
+    _print_retrieval(result, run_dir)
+
+
+def _print_retrieval(result: dict, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    ks = result["ks"]
+    table = Table(
+        title=f"ragvft retrieval · {result['suite']} · {result['questions']} questions, {result['passages']} passages"
+    )
+    table.add_column("retriever")
+    for k in ks:
+        table.add_column(f"R@{k}", justify="right")
+    for col in ("hit@10", "MRR@10", "nDCG@10", "q/s"):
+        table.add_column(col, justify="right")
+    for name, r in result["retrievers"].items():
+        m = r["metrics"]
+
+        def f(x):
+            return "–" if x is None else f"{x:.3f}"
+
+        table.add_row(
+            name,
+            *[f(m[f"recall@{k}"]) for k in ks],
+            f(m["hit@10"]),
+            f(m["mrr@10"]),
+            f(m["ndcg@10"]),
+            str(r["queries_per_s"]),
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a log file: no terminal width to fit, keep columns whole
+    console.print(table)
+    console.print(f"written: {run_dir / 'retrieval.json'}")
+
+
+@app.command()
 def gate(
     run: Annotated[Path, typer.Option("--run", help="A run folder (runs/<run-id> or runs/latest).")],
     baseline: Annotated[Path, typer.Option("--baseline", help="The blessed baseline JSON.")] = Path(

@@ -11,9 +11,120 @@ from pathlib import Path
 from harness.adapters import Adapter, AdapterJob, ensure_adapter, existing_adapter, training_rows
 from harness.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
 from harness.cache import folder_hash
-from harness.config import BenchConfig
+from harness.config import BenchConfig, BM25Config, DenseConfig, HybridConfig
 from harness.errors import InputError
 from suites.schema import Suite
+
+AUTO_BM25S_FROM = 10_000  # passages; below it rank-bm25 answers a query in milliseconds anyway
+
+
+def load_suite(config: BenchConfig, config_path: Path) -> Suite:
+    """The suite the config names; a file path is relative to the config's folder."""
+    from suites.builtin import builtin_suite
+
+    s = config.suite
+    if s.builtin is not None:
+        b = s.builtin
+        return builtin_suite(b.seed, scale=b.scale, corpus_only_fraction=b.corpus_only_fraction)
+    chunking = s.chunking
+    here = config_path.parent
+    if s.squad is not None:
+        from suites.squad import load_squad
+
+        return load_squad(
+            here / s.squad.path,
+            words=chunking.words if chunking else 100,
+            overlap=chunking.overlap if chunking else 20,
+            limit=s.squad.limit,
+            answer_prefix_chars=s.squad.answer_prefix_chars,
+        )
+    from suites.pubmedqa import load_pubmedqa
+
+    p = s.pubmedqa
+    return load_pubmedqa(
+        here / p.path,
+        test_ids=here / p.test_ids if p.test_ids else None,
+        limit=p.limit,
+        chunking=(chunking.words, chunking.overlap) if chunking else None,
+    )
+
+
+def resolve_retrievers(
+    config: BenchConfig, config_path: Path, suite: Suite, timings: dict
+) -> tuple[dict, dict]:
+    """{name: retriever} for every retriever in the config, and what the manifest says of them.
+
+    Dense indexes and the built-in embedder are built only when missing from the cache.
+    """
+    from retrievers import BM25Retriever, DenseRetriever, HybridRetriever
+    from retrievers.embedder import (
+        EmbedderSpec,
+        build_builtin_embedder,
+        embedder_identity,
+        load_embedder,
+    )
+
+    t0 = time.time()
+    built: dict = {}
+    info: dict = {}
+    encoders: dict = {}
+    for name, r in config.retrievers.items():
+        if isinstance(r, BM25Config):
+            backend = r.backend
+            if backend == "auto":
+                backend = "rank-bm25" if len(suite.passages) < AUTO_BM25S_FROM else "bm25s"
+            built[name] = BM25Retriever(suite.passages, k1=r.k1, b=r.b, backend=backend)
+            info[name] = {"kind": "bm25", "backend": backend}
+        elif isinstance(r, DenseConfig):
+            e = r.embedder
+            if e.builtin is not None:
+                spec = EmbedderSpec(
+                    hidden_size=e.builtin.hidden_size,
+                    layers=e.builtin.layers,
+                    epochs=e.builtin.epochs,
+                    batch_size=e.builtin.batch_size,
+                    learning_rate=e.builtin.learning_rate,
+                    seed=config.seed,
+                )
+                pairs = list(suite.training.retrieval)
+                if not pairs:
+                    raise InputError(
+                        str(config_path),
+                        f"the suite {suite.name!r} has no retrieval training pairs for a built-in embedder; "
+                        "give `embedder.path`",
+                        field=f"retrievers.{name}.embedder.builtin",
+                    )
+                source, identity = build_builtin_embedder(spec, pairs, [p.text for p in suite.passages])
+            else:
+                local = config_path.parent / e.path
+                source = str(local) if local.is_dir() else e.path
+                identity = embedder_identity(source, e.revision)
+            if identity not in encoders:
+                encoders[identity] = load_embedder(source, trust_remote_code=e.trust_remote_code)
+            dense = DenseRetriever(
+                suite.passages,
+                encoders[identity],
+                encoder_identity=identity,
+                index=r.index,
+                hnsw_m=r.hnsw_m,
+                nlist=r.nlist,
+                nprobe=r.nprobe,
+                batch_size=r.batch_size,
+            )
+            built[name] = dense
+            info[name] = {
+                "kind": "dense",
+                "embedder": identity,
+                "index": r.index,
+                "index_key": dense.key,
+                "index_status": "cached" if dense.cached else "built",
+            }
+    for name, r in config.retrievers.items():
+        if isinstance(r, HybridConfig):
+            built[name] = HybridRetriever([built[o] for o in r.of], rrf_k=r.rrf_k, depth=r.depth)
+            info[name] = {"kind": "hybrid", "of": r.of, "rrf_k": r.rrf_k}
+    timings["retrievers_s"] = round(time.time() - t0, 2)
+    return built, info
 
 
 @dataclass

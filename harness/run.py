@@ -21,18 +21,17 @@ from harness.cache import cache_root, digest, library_versions
 from harness.config import BenchConfig
 from harness.errors import InputError
 from harness.progress import progress_bar
-from harness.resolve import resolve_adapters, resolve_model
+from harness.resolve import load_suite, resolve_adapters, resolve_model, resolve_retrievers
 from harness.store import Store
-from judges import exact_match, token_f1
+from judges import exact_match, label_accuracy, token_f1
 from reports import gate
 from reports.aggregate import summarize
 from reports.export import render_markdown, write_junit
 from reports.html import write_html
-from retrievers import BM25Retriever
-from suites.builtin import builtin_suite
+from retrievers.metrics import question_metrics
 from suites.schema import Question, Suite
 
-SCORERS = {"em": exact_match, "f1": token_f1}
+SCORERS = {"em": exact_match, "f1": token_f1, "accuracy": label_accuracy, "macro_f1": label_accuracy}
 
 
 @dataclass
@@ -43,18 +42,14 @@ class RunResult:
     manifest: dict = field(default_factory=dict)
 
 
-def load_suite(config: BenchConfig) -> Suite:
-    b = config.suite.builtin
-    return builtin_suite(b.seed, scale=b.scale, corpus_only_fraction=b.corpus_only_fraction)
-
-
 def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
     started = time.time()
     timings: dict[str, float] = {}
-    suite = load_suite(config)
+    suite = load_suite(config, config_path)
     base = resolve_model(config, timings)
     adapters, trained = resolve_adapters(config, config_path, suite, base, timings)
-    plan = _plan(config, suite, base, adapters)
+    retrievers, retriever_info = resolve_retrievers(config, config_path, suite, timings)
+    plan = _plan(config, suite, base, adapters, retrievers)
     store = Store(cache_root() / "results.sqlite")
     try:
         missing = _generate_missing(config, store, plan, base, adapters, timings)
@@ -81,6 +76,7 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
             "questions": len(suite.questions),
         },
         "model": base.info,
+        "retrievers": retriever_info,
         "adapters": {
             v: {
                 "source": a.status,
@@ -114,34 +110,34 @@ class _Item:
 
     variant: str
     question: Question
-    hits: list | None
+    hits: list | None  # the top k, in the prompt
+    ranked: list | None  # the top max(k, 10), for retrieval metrics
     prompt: str
     adapter: str | None  # the adapter's identity
     key: str
 
 
-def _plan(config: BenchConfig, suite: Suite, base, adapters: dict) -> list[_Item]:
+def _plan(config: BenchConfig, suite: Suite, base, adapters: dict, retrievers: dict) -> list[_Item]:
     passages = suite.passage_map()
-    retrievers = {
-        name: BM25Retriever(suite.passages, k1=r.k1, b=r.b) for name, r in config.retrievers.items()
-    }
     decoding = {"greedy": True, "max_new_tokens": config.generation.max_new_tokens}
     plan: list[_Item] = []
-    searched: dict[tuple[str, int], list] = {}  # variants sharing a retriever and k search once
+    searched: dict[tuple[str, int], list] = {}  # one search per retriever, as deep as any variant needs
+    depth = {r: max([10] + [v.k for v in config.variants if v.retriever == r]) for r in retrievers}
     for v in config.variants:
-        if v.retriever and (v.retriever, v.k) not in searched:
-            searched[v.retriever, v.k] = retrievers[v.retriever].search(
-                [q.text for q in suite.questions], v.k
+        if v.retriever and v.retriever not in searched:
+            searched[v.retriever] = retrievers[v.retriever].search(
+                [q.text for q in suite.questions], depth[v.retriever]
             )
-        hits = searched[v.retriever, v.k] if v.retriever else [None] * len(suite.questions)
+        ranked = searched[v.retriever] if v.retriever else [None] * len(suite.questions)
         adapter = adapters[v.name].identity if v.name in adapters else None
-        for q, found in zip(suite.questions, hits):
+        for q, deep in zip(suite.questions, ranked):
+            found = None if deep is None else deep[: v.k]  # the prompt reads the top k
             context = None if found is None else [passages[h.passage_id].text for h in found]
             prompt = prompts.build(q.text, context)
             key = digest(
                 {"model": base.identity, "adapter": adapter, "prompt": prompt, "decoding": decoding}, 32
             )
-            plan.append(_Item(v.name, q, found, prompt, adapter, key))
+            plan.append(_Item(v.name, q, found, deep, prompt, adapter, key))
     return plan
 
 
@@ -196,12 +192,32 @@ def _row(p: _Item, g: dict, passages: dict, metrics) -> dict:
         "answer": g["answer"],
         "retrieved": None if p.hits is None else [{"id": h.passage_id, "score": h.score} for h in p.hits],
         "retrieved_text": None if p.hits is None else [passages[h.passage_id].text for h in p.hits],
-        "scores": {m: {"value": s.value, "reason": s.reason} for m, s in scores.items()},
+        "retrieval": _retrieval(p) if p.ranked is not None and q.gold_passage_ids else None,
+        "scores": {
+            m: {"value": s.value, "reason": s.reason} | ({"label": s.label} if s.label is not None else {})
+            for m, s in scores.items()
+        },
         "tokens_in": g["tokens_in"],
         "tokens_out": g["tokens_out"],
         "latency_s": g["latency_s"],
         "adapter": p.adapter,
         "generation_key": p.key,
+    }
+
+
+def _retrieval(p: _Item) -> dict:
+    """Retrieval metrics of one RAG row: at the variant's k (what the prompt read) and at 10."""
+    k, gold = len(p.hits), p.question.gold_passage_ids
+    m = question_metrics([h.passage_id for h in p.ranked], gold, ks=(k, 10))
+    return {
+        "k": k,
+        "recall@k": m[f"recall@{k}"],
+        "hit@k": m[f"hit@{k}"],
+        "recall@10": m["recall@10"],
+        "hit@10": m["hit@10"],
+        "mrr@10": m["mrr@10"],
+        "ndcg@10": m["ndcg@10"],
+        "gold_in_prompt": bool(set(gold) & {h.passage_id for h in p.hits}),
     }
 
 

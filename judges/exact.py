@@ -57,3 +57,22 @@ def token_f1(prediction: str, answers: Sequence[str]) -> Score:
         return Score("f1", None, "no gold answer")
     value, gold = _best(f1_score, prediction, answers)
     return Score("f1", value, f"best against {gold!r}")
+
+
+LABELS = ("yes", "no", "maybe")
+
+
+def predicted_label(answer: str, labels: Sequence[str] = LABELS) -> str | None:
+    """The label an answer gives: its first word, lower-cased without punctuation, if it is one."""
+    words = normalize_answer(answer).split()
+    return words[0] if words and words[0] in labels else None
+
+
+def label_accuracy(answer: str, golds: Sequence[str]) -> Score:
+    """1 if the answer's label is the gold label. An answer with no label is wrong, not
+    undetermined: the model was asked for one and did not give it."""
+    label = predicted_label(answer)
+    gold = golds[0].lower() if golds else None
+    return Score(
+        "accuracy", float(label is not None and label == gold), f"predicted {label or 'no label'}", label
+    )

@@ -11,3 +11,4 @@ class Score:
     metric: str
     value: float | None
     reason: str = ""
+    label: str | None = None  # for label metrics: the label the answer gave

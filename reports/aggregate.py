@@ -5,7 +5,50 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from reports.stats import bootstrap_ci, clean, paired_delta
+from reports.stats import bootstrap_ci, bootstrap_statistic, clean, macro_f1, paired_delta
+
+CORPUS_LEVEL = {"macro_f1"}  # a score of the whole set of answers, not a mean of per-question values
+
+
+def _labels(rows: list[dict], metric: str) -> tuple[list, list]:
+    return [r["scores"][metric].get("label") for r in rows], [r["gold_answers"][0].lower() for r in rows]
+
+
+def corpus_stats(rows: list[dict], metric: str, *, samples: int, seed: int) -> dict:
+    preds, golds = _labels(rows, metric)
+    ci = bootstrap_statistic(
+        lambda idx: macro_f1([preds[i] for i in idx], [golds[i] for i in idx]),
+        len(rows),
+        samples=samples,
+        seed=seed,
+    )
+    return {
+        "mean": macro_f1(preds, golds) if rows else None,
+        "ci95": list(ci) if ci else None,
+        "n": len(rows),
+        "undetermined": 0,
+    }
+
+
+def corpus_delta(rows: list[dict], base: list[dict], metric: str, *, samples: int, seed: int) -> dict | None:
+    """Paired: both variants' macro-F1 on the same resampled questions."""
+    if not rows or len(rows) != len(base):
+        return None
+    (pa, ga), (pb, gb) = _labels(rows, metric), _labels(base, metric)
+
+    def diff(idx):
+        return macro_f1([pa[i] for i in idx], [ga[i] for i in idx]) - macro_f1(
+            [pb[i] for i in idx], [gb[i] for i in idx]
+        )
+
+    lo, hi = bootstrap_statistic(diff, len(rows), samples=samples, seed=seed)
+    return {
+        "mean": macro_f1(pa, ga) - macro_f1(pb, gb),
+        "ci95": [lo, hi],
+        "n": len(rows),
+        "significant": bool(lo > 0 or hi < 0),
+        "test": "paired bootstrap",
+    }
 
 
 def metric_stats(values, *, samples: int, seed: int) -> dict:
@@ -29,21 +72,18 @@ def summarize(rows: list[dict], config, *, suite_name: str) -> dict:
     def values(rs, m):
         return [r["scores"][m]["value"] for r in rs]
 
-    summary_variants = {
-        v: {m: metric_stats(values(by_variant[v], m), samples=samples, seed=seed) for m in metrics}
-        for v in variants
-    }
+    def stats(rs, m):
+        if m in CORPUS_LEVEL:
+            return corpus_stats(rs, m, samples=samples, seed=seed)
+        return metric_stats(values(rs, m), samples=samples, seed=seed)
+
+    summary_variants = {v: {m: stats(by_variant[v], m) for m in metrics} for v in variants}
     breakdown: dict[str, dict] = {}
     for field in ("slice", "category"):
         groups = sorted({r[field] for r in rows if r[field]})
         breakdown[field] = {
             g: {
-                v: {
-                    m: metric_stats(
-                        values([r for r in by_variant[v] if r[field] == g], m), samples=samples, seed=seed
-                    )
-                    for m in metrics
-                }
+                v: {m: stats([r for r in by_variant[v] if r[field] == g], m) for m in metrics}
                 for v in variants
             }
             for g in groups
@@ -55,10 +95,14 @@ def summarize(rows: list[dict], config, *, suite_name: str) -> dict:
             continue
         other = sorted(by_variant[v], key=lambda r: r["question_id"])
         deltas[v] = {
-            m: paired_delta(values(other, m), values(base, m), samples=samples, seed=seed) for m in metrics
+            m: corpus_delta(other, base, m, samples=samples, seed=seed)
+            if m in CORPUS_LEVEL
+            else paired_delta(values(other, m), values(base, m), samples=samples, seed=seed)
+            for m in metrics
         }
     return {
         "suite": suite_name,
+        "retrieval": retrieval_summary(rows, metrics[0] if metrics else None),
         "baseline_variant": config.baseline,
         "metrics": metrics,
         "variants": summary_variants,
@@ -66,4 +110,26 @@ def summarize(rows: list[dict], config, *, suite_name: str) -> dict:
         "deltas": deltas,
         "judge_reliability": {},
         "gate": {},
+    }
+
+
+def retrieval_summary(rows: list[dict], metric: str | None) -> dict:
+    """Per RAG variant: mean retrieval metrics against the gold passages, and where its wrong answers
+    failed: at retrieval (no gold passage in the prompt) or at generation (gold present, answer wrong)."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        ret = r.get("retrieval")
+        if not ret:
+            continue
+        acc = out.setdefault(r["variant"], {"values": defaultdict(list), "n": 0, "missed": 0, "misread": 0})
+        acc["n"] += 1
+        for name, value in ret.items():
+            if name != "gold_in_prompt" and value is not None:
+                acc["values"][name].append(value)
+        if metric and r["scores"].get(metric, {}).get("value") == 0:
+            acc["missed" if not ret["gold_in_prompt"] else "misread"] += 1
+    return {
+        v: {name: sum(xs) / len(xs) for name, xs in a["values"].items()}
+        | {"n": a["n"], "wrong_retrieval_failed": a["missed"], "wrong_generation_failed": a["misread"]}
+        for v, a in out.items()
     }

@@ -66,3 +66,29 @@ def mcnemar_exact(b: int, c: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+def macro_f1(preds: Sequence[str | None], golds: Sequence[str]) -> float:
+    """Macro-averaged F1 over the gold labels' classes (as sklearn's f1_score(average="macro") over
+    the labels present in gold or prediction). An answer without a label is a miss for its gold
+    class and forms no class of its own."""
+    labels = sorted(set(golds) | {p for p in preds if p is not None})
+    f1s = []
+    for c in labels:
+        tp = sum(1 for p, g in zip(preds, golds) if p == c and g == c)
+        fp = sum(1 for p, g in zip(preds, golds) if p == c and g != c)
+        fn = sum(1 for p, g in zip(preds, golds) if p != c and g == c)
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return sum(f1s) / len(f1s) if f1s else 0.0
+
+
+def bootstrap_statistic(
+    statistic, n: int, *, samples: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% percentile interval of `statistic(indices)` over bootstrap resamples of n items."""
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n, size=n)) for _ in range(samples)]
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

@@ -337,6 +337,9 @@ def builtin_suite(seed: int = 7, *, scale: int = 40, corpus_only_fraction: float
         ),
         # Continued pre-training reads the documents of trained facts only: corpus_only stays unseen.
         documents=tuple(f.passage for f in trained),
+        # The retriever may learn every passage of the corpus (as retrievers are trained on synthetic
+        # queries over their corpus), in the training wording only: no test wording is ever used.
+        retrieval=tuple((f.wordings[0], f.passage) for f in facts),
     )
     return Suite(f"builtin-{GENERATOR_VERSION}-s{seed}", passages, questions, training)
 

@@ -13,11 +13,14 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrievable unit of the corpus."""
+    """A retrievable unit of the corpus. A chunk of a longer document keeps the document's id in
+    `source` and its character offsets `[start, end)` in that document."""
 
     id: str
     text: str
     source: str = ""
+    start: int | None = None
+    end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,13 @@ class PreferencePair:
 
 @dataclass(frozen=True)
 class TrainingSets:
+    """What variants may be trained on. `retrieval` pairs (query, passage text) train a built-in
+    embedder; they never use a test question's wording."""
+
     sft: tuple[QAPair, ...] = ()
     preferences: tuple[PreferencePair, ...] = ()
     documents: tuple[str, ...] = ()
+    retrieval: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,9 @@ def micro_config(tmp_path, cache_dir) -> Path:
 def micro_base(cache_dir, tmp_path_factory):
     """The micro config's built-in base model, built once per session: (config, suite, BaseModel)."""
     from harness.config import load_config
-    from harness.resolve import resolve_model
-    from harness.run import load_suite
+    from harness.resolve import load_suite, resolve_model
 
     path = tmp_path_factory.mktemp("micro") / "bench.yaml"
     path.write_text(MICRO_CONFIG)
     config = load_config(path)
-    return config, load_suite(config), resolve_model(config, {})
+    return config, load_suite(config, path), resolve_model(config, {})

@@ -22,7 +22,7 @@ def _write(tmp_path, text):
         (("k: 2", "k: 0"), 14, "variants.1.k", "greater than or equal to 1"),
         (("k: 2", "k: two"), 14, "variants.1.k", "valid integer"),
         (("baseline: base", "baseline: bsae"), 15, "baseline", "did you mean 'base'"),
-        (("metrics: [em, f1]", "metrics: [em, f2]"), 16, "metrics.1", "'em' or 'f1'"),
+        (("metrics: [em, f1]", "metrics: [em, f2]"), 16, "metrics.1", "'em', 'f1', 'accuracy' or 'macro_f1'"),
         (("generation:", "generaton:"), 7, "generaton", "unknown field"),
         (("  - name: rag", "  - name: base"), 12, "variants.1.name", "duplicate variant 'base'"),
     ],
