@@ -241,3 +241,7 @@ def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
                 "question: its adapter changed nothing (did it load?)"
             )
     console.print(f"report: {run_dir / 'report.html'}")
+
+
+if __name__ == "__main__":
+    app()

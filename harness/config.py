@@ -224,6 +224,11 @@ class CPTTraining(AdapterTraining):
 
 
 class TrainingConfig(_Strict):
+    extra_sft: str | None = Field(
+        None,
+        description='A JSONL file of {"question", "answer"} rows added to the SFT pairs (relative to the '
+        "config's folder). Checked for leakage like the rest.",
+    )
     sft: SFTTraining = SFTTraining()
     dpo: DPOTraining = DPOTraining()
     cpt: CPTTraining = CPTTraining()
@@ -280,6 +285,16 @@ class GateConfig(_Strict):
     rules: list[GateRule] = Field(..., min_length=1)
 
 
+class LeakageConfig(_Strict):
+    threshold: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Character 5-gram Jaccard at or above which a training question is a near-duplicate.",
+    )
+    exclude: bool = Field(False, description="Drop leaked questions from the comparison (they stay listed).")
+
+
 class BenchConfig(_Strict):
     name: str = "bench"
     seed: int = Field(7, description="Seed for bootstrap resampling and anything else random in a run.")
@@ -288,6 +303,7 @@ class BenchConfig(_Strict):
     generation: GenerationConfig = GenerationConfig()
     retrievers: dict[str, RetrieverConfig] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
+    leakage: LeakageConfig = LeakageConfig()
     variants: list[VariantConfig] = Field(..., min_length=1)
     baseline: str = Field("base", description="The variant every other is compared against.")
     metrics: list[Metric] = Field(

@@ -19,7 +19,25 @@ AUTO_BM25S_FROM = 10_000  # passages; below it rank-bm25 answers a query in mill
 
 
 def load_suite(config: BenchConfig, config_path: Path) -> Suite:
-    """The suite the config names; a file path is relative to the config's folder."""
+    """The suite the config names, with any extra SFT pairs; paths are relative to the config."""
+    suite = _load_suite(config, config_path)
+    if config.training.extra_sft:
+        from dataclasses import replace
+
+        from suites.jsonl import read_jsonl
+        from suites.schema import QAPair
+
+        extra = tuple(
+            QAPair(row["question"].strip(), row["answer"].strip(), fact_id=f"extra-{n}")
+            for n, row in read_jsonl(
+                config_path.parent / config.training.extra_sft, {"question": str, "answer": str}
+            )
+        )
+        suite = replace(suite, training=replace(suite.training, sft=suite.training.sft + extra))
+    return suite
+
+
+def _load_suite(config: BenchConfig, config_path: Path) -> Suite:
     from suites.builtin import builtin_suite
 
     s = config.suite

@@ -63,7 +63,7 @@ def evaluate_retrievers(
     runs = (config_path.parent / config.runs_dir).resolve()
     runs.mkdir(parents=True, exist_ok=True)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + digest(config.model_dump(), 6) + "-retrieval"
-    tmp = runs / f".{run_id}.tmp"
+    tmp = runs / f".{run_id}.{os.getpid()}.tmp"
     tmp.mkdir(exist_ok=False)
     (tmp / "retrieval.json").write_text(json.dumps(result, indent=2))
     with (tmp / "retrieval.jsonl").open("w") as f:

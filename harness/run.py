@@ -29,6 +29,7 @@ from reports.aggregate import summarize
 from reports.export import render_markdown, write_junit
 from reports.html import write_html
 from retrievers.metrics import question_metrics
+from suites.leakage import find_leaks
 from suites.schema import Question, Suite
 
 SCORERS = {"em": exact_match, "f1": token_f1, "accuracy": label_accuracy, "macro_f1": label_accuracy}
@@ -59,9 +60,20 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
 
     t0 = time.time()
     passages = suite.passage_map()
-    rows = [_row(p, generations[p.key], passages, config.metrics) for p in plan]
+    leaks = find_leaks(suite.questions, suite.training, threshold=config.leakage.threshold)
+    rows = [
+        _row(p, generations[p.key], passages, config.metrics) | {"leaked": p.question.id in leaks}
+        for p in plan
+    ]
     timings["score_s"] = round(time.time() - t0, 2)
-    summary = summarize(rows, config, suite_name=suite.name)
+    compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
+    summary = summarize(compared, config, suite_name=suite.name)
+    summary["leakage"] = {
+        "threshold": config.leakage.threshold,
+        "leaked": len(leaks),
+        "excluded": bool(config.leakage.exclude and leaks),
+        "questions": leaks,
+    }
     summary["adapter_checks"] = adapter_checks(rows, config)
     summary["gate"] = _gate(config, config_path, rows)
     timings["total_s"] = round(time.time() - started, 2)
@@ -272,10 +284,11 @@ def _write_run(config: BenchConfig, config_path: Path, rows, summary, manifest) 
     stem = time.strftime("%Y%m%d-%H%M%S") + "-" + digest(manifest["config"], 6)
     runs.mkdir(parents=True, exist_ok=True)
     run_id, n = stem, 1
-    while (runs / run_id).exists() or (runs / f".{run_id}.tmp").exists():  # two runs in one second
+    _remove_abandoned(runs)
+    while (runs / run_id).exists() or list(runs.glob(f".{run_id}.*.tmp")):  # two runs in one second
         n += 1
         run_id = f"{stem}-{n}"
-    tmp = runs / f".{run_id}.tmp"
+    tmp = runs / f".{run_id}.{os.getpid()}.tmp"
     tmp.mkdir()
     manifest["run_id"] = run_id
     with (tmp / "results.jsonl").open("w", encoding="utf-8") as f:
@@ -288,12 +301,31 @@ def _write_run(config: BenchConfig, config_path: Path, rows, summary, manifest) 
     write_junit(tmp / "junit.xml", summary)
     final = runs / run_id
     os.rename(tmp, final)
-    link = runs / ".latest.tmp"
+    link = runs / f".latest.{os.getpid()}.tmp"
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(run_id)
     os.replace(link, runs / "latest")
     return final
+
+
+def _remove_abandoned(runs: Path) -> None:
+    """Remove half-assembled run folders left by processes that were killed (their pid is gone)."""
+    import shutil
+
+    for tmp in runs.glob(".*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2])
+            os.kill(pid, 0)
+        except (ValueError, IndexError):
+            continue  # not ours
+        except ProcessLookupError:
+            if tmp.is_symlink() or tmp.is_file():
+                tmp.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            continue  # alive, someone else's
 
 
 def _git_state(where: Path) -> dict:

@@ -100,6 +100,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
                 "category": r["category"],
                 "slice": r["slice"],
                 "by_variant": {},
+                "leaked": bool(r.get("leaked")),
                 "flips": {},  # variant -> "up" (right where the baseline is wrong) or "down"
             },
         )

@@ -88,3 +88,14 @@ def test_cli_bench_prints_table_and_exits_zero(micro_config):
 def test_every_command_has_help():
     result = CliRunner().invoke(app, ["bench", "--help"])
     assert result.exit_code == 0 and "--config" in result.output
+
+
+def test_changing_one_variant_recomputes_only_its_rows(micro_config):
+    bench(load_config(micro_config), config_path=micro_config)
+    again = bench(load_config(micro_config), config_path=micro_config)
+    assert again.manifest["cache"]["generations_computed"] == 0
+    n = len({r["question_id"] for r in again.rows})
+    micro_config.write_text(micro_config.read_text().replace("k: 2", "k: 1"))  # only `rag` changes
+    changed = bench(load_config(micro_config), config_path=micro_config)
+    assert changed.manifest["cache"]["generations_computed"] == n
+    assert changed.manifest["cache"]["generations_cached"] == n  # base's rows came from the store
