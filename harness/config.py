@@ -53,6 +53,14 @@ class PubMedQASuite(_Strict):
     limit: int | None = Field(None, ge=1, description="Test on the first N test questions.")
 
 
+class JsonlSuite(_Strict):
+    """Your own data: corpus rows {"id", "text"}, question rows {"id", "question", "answers": [...],
+    "gold_passage_ids": [...], "category"}."""
+
+    corpus: str = Field(..., description="Corpus JSONL, relative to the config's folder.")
+    questions: str = Field(..., description="Questions JSONL, relative to the config's folder.")
+
+
 class ChunkingConfig(_Strict):
     words: int = Field(100, ge=1, description="Words per chunk.")
     overlap: int = Field(20, ge=0, description="Words shared by consecutive chunks.")
@@ -68,15 +76,16 @@ class SuiteConfig(_Strict):
     builtin: BuiltinSuite | None = Field(None, description="The built-in fictional domain.")
     squad: SquadSuite | None = Field(None, description="A SQuAD-format JSON file (COVID-QA).")
     pubmedqa: PubMedQASuite | None = Field(None, description="PubMedQA (yes / no / maybe).")
+    jsonl: JsonlSuite | None = Field(None, description="Your own corpus and questions as JSONL files.")
     chunking: ChunkingConfig | None = Field(
         None, description="Cut documents into overlapping word windows (SQuAD-format default: 100/20)."
     )
 
     @model_validator(mode="after")
     def _one_source(self):
-        given = [n for n in ("builtin", "squad", "pubmedqa") if getattr(self, n) is not None]
+        given = [n for n in ("builtin", "squad", "pubmedqa", "jsonl") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("name exactly one suite source: 'builtin', 'squad' or 'pubmedqa'")
+            raise ValueError("name exactly one suite source: 'builtin', 'squad', 'pubmedqa' or 'jsonl'")
         return self
 
 

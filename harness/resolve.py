@@ -46,6 +46,12 @@ def _load_suite(config: BenchConfig, config_path: Path) -> Suite:
         return builtin_suite(b.seed, scale=b.scale, corpus_only_fraction=b.corpus_only_fraction)
     chunking = s.chunking
     here = config_path.parent
+    if s.jsonl is not None:
+        from suites.jsonl import load_jsonl_suite
+
+        return load_jsonl_suite(
+            here / s.jsonl.corpus, here / s.jsonl.questions, name=f"jsonl-{Path(s.jsonl.questions).stem}"
+        )
     if s.squad is not None:
         from suites.squad import load_squad
 
@@ -155,9 +161,10 @@ class BaseModel:
 def resolve_model(config: BenchConfig, timings: dict) -> BaseModel:
     m = config.model
     if m.builtin is not None:
+        b = config.suite.builtin  # the pool's names avoid the built-in domain's; other suites use defaults
         spec = BaseModelSpec(
-            seed=config.suite.builtin.seed,
-            domain_scale=config.suite.builtin.scale,
+            seed=b.seed if b else config.seed,
+            domain_scale=b.scale if b else BaseModelSpec.domain_scale,
             intermediate_size=3 * m.builtin.hidden_size,
             **m.builtin.model_dump(),
         )

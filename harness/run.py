@@ -55,17 +55,18 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
     try:
         missing = _generate_missing(config, store, plan, base, adapters, timings)
         generations = store.generations(p.key for p in plan)
+        t0 = time.time()
+        scores, scored = _score(store, plan, generations, config.metrics)
+        timings["score_s"] = round(time.time() - t0, 2)
     finally:
         store.close()
 
-    t0 = time.time()
     passages = suite.passage_map()
     leaks = find_leaks(suite.questions, suite.training, threshold=config.leakage.threshold)
     rows = [
-        _row(p, generations[p.key], passages, config.metrics) | {"leaked": p.question.id in leaks}
+        _row(p, generations[p.key], scores, passages, config.metrics) | {"leaked": p.question.id in leaks}
         for p in plan
     ]
-    timings["score_s"] = round(time.time() - t0, 2)
     compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
     summary = summarize(compared, config, suite_name=suite.name)
     summary["leakage"] = {
@@ -107,6 +108,8 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
         "cache": {
             "generations_cached": len(plan) - missing,
             "generations_computed": missing,
+            "scores_computed": scored,
+            "scores_cached": len(plan) * len(config.metrics) - scored,
             "base_model": base.info["status"],
             "adapters_trained": sorted(set(trained)),
             "adapters_cached": sorted({a.name for a in adapters.values() if a.status == "cached"}),
@@ -190,9 +193,35 @@ def _generate_missing(config: BenchConfig, store: Store, plan: list[_Item], base
     return len(missing)
 
 
-def _row(p: _Item, g: dict, passages: dict, metrics) -> dict:
+SCORER_VERSION = "exact-v1"  # bump when a scorer's behaviour changes: it is part of score keys
+
+
+def _score_key(p: _Item, metric: str) -> str:
+    return digest(
+        {"generation": p.key, "metric": metric, "scorer": SCORER_VERSION, "gold": p.question.answers}, 32
+    )
+
+
+def _score(store: Store, plan: list[_Item], generations: dict, metrics) -> tuple[dict, int]:
+    """Every (row, metric) score from the store, computing and committing the missing ones."""
+    keys = {(p.key, p.question.id, m): _score_key(p, m) for p in plan for m in metrics}
+    found = store.scores(keys.values())
+    new = {}
+    for p in plan:
+        for m in metrics:
+            k = keys[p.key, p.question.id, m]
+            if k not in found and k not in new:
+                s = SCORERS[m](generations[p.key]["answer"], p.question.answers)
+                new[k] = {"value": s.value, "reason": s.reason} | (
+                    {"label": s.label} if s.label is not None else {}
+                )
+    if new:
+        store.put_scores(new.items())
+    return found | new, len(new)
+
+
+def _row(p: _Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
     q = p.question
-    scores = {m: SCORERS[m](g["answer"], q.answers) for m in metrics}
     return {
         "variant": p.variant,
         "question_id": q.id,
@@ -205,10 +234,7 @@ def _row(p: _Item, g: dict, passages: dict, metrics) -> dict:
         "retrieved": None if p.hits is None else [{"id": h.passage_id, "score": h.score} for h in p.hits],
         "retrieved_text": None if p.hits is None else [passages[h.passage_id].text for h in p.hits],
         "retrieval": _retrieval(p) if p.ranked is not None and q.gold_passage_ids else None,
-        "scores": {
-            m: {"value": s.value, "reason": s.reason} | ({"label": s.label} if s.label is not None else {})
-            for m, s in scores.items()
-        },
+        "scores": {m: scores[_score_key(p, m)] for m in metrics},
         "tokens_in": g["tokens_in"],
         "tokens_out": g["tokens_out"],
         "latency_s": g["latency_s"],

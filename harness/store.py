@@ -1,5 +1,6 @@
 """The results store: SQLite in WAL mode, one row per generation keyed by the hash of what determines
-it (model and adapter identity, the full prompt, decoding settings). Rows are committed in
+it (model and adapter identity, the full prompt, decoding settings), and one row per score keyed by
+its generation's key, the scorer and the gold answers. Rows are committed in
 transactions, so a killed run loses at most the batch in flight and a rerun recomputes nothing else.
 """
 
@@ -16,6 +17,12 @@ CREATE TABLE IF NOT EXISTS generations (
     tokens_in INTEGER NOT NULL,
     tokens_out INTEGER NOT NULL,
     latency_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scores (
+    key TEXT PRIMARY KEY,
+    value REAL,
+    reason TEXT NOT NULL,
+    label TEXT
 );
 """
 
@@ -49,6 +56,28 @@ class Store:
                 "INSERT OR IGNORE INTO generations (key, answer, tokens_in, tokens_out, latency_s) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [(k, r["answer"], r["tokens_in"], r["tokens_out"], r["latency_s"]) for k, r in rows],
+            )
+
+    def scores(self, keys: Iterable[str]) -> dict[str, dict]:
+        keys = list(keys)
+        found: dict[str, dict] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = self.db.execute(
+                f"SELECT key, value, reason, label FROM scores WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for key, value, reason, label in rows:
+                found[key] = {"value": value, "reason": reason} | (
+                    {"label": label} if label is not None else {}
+                )
+        return found
+
+    def put_scores(self, rows: Iterable[tuple[str, dict]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO scores (key, value, reason, label) VALUES (?, ?, ?, ?)",
+                [(k, r["value"], r["reason"], r.get("label")) for k, r in rows],
             )
 
     def count(self) -> int:

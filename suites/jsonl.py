@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import InputError
+
+if TYPE_CHECKING:
+    from suites.schema import Suite
 
 MAX_ROW_BYTES = 1 << 20  # a row over 1 MiB is a broken file, not a question
 
@@ -53,3 +57,49 @@ def read_jsonl(
             if isinstance(row[field], str) and not row[field].strip():
                 raise InputError(name, "empty", line=number, field=field)
         yield number, row
+
+
+def load_jsonl_suite(corpus: str | Path, questions: str | Path, *, name: str = "jsonl") -> Suite:
+    """A suite from two JSONL files: `corpus` rows {"id", "text"} and `questions` rows {"id",
+    "question", "answers": [...], optional "gold_passage_ids": [...], "category"}. Ids must be
+    unique and every gold passage id must be in the corpus."""
+    from suites.schema import Passage, Question, Suite
+
+    passages: list[Passage] = []
+    seen: set[str] = set()
+    for line, row in read_jsonl(corpus, {"id": str, "text": str}):
+        if row["id"] in seen:
+            raise InputError(str(corpus), f"duplicate id {row['id']!r}", line=line, field="id")
+        seen.add(row["id"])
+        passages.append(Passage(row["id"], row["text"], source=str(row.get("source", ""))))
+    out: list[Question] = []
+    qids: set[str] = set()
+    for line, row in read_jsonl(questions, {"id": str, "question": str, "answers": list}):
+        where = {"file": str(questions), "line": line}
+        if row["id"] in qids:
+            raise InputError(**where, message=f"duplicate id {row['id']!r}", field="id")
+        qids.add(row["id"])
+        answers = row["answers"]
+        if not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+            raise InputError(
+                **where, message="expected a non-empty list of non-empty strings", field="answers"
+            )
+        gold = row.get("gold_passage_ids", [])
+        if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
+            raise InputError(**where, message="expected a list of passage ids", field="gold_passage_ids")
+        for g in gold:
+            if g not in seen:
+                raise InputError(
+                    **where, message=f"passage {g!r} is not in {Path(corpus).name}", field="gold_passage_ids"
+                )
+        category = row.get("category", "")
+        if not isinstance(category, str):
+            raise InputError(**where, message="expected str", field="category")
+        out.append(
+            Question(
+                row["id"], row["question"].strip(), tuple(a.strip() for a in answers), tuple(gold), category
+            )
+        )
+    if not out:
+        raise InputError(str(questions), "no questions: the suite is empty")
+    return Suite(name, tuple(passages), tuple(out))

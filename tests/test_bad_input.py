@@ -153,3 +153,55 @@ def test_config(tmp_path, cache_dir, case):
     assert old in MICRO_CONFIG
     result, _ = _run(tmp_path, MICRO_CONFIG.replace(old, new))
     _assert_one_line_exit_2(result, tmp_path, field, message)
+
+
+CORPUS = b'{"id": "p1", "text": "The sky is blue."}\n{"id": "p2", "text": "Grass is green."}\n'
+QUESTIONS = {  # suite: {jsonl: {corpus, questions}}
+    "gold passage id not in the corpus": (
+        b'{"id": "q1", "question": "Sky?", "answers": ["blue"], "gold_passage_ids": ["p9"]}\n',
+        "questions.jsonl:1: gold_passage_ids:",
+        "'p9' is not in corpus.jsonl",
+    ),
+    "duplicate question id": (
+        b'{"id": "q1", "question": "Sky?", "answers": ["blue"]}\n{"id": "q1", "question": "Grass?", "answers": ["green"]}\n',
+        "questions.jsonl:2: id:",
+        "duplicate id 'q1'",
+    ),
+    "no answers": (
+        b'{"id": "q1", "question": "Sky?", "answers": []}\n',
+        "questions.jsonl:1: answers:",
+        "non-empty list",
+    ),
+    "answers not a list": (
+        b'{"id": "q1", "question": "Sky?", "answers": "blue"}\n',
+        "questions.jsonl:1: answers:",
+        "expected list",
+    ),
+    "empty suite": (b"\n\n", "questions.jsonl", "the suite is empty"),
+}
+
+
+@pytest.mark.parametrize("case", QUESTIONS)
+def test_jsonl_suite(tmp_path, cache_dir, case):
+    content, where, message = QUESTIONS[case]
+    (tmp_path / "corpus.jsonl").write_bytes(CORPUS)
+    (tmp_path / "questions.jsonl").write_bytes(content)
+    config = MICRO_CONFIG.replace(
+        "  builtin: {seed: 3, scale: 4}", "  jsonl: {corpus: corpus.jsonl, questions: questions.jsonl}"
+    )
+    result, _ = _run(tmp_path, config)
+    _assert_one_line_exit_2(result, tmp_path, where, message)
+
+
+def test_a_good_jsonl_suite_runs(tmp_path, cache_dir):
+    (tmp_path / "corpus.jsonl").write_bytes(CORPUS)
+    (tmp_path / "questions.jsonl").write_text(
+        '{"id": "q1", "question": "What colour is the sky?", "answers": ["blue"], "gold_passage_ids": ["p1"]}\n'
+    )
+    config = MICRO_CONFIG.replace(
+        "  builtin: {seed: 3, scale: 4}", "  jsonl: {corpus: corpus.jsonl, questions: questions.jsonl}"
+    ).replace("k: 2", "k: 1")
+    result, _ = _run(tmp_path, config)
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "runs" / "latest" / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and '"retrieved": [{"id": "p1"' in rows[1]

@@ -94,8 +94,10 @@ def test_changing_one_variant_recomputes_only_its_rows(micro_config):
     bench(load_config(micro_config), config_path=micro_config)
     again = bench(load_config(micro_config), config_path=micro_config)
     assert again.manifest["cache"]["generations_computed"] == 0
+    assert again.manifest["cache"]["scores_computed"] == 0  # scores are rows in the store too
     n = len({r["question_id"] for r in again.rows})
     micro_config.write_text(micro_config.read_text().replace("k: 2", "k: 1"))  # only `rag` changes
     changed = bench(load_config(micro_config), config_path=micro_config)
     assert changed.manifest["cache"]["generations_computed"] == n
     assert changed.manifest["cache"]["generations_cached"] == n  # base's rows came from the store
+    assert changed.manifest["cache"]["scores_computed"] == 2 * n  # em and f1 of rag's new answers

@@ -95,7 +95,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     assert _results(killed) == expected  # nothing lost, same answers and scores as a cold run
     con = sqlite3.connect(cache / "results.sqlite")
     (n,) = con.execute("SELECT COUNT(*) FROM generations").fetchone()
+    (n_scores, distinct) = con.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM scores").fetchone()
     con.close()
+    assert n_scores == distinct == len(expected) * 2  # one row per (answer, metric), none twice
     manifest = json.loads((killed / "runs" / "latest" / "manifest.json").read_text())
     assert n == manifest["cache"]["generations_cached"] + manifest["cache"]["generations_computed"]
     # no half-written run folder survives a kill
