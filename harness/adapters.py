@@ -59,6 +59,10 @@ def training_rows(suite: Suite, method: str, *, shuffle_seed: int | None = None)
         ]
     if method == "cpt":
         return [{"text": d} for d in t.documents]
+    if method == "judge":
+        from harness.judge_data import judge_rows
+
+        return judge_rows(suite, seed=0)  # its rows are part of the adapter key anyway
     raise ValueError(f"unknown adapter method {method!r}")
 
 

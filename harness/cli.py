@@ -189,6 +189,40 @@ def bless(
     typer.echo(f"blessed run {blessed['run_id']} ({len(blessed['variants'])} variants) -> {out}")
 
 
+export_app = typer.Typer(help="Export a suite for other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("lm-eval")
+def export_lm_eval(
+    out: Annotated[Path, typer.Option("--out", help="The task folder to write.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Bench configuration (YAML).")] = Path(
+        "bench.yaml"
+    ),
+) -> None:
+    """Write the config's suite as an lm-evaluation-harness task (closed-book prompts, exact match)."""
+    import re
+
+    from harness.config import load_config
+    from harness.lmeval import export_task, lmeval_command
+    from harness.resolve import load_suite
+
+    try:
+        cfg = load_config(config)
+        suite = load_suite(cfg, config.resolve())
+    except InputError as e:
+        _fail_input(e)
+    name = "ragvft_" + re.sub(r"[^A-Za-z0-9_]+", "_", cfg.name)
+    yaml_path = export_task(suite, out, name=name, max_new_tokens=cfg.generation.max_new_tokens)
+    n = sum(1 for q in suite.questions if q.answers)
+    typer.echo(f"wrote {yaml_path}, {yaml_path.with_suffix('.jsonl')} ({n} questions) and {out / 'utils.py'}")
+    base = cfg.model.path or "<base folder>"  # the built-in model's folder exists only once it is built
+    if cfg.model.path and (config.parent / cfg.model.path).is_dir():
+        base = str((config.parent / cfg.model.path).resolve())
+    typer.echo("run it with:")
+    typer.echo("  " + lmeval_command(yaml_path.parent, name, base=base, adapter="<adapter folder>"))
+
+
 def _print_gate(result: dict) -> int:
     """Print the gate's verdict and every failing rule plainly; return the exit code."""
     from rich.console import Console
@@ -213,20 +247,40 @@ def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    judged = (summary.get("judge_reliability") or {}).get("metrics", [])
+    exact = [m for m in summary["metrics"] if m not in judged]
+    shown = exact + [m for m in ("judge", "pairwise") if m in judged]  # the rest: in the report
     table = Table(title=f"ragvft · {summary['suite']}")
     table.add_column("variant")
-    for m in summary["metrics"]:
+    for m in shown:
         table.add_column(m, justify="right")
-        table.add_column(f"Δ{m}", justify="right")
+        if m in exact:
+            table.add_column(f"Δ{m}", justify="right")
     for v, stats in summary["variants"].items():
         cells = []
-        for m in summary["metrics"]:
+        for m in shown:
             mean = stats[m]["mean"]
-            d = summary["deltas"].get(v, {}).get(m)
-            cells += ["–" if mean is None else f"{mean:.3f}", "" if not d else f"{d['mean']:+.3f}"]
+            cells.append("–" if mean is None else f"{mean:.3f}")
+            if m in exact:
+                d = summary["deltas"].get(v, {}).get(m)
+                cells.append("" if not d else f"{d['mean']:+.3f}")
         table.add_row(v, *cells)
     console = Console()
     console.print(table)
+    jr = summary.get("judge_reliability") or {}
+    if jr.get("grade") or jr.get("pairwise"):
+        g, p = jr.get("grade") or {}, jr.get("pairwise") or {}
+
+        def f(x):
+            return "–" if x is None else f"{x:.2f}"
+
+        console.print(
+            f"judge: κ with exact match {f(g.get('kappa_with_em'))} on {g.get('decisive_n', 0)} decisive answers"
+            f" · position consistency {f(p.get('position_consistency'))}"
+            f" · undetermined {f(g.get('undetermined_rate'))} graded, {f(p.get('undetermined_rate'))} pairwise"
+            f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}",
+            highlight=False,
+        )
     c = manifest.get("cache", {})
     trained = ", ".join(c.get("adapters_trained", [])) or "none"
     cached = ", ".join(c.get("adapters_cached", [])) or "none"

@@ -156,6 +156,7 @@ class BaseModel:
     path: str  # a folder or a hub id
     identity: str  # what generation and adapter keys depend on
     info: dict  # what the manifest says about it
+    spec: BaseModelSpec | None = None  # the built-in model's settings
 
 
 def resolve_model(config: BenchConfig, timings: dict) -> BaseModel:
@@ -178,7 +179,7 @@ def resolve_model(config: BenchConfig, timings: dict) -> BaseModel:
             "status": "cached" if cached else "built",
             "build": record,
         }
-        return BaseModel(str(path), f"builtin:{spec.key()}", info)
+        return BaseModel(str(path), f"builtin:{spec.key()}", info, spec)
     info = {"kind": "path", "path": m.path, "revision": m.revision, "status": "external"}
     return BaseModel(m.path, model_identity(m.path, m.revision), info)
 
@@ -192,7 +193,7 @@ def model_identity(name_or_path: str, revision: str | None) -> str:
 
 
 def adapter_job(config: BenchConfig, suite: Suite, base: BaseModel, method: str) -> AdapterJob:
-    hyper = getattr(config.training, method)
+    hyper = config.judge.builtin if method == "judge" else getattr(config.training, method)
     init = None
     if method == "dpo" and hyper.init == "sft":
         init = adapter_job(config, suite, base, "sft")
@@ -242,3 +243,21 @@ def resolve_adapters(
             a.status = "trained"
     timings["adapters_s"] = round(time.time() - t0, 2)
     return out, trained
+
+
+def resolve_judge_adapter(
+    config: BenchConfig, config_path: Path, suite: Suite, base: BaseModel, timings: dict
+) -> Adapter:
+    """The built-in judge: a LoRA adapter on the base model trained (once, cached) to grade answers."""
+    t0 = time.time()
+    job = adapter_job(config, suite, base, "judge")
+    if not job.rows:
+        raise InputError(
+            str(config_path),
+            f"the suite {suite.name!r} has no preference pairs to train a built-in judge on; "
+            "give judge.http or judge.hf",
+            field="judge.builtin",
+        )
+    adapter = ensure_adapter(job)
+    timings["judge_adapter_s"] = round(time.time() - t0, 2)
+    return adapter

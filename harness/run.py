@@ -51,24 +51,35 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
     adapters, trained = resolve_adapters(config, config_path, suite, base, timings)
     retrievers, retriever_info = resolve_retrievers(config, config_path, suite, timings)
     plan = _plan(config, suite, base, adapters, retrievers)
+    passages = suite.passage_map()
+    leaks = find_leaks(suite.questions, suite.training, threshold=config.leakage.threshold)
     store = Store(cache_root() / "results.sqlite")
+    judge_info, judge_manifest = {}, None
     try:
         missing = _generate_missing(config, store, plan, base, adapters, timings)
         generations = store.generations(p.key for p in plan)
         t0 = time.time()
         scores, scored = _score(store, plan, generations, config.metrics)
         timings["score_s"] = round(time.time() - t0, 2)
+        rows = [
+            _row(p, generations[p.key], scores, passages, config.metrics) | {"leaked": p.question.id in leaks}
+            for p in plan
+        ]
+        if config.judge is not None:
+            judge_info, judge_manifest = _judge(
+                config, config_path, suite, base, store, rows, retrievers, timings
+            )
     finally:
         store.close()
 
-    passages = suite.passage_map()
-    leaks = find_leaks(suite.questions, suite.training, threshold=config.leakage.threshold)
-    rows = [
-        _row(p, generations[p.key], scores, passages, config.metrics) | {"leaked": p.question.id in leaks}
-        for p in plan
-    ]
+    if config.forgetting is not None:
+        from harness.forgetting import forgetting_check
+
+        forgetting = forgetting_check(config, config_path, base, adapters, base.spec, timings)
     compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
-    summary = summarize(compared, config, suite_name=suite.name)
+    summary = summarize(compared, config, suite_name=suite.name, metrics=config.all_metrics())
+    summary["judge_reliability"] = judge_info
+    summary["forgetting"] = forgetting if config.forgetting is not None else {}
     summary["leakage"] = {
         "threshold": config.leakage.threshold,
         "leaked": len(leaks),
@@ -89,6 +100,7 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
             "questions": len(suite.questions),
         },
         "model": base.info,
+        "judge": judge_manifest,
         "retrievers": retriever_info,
         "adapters": {
             v: {
@@ -130,6 +142,16 @@ class _Item:
     prompt: str
     adapter: str | None  # the adapter's identity
     key: str
+
+
+def _judge(config: BenchConfig, config_path: Path, suite, base, store, rows, retrievers, timings):
+    """The judge's scores added to `rows`; returns its reliability and what the manifest says of it."""
+    from harness.judging import make_judge, run_judge
+
+    judge = make_judge(config, config_path, suite, base, store, timings)
+    encoder = retrievers[config.judge.embedder].encoder if config.judge.embedder else None
+    info = run_judge(config, rows, judge, passages=suite.passage_map(), encoder=encoder, timings=timings)
+    return info, judge.info
 
 
 def _plan(config: BenchConfig, suite: Suite, base, adapters: dict, retrievers: dict) -> list[_Item]:

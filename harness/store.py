@@ -18,6 +18,10 @@ CREATE TABLE IF NOT EXISTS generations (
     tokens_out INTEGER NOT NULL,
     latency_s REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS judge_calls (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS scores (
     key TEXT PRIMARY KEY,
     value REAL,
@@ -30,7 +34,8 @@ CREATE TABLE IF NOT EXISTS scores (
 class Store:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=60)
+        # ragas calls the judge from worker threads; harness.judging serialises them with a lock
+        self.db = sqlite3.connect(path, timeout=60, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -79,6 +84,24 @@ class Store:
                 "INSERT OR IGNORE INTO scores (key, value, reason, label) VALUES (?, ?, ?, ?)",
                 [(k, r["value"], r["reason"], r.get("label")) for k, r in rows],
             )
+
+    def judge_calls(self, keys: Iterable[str]) -> dict[str, str]:
+        """The judge's raw replies already stored, by call key (judge identity, prompt)."""
+        keys = list(keys)
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = self.db.execute(
+                f"SELECT key, text FROM judge_calls WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            )
+            found.update(rows)
+        return found
+
+    def put_judge_calls(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Store replies in one transaction. Only replies are stored, never failures: a call that
+        failed for good (a server error) is tried again by the next run."""
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO judge_calls (key, text) VALUES (?, ?)", list(rows))
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]

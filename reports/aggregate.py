@@ -62,20 +62,24 @@ def metric_stats(values, *, samples: int, seed: int) -> dict:
     }
 
 
-def summarize(rows: list[dict], config, *, suite_name: str) -> dict:
-    metrics, seed, samples = list(config.metrics), config.seed, config.bootstrap_samples
+def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] | None = None) -> dict:
+    """A metric a row has no score for (a ragas context metric on a closed-book row, the pairwise
+    result of the baseline itself) does not apply to it: it is left out, not counted undetermined."""
+    metrics = list(config.metrics if metrics is None else metrics)
+    seed, samples = config.seed, config.bootstrap_samples
     variants = [v.name for v in config.variants]
     by_variant: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_variant[r["variant"]].append(r)
 
-    def values(rs, m):
-        return [r["scores"][m]["value"] for r in rs]
+    def values(rs, m):  # aligned with rs: None where the metric does not apply
+        return [r["scores"][m]["value"] if m in r["scores"] else None for r in rs]
 
     def stats(rs, m):
         if m in CORPUS_LEVEL:
             return corpus_stats(rs, m, samples=samples, seed=seed)
-        return metric_stats(values(rs, m), samples=samples, seed=seed)
+        applies = [r["scores"][m]["value"] for r in rs if m in r["scores"]]
+        return metric_stats(applies, samples=samples, seed=seed)
 
     summary_variants = {v: {m: stats(by_variant[v], m) for m in metrics} for v in variants}
     breakdown: dict[str, dict] = {}

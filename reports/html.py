@@ -126,8 +126,21 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
         forests={m: Markup(plots.forest(summary, m)) for m in summary["metrics"]},
         cost_plots=[Markup(svg) for svg in plots.cost_plots(rows, summary, manifest)],
         adapters=adapters(manifest, summary),
+        pairwise_counts=pairwise_counts(rows, variants),
         manifest_json=json.dumps(manifest, indent=2, default=str),
     )
+
+
+def pairwise_counts(rows: list[dict], variants: list[str]) -> dict[str, dict[str, int]]:
+    """{variant: {win, tie, loss, undetermined}} against the baseline, for variants judged pairwise."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        s = r["scores"].get("pairwise")
+        if s is None:
+            continue
+        c = out.setdefault(r["variant"], {"win": 0, "tie": 0, "loss": 0, "undetermined": 0})
+        c[s.get("label") or "undetermined"] += 1
+    return {v: out[v] for v in variants if v in out}
 
 
 def write_html(path: Path, **kwargs) -> None:

@@ -44,11 +44,15 @@ def test_report_opens_filters_and_never_runs_model_output(browser, micro_config,
     from harness.run import bench
     from reports.html import write_html
 
+    micro_config.write_text(
+        micro_config.read_text() + "judge: {builtin: {epochs: 2, lora_r: 4, lora_alpha: 8}}\n"
+    )
     result = bench(load_config(micro_config), config_path=micro_config)
     rows = [dict(r) for r in result.rows]
-    for i, payload in enumerate(PAYLOADS):  # two answers carry script payloads
+    for i, payload in enumerate(PAYLOADS):  # two answers and two judge rationales carry script payloads
         rows[i]["answer"] = payload
         rows[i]["question"] = payload
+        rows[i]["judge"] = {"grade": {"verdict": "correct", "score": 5, "rationale": payload}}
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     page = tmp_path / "report.html"
     write_html(page, rows=rows, summary=result.summary, manifest=manifest)
@@ -78,6 +82,8 @@ def test_report_opens_filters_and_never_runs_model_output(browser, micro_config,
     ]
     assert rights == sorted(rights)
     assert browser.find_elements(By.CSS_SELECTOR, "svg.plot")  # plots render inline
+    judge = browser.find_element(By.ID, "judge").text  # the judge's section and its reliability
+    assert "position-swap consistency" in judge and "agreement with exact match" in judge
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     assert browser.execute_script("return window.pwned") is None

@@ -1,0 +1,164 @@
+"""Reference-free and context evals through ragas 0.4.3, driven by ragvft's own judge and embedder.
+
+ragas gets the judge through its own LLM interface (`BaseRagasLLM`) and the embedder through its
+embedding interface (`BaseRagasEmbedding`), so every ragas call goes through ragvft's judge backend:
+the same model, the same call cache, the same retries. The metrics:
+
+* LLM: faithfulness, answer_relevancy (also the embedder), context_precision (with the reference
+  answer), context_recall;
+* non-LLM (rapidfuzz string similarity against the gold passages): nonllm_context_precision,
+  nonllm_context_recall.
+
+ragas raises when the judge's reply cannot be parsed and returns NaN when it has nothing to score:
+both are recorded as undetermined, with the reason, never as zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import warnings
+from collections.abc import Callable
+
+from judges.types import Score
+
+LLM_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
+NONLLM_METRICS = ("nonllm_context_precision", "nonllm_context_recall")
+
+
+def _ragas():
+    os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import ragas
+    return ragas
+
+
+def _llm(complete: Callable[[str], str | None]):
+    """ragas' LLM interface over a function from prompt to the judge's reply."""
+    from langchain_core.outputs import Generation, LLMResult
+    from ragas import RunConfig
+    from ragas.llms import BaseRagasLLM
+
+    class JudgeLLM(BaseRagasLLM):
+        def __init__(self):
+            # ragas would retry any exception 10 times; the judge backend retries what is worth it
+            super().__init__(run_config=RunConfig(max_retries=1))
+
+        def generate_text(self, prompt, n=1, temperature=0.01, stop=None, callbacks=None):
+            text = complete(prompt.to_string())
+            if text is None:
+                raise RuntimeError("the judge call failed")
+            return LLMResult(generations=[[Generation(text=text) for _ in range(n)]])
+
+        async def agenerate_text(self, prompt, n=1, temperature=0.01, stop=None, callbacks=None):
+            return await asyncio.to_thread(self.generate_text, prompt, n, temperature, stop, callbacks)
+
+        def is_finished(self, response) -> bool:
+            return True
+
+    return JudgeLLM()
+
+
+def _embeddings(encoder):
+    """ragas' embedding interface over a sentence-transformers model (legacy and new method names)."""
+    from ragas.embeddings import BaseRagasEmbedding
+
+    class Embedder(BaseRagasEmbedding):
+        def embed_texts(self, texts, **kw):
+            return encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True).tolist()
+
+        def embed_text(self, text, **kw):
+            return self.embed_texts([text])[0]
+
+        async def aembed_text(self, text, **kw):
+            return self.embed_text(text)
+
+        async def aembed_texts(self, texts, **kw):
+            return self.embed_texts(texts)
+
+        def embed_query(self, text):
+            return self.embed_text(text)
+
+        def embed_documents(self, texts):
+            return self.embed_texts(texts)
+
+    return Embedder()
+
+
+def _metrics(names, complete, encoder, threshold: float) -> dict:
+    _ragas()
+    from ragas.metrics._answer_relevance import ResponseRelevancy
+    from ragas.metrics._context_precision import (
+        LLMContextPrecisionWithReference,
+        NonLLMContextPrecisionWithReference,
+    )
+    from ragas.metrics._context_recall import LLMContextRecall, NonLLMContextRecall
+    from ragas.metrics._faithfulness import Faithfulness
+
+    llm = _llm(complete) if any(n in LLM_METRICS for n in names) else None
+    build = {
+        "faithfulness": lambda: Faithfulness(llm=llm),
+        "answer_relevancy": lambda: ResponseRelevancy(llm=llm, embeddings=_embeddings(encoder), strictness=1),
+        "context_precision": lambda: LLMContextPrecisionWithReference(llm=llm),
+        "context_recall": lambda: LLMContextRecall(llm=llm),
+        "nonllm_context_precision": lambda: NonLLMContextPrecisionWithReference(threshold=threshold),
+        "nonllm_context_recall": lambda: NonLLMContextRecall(threshold=threshold),
+    }
+    return {n: build[n]() for n in names}
+
+
+def ragas_scores(
+    items: list[dict],
+    names: list[str],
+    *,
+    complete: Callable[[str], str | None] | None = None,
+    encoder=None,
+    concurrency: int = 8,
+    threshold: float = 0.5,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Score]]:
+    """Score every item with every named ragas metric.
+
+    An item has `question`, `answer`, `contexts` (the retrieved passages' texts), `reference` (a gold
+    answer) and `reference_contexts` (the gold passages' texts). `complete(prompt)` is the judge.
+    """
+    from ragas import SingleTurnSample
+
+    metrics = _metrics(names, complete, encoder, threshold)
+
+    async def one(item: dict, name: str, gate: asyncio.Semaphore) -> Score:
+        sample = SingleTurnSample(
+            user_input=item["question"],
+            response=item["answer"],
+            retrieved_contexts=item["contexts"],
+            reference=item["reference"],
+            reference_contexts=item["reference_contexts"] or None,
+        )
+        if name.startswith("nonllm") and not item["reference_contexts"]:
+            if progress is not None:
+                progress(1)
+            return Score(name, None, "undetermined: no gold passages to compare with")
+        async with gate:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    value = await metrics[name].single_turn_ascore(sample)
+            except Exception as e:  # noqa: BLE001  (ragas raises many kinds on a judge reply it cannot use)
+                return Score(name, None, f"undetermined: {type(e).__name__}: {str(e)[:160]}")
+            finally:
+                if progress is not None:
+                    progress(1)
+        value = float(value)
+        if math.isnan(value):
+            return Score(name, None, "undetermined: ragas returned NaN (nothing to score)")
+        return Score(name, value, f"ragas {name}")
+
+    async def run_all():
+        gate = asyncio.Semaphore(concurrency)
+        jobs = [one(item, n, gate) for item in items for n in names]
+        return await asyncio.gather(*jobs)
+
+    flat = asyncio.run(run_all())
+    return [dict(zip(names, flat[i * len(names) : (i + 1) * len(names)])) for i in range(len(items))]

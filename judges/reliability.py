@@ -1,0 +1,87 @@
+"""How far the judge can be trusted, measured on every run from the rows it judged.
+
+* position-swap consistency: of the pairs judged in both orders, the share whose verdicts agree;
+* agreement with exact match (Cohen's kappa, scikit-learn's) on the rows where exact match is
+  decisive: an exact match (surely right) or no overlapping token at all (surely wrong);
+* undetermined rate: replies that did not parse even when asked again, or calls that failed;
+* length bias: of the decided pairs, how often the longer answer won, and the mean length (in words)
+  of winners minus losers. An unbiased judge on answers of similar quality sits near 0.5 and 0.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+
+def reliability(rows: list[dict]) -> dict:
+    """`rows` carry `scores` (em, f1, judge, pairwise...) and `judge` details (see harness.judging)."""
+    out: dict = {}
+    graded = [r for r in rows if "judge" in r["scores"]]
+    if graded:
+        out["grade"] = _grade_reliability(graded)
+    pairs = [r["judge"]["pairwise"] for r in rows if (r.get("judge") or {}).get("pairwise")]
+    if pairs:
+        out["pairwise"] = _pairwise_reliability(pairs)
+    return out
+
+
+def _grade_reliability(rows: list[dict]) -> dict:
+    from sklearn.metrics import cohen_kappa_score
+
+    undetermined = sum(r["scores"]["judge"]["value"] is None for r in rows)
+    judge, exact = [], []
+    for r in rows:
+        verdict, em, f1 = r["scores"]["judge"]["value"], _value(r, "em"), _value(r, "f1")
+        if verdict is None or em is None:
+            continue
+        if em == 1.0:
+            decisive = 1
+        elif f1 == 0.0:
+            decisive = 0
+        else:
+            continue  # a partial overlap: exact match says nothing sure
+        judge.append(int(verdict))
+        exact.append(decisive)
+    kappa = None
+    if judge and len(set(judge) | set(exact)) > 1:
+        kappa = float(cohen_kappa_score(exact, judge))
+    return {
+        "n": len(rows),
+        "undetermined": undetermined,
+        "undetermined_rate": undetermined / len(rows),
+        "decisive_n": len(judge),
+        "agreement_with_em": (sum(a == b for a, b in zip(judge, exact)) / len(judge)) if judge else None,
+        "kappa_with_em": kappa,
+    }
+
+
+def _value(row: dict, metric: str):
+    return (row["scores"].get(metric) or {}).get("value")
+
+
+def _pairwise_reliability(pairs: list[dict]) -> dict:
+    judged = [p for p in pairs if not p.get("identical")]
+    both = [p for p in judged if p.get("consistent") is not None]
+    decided = [p for p in both if p["result"] in ("win", "loss")]
+    longer_won, diffs = 0, []
+    for p in decided:
+        mine, theirs = len(p["answer"].split()), len(p["against_answer"].split())
+        win, lose = (mine, theirs) if p["result"] == "win" else (theirs, mine)
+        diffs.append(win - lose)
+        longer_won += win > lose
+    unequal = sum(d != 0 for d in diffs)
+    undetermined = len(judged) - len(both)
+    counts = {k: sum(p["result"] == k for p in pairs) for k in ("win", "tie", "loss")}
+    return {
+        "n": len(pairs),
+        "judged": len(judged),
+        "identical_answers": len(pairs) - len(judged),
+        "undetermined": undetermined,
+        "undetermined_rate": undetermined / len(judged) if judged else None,
+        "position_consistency": (sum(p["consistent"] for p in both) / len(both)) if both else None,
+        "consistent_n": len(both),
+        "results": counts,
+        "decided_n": len(decided),
+        "longer_answer_won": (longer_won / unequal) if unequal else None,
+        "length_diff_words": mean(diffs) if diffs else None,
+    }

@@ -1,0 +1,121 @@
+"""lm-eval interop: a suite exported as an lm-eval task gives, under lm-eval's own `hf` model, the
+same answers and the same exact match as ragvft's backend and judge, for the base model and for a
+LoRA adapter, closed-book and retrieval-augmented; and `ragvft export lm-eval` writes such a task."""
+
+import os
+from dataclasses import replace
+
+from typer.testing import CliRunner
+
+from harness import prompts
+from harness.adapters import ensure_adapter
+from harness.backend import HFBackend
+from harness.cli import app
+from harness.lmeval import export_task, run_lmeval
+from harness.resolve import adapter_job
+from judges import exact_match
+from suites.schema import Question
+from tests.test_adapters import FAST
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+MAX_NEW_TOKENS = 8
+
+
+def _ragvft(backend: HFBackend, suite, adapter: str | None, retrieved=None) -> tuple[float, dict]:
+    """ragvft's own answers and EM for the suite's questions."""
+    passages = retrieved or {}
+    texts = [prompts.build(q.text, passages.get(q.id)) for q in suite.questions]
+    answers = {q.id: c.text for q, c in zip(suite.questions, backend.generate(texts, adapter=adapter))}
+    em = [exact_match(answers[q.id], q.answers).value for q in suite.questions]
+    return sum(em) / len(em), answers
+
+
+def test_exported_task_scores_the_same_under_lm_eval_as_under_ragvft(micro_base, tmp_path):
+    config, suite, base = micro_base
+    job = adapter_job(config, suite, base, "sft")
+    job.hyper = job.hyper | FAST  # the same key as test_adapters' SFT adapter: trained once a session
+    sft = ensure_adapter(job, progress=False)
+    # The suite's 20 test questions and the 14 SFT questions in their training wording, which the
+    # adapter answers right: exact match is then not zero for everyone.
+    trained = tuple(Question(f"sft-{i}", p.question, (p.answer,)) for i, p in enumerate(suite.training.sft))
+    small = replace(suite, questions=suite.questions + trained)
+    gold = {q.id: [suite.passage_map()[p].text for p in q.gold_passage_ids] for q in suite.questions}
+
+    closed_dir = export_task(small, tmp_path / "closed", name="ragvft_closed", max_new_tokens=MAX_NEW_TOKENS)
+    rag_dir = export_task(
+        suite, tmp_path / "rag", name="ragvft_rag", max_new_tokens=MAX_NEW_TOKENS, retrieved=gold
+    )
+    backend = HFBackend(base.path, max_new_tokens=MAX_NEW_TOKENS, batch_size=16)
+    backend.add_adapter("sft", sft.path)
+    cases = [
+        ("base", closed_dir, small, None, None),
+        ("sft", closed_dir, small, "sft", None),
+        ("base+rag", rag_dir, suite, None, gold),
+    ]
+    ems = {}
+    for label, yaml_path, s, adapter, retrieved in cases:
+        em, answers = _ragvft(backend, s, adapter, retrieved)
+        theirs = run_lmeval(
+            yaml_path.parent,
+            yaml_path.stem,
+            base=base.path,
+            adapter=str(sft.path) if adapter else None,
+            batch_size=8,  # lm-eval batches longest first, ragvft shortest first: different batches
+        )
+        assert theirs["n"] == len(s.questions), label
+        assert theirs["answers"] == answers, label
+        assert theirs["exact_match"] == em, label
+        ems[label] = em
+    assert ems["sft"] > ems["base"]  # the adapter was applied under lm-eval too
+
+
+def test_export_lm_eval_command_writes_a_task_lm_eval_loads(micro_config, tmp_path):
+    out = tmp_path / "task"
+    result = CliRunner().invoke(app, ["export", "lm-eval", "--config", str(micro_config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "lm_eval --model hf --model_args 'pretrained=<base folder>,peft=<adapter folder>'" in result.output
+    assert {p.name for p in out.iterdir()} == {"ragvft_micro.yaml", "ragvft_micro.jsonl", "utils.py"}
+
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    task = get_task_dict(["ragvft_micro"], TaskManager(include_path=str(out), include_defaults=False))
+    task = task["ragvft_micro"]
+    docs = list(task.test_docs())
+    assert len(docs) == 20 and docs[0]["prompt"].startswith("Question: ")
+    assert task.doc_to_text(docs[0]) == docs[0]["prompt"]
+    assert task.process_results(docs[0], [" " + docs[0]["answers"][0] + "."]) == {"exact_match": 1.0}
+    assert task.process_results(docs[0], ["something else"]) == {"exact_match": 0.0}
+
+
+def test_export_lm_eval_help_and_a_missing_config(tmp_path):
+    assert CliRunner().invoke(app, ["export", "lm-eval", "--help"]).exit_code == 0
+    missing = tmp_path / "nope.yaml"
+    result = CliRunner().invoke(app, ["export", "lm-eval", "--config", str(missing), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nope.yaml" in lines[0]
+
+
+def test_forgetting_check_runs_lm_eval_on_base_and_each_adapter_and_caches(tmp_path, cache_dir):
+    """The bench's forgetting check: the built-in reading probe through lm-eval, base and SFT."""
+    from harness.config import load_config
+    from harness.run import bench
+    from tests.test_bench_adapters import _config
+
+    extra = (
+        "  - name: sft\n    adapter: sft\n  - name: sft+rag\n    adapter: sft\n    retriever: bm25\n"
+        "training:\n  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8}\n"
+        "forgetting: {tasks: [builtin_reading], limit: 12}\n"
+    )
+    path = _config(tmp_path, 3, extra)
+    result = bench(load_config(path), config_path=path)
+    fg = result.summary["forgetting"]
+    per = fg["tasks"]["builtin_reading"]
+    assert set(per) == {"base", "sft", "sft+rag"}  # sft+rag shares sft's adapter, and its figure
+    assert per["sft"] == per["sft+rag"] and all(0 <= x <= 1 for x in per.values())
+    assert fg["deltas"]["builtin_reading"]["sft"] == per["sft"] - per["base"]
+    assert fg["runs"] == {"computed": 2, "cached": 0}
+    assert 'id="forgetting"' in (result.run_dir / "report.html").read_text()
+    again = bench(load_config(path), config_path=path)
+    assert again.summary["forgetting"]["runs"] == {"computed": 0, "cached": 2}
+    assert again.summary["forgetting"]["tasks"] == fg["tasks"]
