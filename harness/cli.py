@@ -281,6 +281,12 @@ def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
             f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}",
             highlight=False,
         )
+        kappa, consistency = g.get("kappa_with_em"), p.get("position_consistency")
+        if (kappa is not None and kappa < 0.2) or (consistency is not None and consistency < 0.5):
+            console.print(
+                "[bold yellow]warning:[/] the judge agrees with exact match no better than chance or follows "
+                "answer positions: do not decide on its scores (see the report's judge section)"
+            )
     c = manifest.get("cache", {})
     trained = ", ".join(c.get("adapters_trained", [])) or "none"
     cached = ", ".join(c.get("adapters_cached", [])) or "none"

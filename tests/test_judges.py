@@ -188,7 +188,8 @@ def test_bench_judged_over_http_scores_every_variant_and_reports_reliability(mic
         assert again.summary["judge_reliability"]["calls_made"] == 0
     for f in result.run_dir.iterdir():
         assert "sk-canary-judge-777" not in f.read_text(errors="replace")
-    assert "judge" in (result.run_dir / "report.html").read_text()
+    html = (result.run_dir / "report.html").read_text()
+    assert 'id="judge"' in html and "Do not decide" not in html  # a judge that agrees: no warning
 
 
 def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_config):
@@ -210,3 +211,7 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
         assert g["raw"] is not None  # the model answered; parsed or undetermined, never zero by default
         assert (r["scores"]["judge"]["value"] is None) == ("verdict" not in g)
     assert result.manifest["judge"]["adapter"]["training"]["method"] == "judge"
+    kappa = jr["grade"]["kappa_with_em"]
+    consistency = jr["pairwise"]["position_consistency"]
+    weak = (kappa is not None and kappa < 0.2) or (consistency is not None and consistency < 0.5)
+    assert ("Do not decide" in (result.run_dir / "report.html").read_text()) == weak
