@@ -36,6 +36,7 @@ from harness.config_training import (  # noqa: F401
     DPOTraining,
     ForgettingConfig,
     JudgeConfig,
+    RagasMetric,
     SFTTraining,
     TrainingConfig,
 )
@@ -44,21 +45,7 @@ from harness.errors import InputError, did_you_mean
 METRICS = ("em", "f1")  # the default; accuracy and macro_f1 are for label suites (PubMedQA)
 Metric = Literal["em", "f1", "accuracy", "macro_f1"]
 JUDGE_METRICS = {"grade": ("judge", "judge_score"), "pairwise": ("pairwise",)}
-GateMetric = Literal[
-    "em",
-    "f1",
-    "accuracy",
-    "macro_f1",
-    "judge",
-    "judge_score",
-    "pairwise",
-    "faithfulness",
-    "answer_relevancy",
-    "context_precision",
-    "context_recall",
-    "nonllm_context_precision",
-    "nonllm_context_recall",
-]
+GateMetric = Literal[Metric, "judge", "judge_score", "pairwise", RagasMetric]  # nested Literals flatten
 
 
 class VariantConfig(_Strict):
