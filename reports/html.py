@@ -121,6 +121,8 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
         manifest=manifest,
         variants=variants,
         metrics=summary["metrics"],
+        lead=lead_metrics(summary),
+        judged=(summary.get("judge_reliability") or {}).get("metrics", []),
         questions=list(questions.values()),
         matrix=matrix(manifest, summary),
         forests={m: Markup(plots.forest(summary, m)) for m in summary["metrics"]},
@@ -129,6 +131,13 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
         pairwise_counts=pairwise_counts(rows, variants),
         manifest_json=json.dumps(manifest, indent=2, default=str),
     )
+
+
+def lead_metrics(summary: dict) -> list[str]:
+    """The leaderboard's metrics: the exact ones, the judge's verdict and its pairwise win rate (the
+    rubric score and the ragas metrics go in the judge's section: a leaderboard must fit a screen)."""
+    judged = (summary.get("judge_reliability") or {}).get("metrics", [])
+    return [m for m in summary["metrics"] if m not in judged or m in ("judge", "pairwise")]
 
 
 def pairwise_counts(rows: list[dict], variants: list[str]) -> dict[str, dict[str, int]]:

@@ -205,7 +205,8 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
     result = bench(load_config(micro_config), config_path=micro_config)
     jr = result.summary["judge_reliability"]
     assert jr["judge"].startswith("builtin:judge:")
-    assert jr["calls_made"] > 0 and jr["grade"]["n"] == len(result.rows)
+    # every row graded (asked now, or cached by another test's identical micro judge)
+    assert jr["calls_made"] + jr["calls_cached"] >= len(result.rows) and jr["grade"]["n"] == len(result.rows)
     for r in result.rows:
         g = r["judge"]["grade"]
         assert g["raw"] is not None  # the model answered; parsed or undetermined, never zero by default
