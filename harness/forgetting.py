@@ -47,11 +47,11 @@ def builtin_reading_task(
     return out_dir, BUILTIN_READING
 
 
-def forgetting_check(config, config_path: Path, base, adapters: dict, base_spec, timings: dict) -> dict:
+def forgetting_check(config, config_path: Path, base, adapters: dict, timings: dict) -> dict:
     """{"tasks": {task: {"base": em, variant: em, ...}}, "deltas": {task: {variant: em - base}}, ...}.
 
     One run per distinct adapter (variants that share an adapter share its result)."""
-    f = config.forgetting
+    f, base_spec = config.forgetting, base.spec  # the spec: None unless the base model is built-in
     t0 = time.time()
     tasks: list[tuple[Path, str]] = []
     for i, t in enumerate(f.tasks):

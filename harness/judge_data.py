@@ -48,7 +48,8 @@ def judge_rows(suite: Suite, seed: int) -> list[dict[str, str]]:
 
     for i, p in enumerate(pairs):
         q, right, wrong, gold = p.question, p.chosen, p.rejected, [p.chosen]
-        other = next(a for a in (answers[(i + j) % len(answers)] for j in range(1, 6)) if a != right)
+        others = [answers[(i + j) % len(answers)] for j in range(1, 6)]
+        other = next((a for a in others if a != right), wrong)  # another fact's answer, or the wrong one
         restyled = _restyle(right, rng)
         add(grade_prompt(q, gold, right), _RIGHT)
         add(grade_prompt(q, gold, restyled), _RIGHT)

@@ -67,19 +67,20 @@ def bench(config: BenchConfig, *, config_path: Path) -> RunResult:
         ]
         if config.judge is not None:
             judge_info, judge_manifest = _judge(
-                config, config_path, suite, base, store, rows, retrievers, timings
+                config, config_path, suite, base, store, rows, passages, retrievers, timings
             )
     finally:
         store.close()
 
+    forgetting = {}
     if config.forgetting is not None:
         from harness.forgetting import forgetting_check
 
-        forgetting = forgetting_check(config, config_path, base, adapters, base.spec, timings)
+        forgetting = forgetting_check(config, config_path, base, adapters, timings)
     compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
     summary = summarize(compared, config, suite_name=suite.name, metrics=config.all_metrics())
     summary["judge_reliability"] = judge_info
-    summary["forgetting"] = forgetting if config.forgetting is not None else {}
+    summary["forgetting"] = forgetting
     summary["leakage"] = {
         "threshold": config.leakage.threshold,
         "leaked": len(leaks),
@@ -144,13 +145,13 @@ class _Item:
     key: str
 
 
-def _judge(config: BenchConfig, config_path: Path, suite, base, store, rows, retrievers, timings):
+def _judge(config: BenchConfig, config_path: Path, suite, base, store, rows, passages, retrievers, timings):
     """The judge's scores added to `rows`; returns its reliability and what the manifest says of it."""
     from harness.judging import make_judge, run_judge
 
     judge = make_judge(config, config_path, suite, base, store, timings)
     encoder = retrievers[config.judge.embedder].encoder if config.judge.embedder else None
-    info = run_judge(config, rows, judge, passages=suite.passage_map(), encoder=encoder, timings=timings)
+    info = run_judge(config, rows, judge, passages=passages, encoder=encoder, timings=timings)
     return info, judge.info
 
 

@@ -40,19 +40,21 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
 
-    def generations(self, keys: Iterable[str]) -> dict[str, dict]:
+    def _where_key_in(self, select: str, keys: Iterable[str]):
+        """Rows of `select ... WHERE key IN (keys)`, in chunks under SQLite's variable limit."""
         keys = list(keys)
-        found: dict[str, dict] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            rows = self.db.execute(
-                f"SELECT key, answer, tokens_in, tokens_out, latency_s FROM generations "
-                f"WHERE key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for key, answer, tin, tout, lat in rows:
-                found[key] = {"answer": answer, "tokens_in": tin, "tokens_out": tout, "latency_s": lat}
-        return found
+            yield from self.db.execute(f"{select} WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+
+    def generations(self, keys: Iterable[str]) -> dict[str, dict]:
+        rows = self._where_key_in(
+            "SELECT key, answer, tokens_in, tokens_out, latency_s FROM generations", keys
+        )
+        return {
+            key: {"answer": answer, "tokens_in": tin, "tokens_out": tout, "latency_s": lat}
+            for key, answer, tin, tout, lat in rows
+        }
 
     def put_generations(self, rows: Iterable[tuple[str, dict]]) -> None:
         """Insert rows in one transaction; a key already present is left as it is (no duplicates)."""
@@ -64,19 +66,11 @@ class Store:
             )
 
     def scores(self, keys: Iterable[str]) -> dict[str, dict]:
-        keys = list(keys)
-        found: dict[str, dict] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            rows = self.db.execute(
-                f"SELECT key, value, reason, label FROM scores WHERE key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for key, value, reason, label in rows:
-                found[key] = {"value": value, "reason": reason} | (
-                    {"label": label} if label is not None else {}
-                )
-        return found
+        rows = self._where_key_in("SELECT key, value, reason, label FROM scores", keys)
+        return {
+            key: {"value": value, "reason": reason} | ({"label": label} if label is not None else {})
+            for key, value, reason, label in rows
+        }
 
     def put_scores(self, rows: Iterable[tuple[str, dict]]) -> None:
         with self.db:
@@ -87,15 +81,7 @@ class Store:
 
     def judge_calls(self, keys: Iterable[str]) -> dict[str, str]:
         """The judge's raw replies already stored, by call key (judge identity, prompt)."""
-        keys = list(keys)
-        found: dict[str, str] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            rows = self.db.execute(
-                f"SELECT key, text FROM judge_calls WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update(rows)
-        return found
+        return dict(self._where_key_in("SELECT key, text FROM judge_calls", keys))
 
     def put_judge_calls(self, rows: Iterable[tuple[str, str]]) -> None:
         """Store replies in one transaction. Only replies are stored, never failures: a call that

@@ -116,13 +116,14 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
             elif base_em == 1 and em == 0:
                 q["flips"][v] = "down"
         q["right"] = sum(1 for r in q["by_variant"].values() if r["scores"].get("em", {}).get("value") == 1)
+    judged = (summary.get("judge_reliability") or {}).get("metrics", [])
     return _env.get_template("report.html.j2").render(
         summary=summary,
         manifest=manifest,
         variants=variants,
         metrics=summary["metrics"],
-        lead=lead_metrics(summary),
-        judged=(summary.get("judge_reliability") or {}).get("metrics", []),
+        lead=lead_metrics(summary["metrics"], judged),
+        judged=judged,
         questions=list(questions.values()),
         matrix=matrix(manifest, summary),
         forests={m: Markup(plots.forest(summary, m)) for m in summary["metrics"]},
@@ -133,11 +134,10 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
     )
 
 
-def lead_metrics(summary: dict) -> list[str]:
+def lead_metrics(metrics: list[str], judged: list[str]) -> list[str]:
     """The leaderboard's metrics: the exact ones, the judge's verdict and its pairwise win rate (the
     rubric score and the ragas metrics go in the judge's section: a leaderboard must fit a screen)."""
-    judged = (summary.get("judge_reliability") or {}).get("metrics", [])
-    return [m for m in summary["metrics"] if m not in judged or m in ("judge", "pairwise")]
+    return [m for m in metrics if m not in judged or m in ("judge", "pairwise")]
 
 
 def pairwise_counts(rows: list[dict], variants: list[str]) -> dict[str, dict[str, int]]:
