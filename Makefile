@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check harness suites retrievers judges reports tests bench
+	$(BIN)/ruff check core harness suites retrievers judges reports tests bench
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,4 +1,4 @@
-"""Generation throughput: ragvft's `HFBackend.generate` against lm-eval's `HFLM.generate_until`, same
+"""Generation throughput: ragvft's `HFEngine.generate` against lm-eval's `HFLM.generate_until`, same
 model, same prompts, same greedy settings, measured in one run.
 
     .venv/bin/python bench/generation.py [--batch-size 32] [--max-new-tokens 16] [--threads 1]
@@ -40,7 +40,7 @@ FALLBACK = {"hidden_size": 64, "layers": 2, "steps": 400, "batch_size": 16, "poo
 
 def model_folder() -> tuple[str, str]:
     """(folder, what it is): the embedded bench's base model if cached, else the smaller fallback."""
-    from harness.basemodel import BaseModelSpec, base_model_path, build_base_model, is_built
+    from harness.builtin.basemodel import BaseModelSpec, base_model_path, build_base_model, is_built
     from harness.config import load_config
 
     cfg = load_config(ROOT / "bench.yaml")
@@ -94,15 +94,16 @@ def main() -> None:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from harness.backend import HFBackend
-    from harness.device import torch_device
+    from core.device import torch_device
+    from harness.engines import Decoding, HFEngine, Request
 
     if args.threads:
         torch.set_num_threads(args.threads)
     folder, what = model_folder()
     texts = bench_prompts()
     device = torch_device()
-    ours = HFBackend(folder, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    ours = HFEngine(folder, batch_size=args.batch_size)
+    decoding = Decoding(max_new_tokens=args.max_new_tokens)
     lm = HFLM(pretrained=folder, device=device, batch_size=args.batch_size)
     gen = {"until": ["\n"], "do_sample": False, "max_gen_toks": args.max_new_tokens}
 
@@ -110,7 +111,7 @@ def main() -> None:
         return [Instance("generate_until", {}, (p, dict(gen)), idx=0) for p in batch]
 
     def run_ours() -> list[str]:
-        return [c.text for c in ours.generate(texts)]
+        return [c.text for c in ours.generate([Request(t, decoding=decoding) for t in texts])]
 
     def run_lmeval() -> list[str]:
         return [s.strip() for s in lm.generate_until(requests(texts), disable_tqdm=True)]
@@ -124,7 +125,7 @@ def main() -> None:
         f"{len(texts)} prompts (closed-book and top-1 BM25), batch {args.batch_size}, greedy, "
         f"max_new_tokens {args.max_new_tokens}, {device}, torch threads {torch.get_num_threads()}"
     )
-    print(f"  ragvft HFBackend.generate    {len(texts) / t_ours:8.1f} questions/s  ({t_ours:.2f} s)")
+    print(f"  ragvft HFEngine.generate     {len(texts) / t_ours:8.1f} questions/s  ({t_ours:.2f} s)")
     print(f"  lm-eval HFLM.generate_until  {len(texts) / t_lm:8.1f} questions/s  ({t_lm:.2f} s)")
     print(f"  ratio ragvft / lm-eval       {t_lm / t_ours:8.2f}x  (goal >= 1.5x)")
     print(f"  answers that differ          {mismatches:8d} of {len(texts)}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harness.errors import InputError
+from core.errors import InputError
 
 app = typer.Typer(
     help="ragvft: should we fine-tune, retrieve, or both? Compare base, fine-tuned and retrieval-augmented "
@@ -61,7 +61,7 @@ def bench(
     from harness.run import bench as run_bench
 
     try:
-        result = run_bench(cfg, config_path=config.resolve())
+        result = run_bench(cfg)
     except InputError as e:
         _fail_input(e)
     _print_summary(result.summary, result.run_dir, result.manifest)
@@ -91,9 +91,9 @@ def retrieval(
         if not cfg.retrievers:
             raise InputError(str(config), "no retrievers to compare", field="retrievers")
         _quiet_libraries()
-        from harness.retrieval_eval import evaluate_retrievers
+        from harness.run.retrieval import evaluate_retrievers
 
-        run_dir, result = evaluate_retrievers(cfg, config.resolve(), ks)
+        run_dir, result = evaluate_retrievers(cfg, ks)
     except InputError as e:
         _fail_input(e)
     _print_retrieval(result, run_dir)
@@ -164,8 +164,15 @@ def gate(
     except gating.GateError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
-    seed = (manifest.get("config") or {}).get("seed", 0)
-    result = gating.check(rows, blessed, rules, seed=seed)
+    cfg_run = manifest.get("config") or {}
+    result = gating.check(
+        rows,
+        blessed,
+        rules,
+        samples=cfg_run.get("bootstrap_samples", 2000),  # as the gate inside `ragvft bench` resamples
+        seed=cfg_run.get("seed", 0),
+        metric_info=summary.get("metric_info"),
+    )
     if junit is not None:
         write_junit(junit, summary | {"gate": result})
     raise typer.Exit(_print_gate(result))
@@ -203,13 +210,13 @@ def export_lm_eval(
     """Write the config's suite as an lm-evaluation-harness task (closed-book prompts, exact match)."""
     import re
 
+    from harness.artifacts import load_suite
     from harness.config import load_config
     from harness.lmeval import export_task, lmeval_command
-    from harness.resolve import load_suite
 
     try:
         cfg = load_config(config)
-        suite = load_suite(cfg, config.resolve())
+        suite = load_suite(cfg)
     except InputError as e:
         _fail_input(e)
     name = "ragvft_" + re.sub(r"[^A-Za-z0-9_]+", "_", cfg.name)
@@ -217,8 +224,6 @@ def export_lm_eval(
     n = sum(1 for q in suite.questions if q.answers)
     typer.echo(f"wrote {yaml_path}, {yaml_path.with_suffix('.jsonl')} ({n} questions) and {out / 'utils.py'}")
     base = cfg.model.path or "<base folder>"  # the built-in model's folder exists only once it is built
-    if cfg.model.path and (config.parent / cfg.model.path).is_dir():
-        base = str((config.parent / cfg.model.path).resolve())
     typer.echo("run it with:")
     typer.echo("  " + lmeval_command(yaml_path.parent, name, base=base, adapter="<adapter folder>"))
 
@@ -247,9 +252,10 @@ def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    judged = (summary.get("judge_reliability") or {}).get("metrics", [])
-    exact = [m for m in summary["metrics"] if m not in judged]
-    shown = exact + [m for m in ("judge", "pairwise") if m in judged]  # the rest: in the report
+    info = summary.get("metric_info") or {}
+    exact = [m for m in summary["metrics"] if (info.get(m) or {}).get("source", "answer") == "answer"]
+    judged = [m for m in summary["metrics"] if m not in exact]
+    shown = exact + [m for m in judged if info[m]["leaderboard"]]  # the rest: in the report
     table = Table(title=f"ragvft · {summary['suite']}")
     table.add_column("variant")
     for m in shown:
@@ -281,11 +287,12 @@ def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
             f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}",
             highlight=False,
         )
-        kappa, consistency = g.get("kappa_with_em"), p.get("position_consistency")
-        if (kappa is not None and kappa < 0.2) or (consistency is not None and consistency < 0.5):
+        if jr.get("warnings"):
             console.print(
-                "[bold yellow]warning:[/] the judge agrees with exact match no better than chance or follows "
-                "answer positions: do not decide on its scores (see the report's judge section)"
+                "[bold yellow]warning:[/] do not decide on the judge's scores: "
+                + "; ".join(jr["warnings"])
+                + " (see the report's judge section)",
+                highlight=False,
             )
     c = manifest.get("cache", {})
     trained = ", ".join(c.get("adapters_trained", [])) or "none"

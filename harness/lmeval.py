@@ -4,7 +4,7 @@
 questions as JSON Lines (id, prompt, answers) and a `utils.py` that scores exact match with the
 SQuAD normalisation of `judges.exact`, its source copied in so the folder works without ragvft.
 The prompts are ragvft's (`harness.prompts`), greedy decoding is cut at the first newline, and the
-answer is stripped, as `HFBackend` does: the same model gives the same answers and the same EM.
+answer is stripped, as the HF engine does: the same model gives the same answers and the same EM.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def run_lmeval(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from harness.device import torch_device
+    from core.device import torch_device
 
     model_args = {"pretrained": base} | ({"peft": adapter} if adapter else {})
     out = lm_eval.simple_evaluate(

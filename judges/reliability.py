@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from statistics import mean
 
+# Below these, the report and the console say not to decide on the judge's scores.
+MIN_KAPPA_WITH_EM = 0.2  # Cohen's kappa: 0.0-0.2 is "slight" agreement (Landis and Koch)
+MIN_POSITION_CONSISTENCY = 0.5  # pairs whose verdict survives swapping the answers' positions
+
 
 def reliability(rows: list[dict]) -> dict:
-    """`rows` carry `scores` (em, f1, judge, pairwise...) and `judge` details (see harness.judging)."""
+    """`rows` carry `scores` (em, f1, judge, pairwise...) and `judge` details (see harness.run.judging).
+    `warnings` lists, in words, why the judge's scores should not be decided on (empty: no reason)."""
     out: dict = {}
     graded = [r for r in rows if "judge" in r["scores"]]
     if graded:
@@ -22,6 +27,19 @@ def reliability(rows: list[dict]) -> dict:
     pairs = [r["judge"]["pairwise"] for r in rows if (r.get("judge") or {}).get("pairwise")]
     if pairs:
         out["pairwise"] = _pairwise_reliability(pairs)
+    out["warnings"] = trust_warnings(out)
+    return out
+
+
+def trust_warnings(info: dict) -> list[str]:
+    """Why not to decide on this judge's scores, one phrase per reason."""
+    out = []
+    kappa = (info.get("grade") or {}).get("kappa_with_em")
+    if kappa is not None and kappa < MIN_KAPPA_WITH_EM:
+        out.append(f"its verdicts agree with exact match no better than chance (κ {kappa:.2f})")
+    consistency = (info.get("pairwise") or {}).get("position_consistency")
+    if consistency is not None and consistency < MIN_POSITION_CONSISTENCY:
+        out.append(f"its pairwise verdicts follow the answers' positions (consistency {consistency:.2f})")
     return out
 
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from judges import SCORERS
 from reports.stats import bootstrap_ci, bootstrap_statistic, clean, macro_f1, paired_delta
+from retrievers.metrics import means
 
-CORPUS_LEVEL = {"macro_f1"}  # a score of the whole set of answers, not a mean of per-question values
+
+def _corpus_level(metric: str) -> bool:
+    """A score of the whole set of answers (macro-F1), not a mean of per-question values."""
+    scorer = SCORERS.get(metric)
+    return bool(scorer and scorer.corpus_level)
 
 
 def _labels(rows: list[dict], metric: str) -> tuple[list, list]:
@@ -76,7 +82,7 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
         return [r["scores"][m]["value"] if m in r["scores"] else None for r in rs]
 
     def stats(rs, m):
-        if m in CORPUS_LEVEL:
+        if _corpus_level(m):
             return corpus_stats(rs, m, samples=samples, seed=seed)
         applies = [r["scores"][m]["value"] for r in rs if m in r["scores"]]
         return metric_stats(applies, samples=samples, seed=seed)
@@ -100,7 +106,7 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
         other = sorted(by_variant[v], key=lambda r: r["question_id"])
         deltas[v] = {
             m: corpus_delta(other, base, m, samples=samples, seed=seed)
-            if m in CORPUS_LEVEL
+            if _corpus_level(m)
             else paired_delta(values(other, m), values(base, m), samples=samples, seed=seed)
             for m in metrics
         }
@@ -120,20 +126,21 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
 def retrieval_summary(rows: list[dict], metric: str | None) -> dict:
     """Per RAG variant: mean retrieval metrics against the gold passages, and where its wrong answers
     failed: at retrieval (no gold passage in the prompt) or at generation (gold present, answer wrong)."""
-    out: dict[str, dict] = {}
+    by_variant: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        ret = r.get("retrieval")
-        if not ret:
-            continue
-        acc = out.setdefault(r["variant"], {"values": defaultdict(list), "n": 0, "missed": 0, "misread": 0})
-        acc["n"] += 1
-        for name, value in ret.items():
-            if name != "gold_in_prompt" and value is not None:
-                acc["values"][name].append(value)
-        if metric and r["scores"].get(metric, {}).get("value") == 0:
-            acc["missed" if not ret["gold_in_prompt"] else "misread"] += 1
-    return {
-        v: {name: sum(xs) / len(xs) for name, xs in a["values"].items()}
-        | {"n": a["n"], "wrong_retrieval_failed": a["missed"], "wrong_generation_failed": a["misread"]}
-        for v, a in out.items()
-    }
+        if r.get("retrieval"):
+            by_variant[r["variant"]].append(r)
+    out: dict[str, dict] = {}
+    for v, rs in by_variant.items():
+        wrong = [r for r in rs if metric and r["scores"].get(metric, {}).get("value") == 0]
+        found = {
+            k: x
+            for k, x in means([r["retrieval"] for r in rs], skip=["gold_in_prompt"]).items()
+            if x is not None
+        }
+        out[v] = found | {
+            "n": len(rs),
+            "wrong_retrieval_failed": sum(not r["retrieval"]["gold_in_prompt"] for r in wrong),
+            "wrong_generation_failed": sum(bool(r["retrieval"]["gold_in_prompt"]) for r in wrong),
+        }
+    return out

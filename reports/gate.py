@@ -14,14 +14,13 @@ an empty suite, or questions that differ from the blessed run are failures with 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from reports.stats import paired_delta
+from reports.stats import determined, paired_delta
 
 BASELINE_FORMAT = "ragvft-baseline-1"
 
@@ -96,22 +95,37 @@ def load_baseline(path: Path) -> dict:
     return data
 
 
-def rule_name(rule: dict) -> str:
+def rule_name(rule: dict, higher_is_better: bool = True) -> str:
     parts = []
     if rule.get("margin") is not None:
         parts.append(f"non-inferior within {rule['margin']:g}")
     if rule.get("floor") is not None:
-        parts.append(f"mean >= {rule['floor']:g}")
+        parts.append(f"mean {'>=' if higher_is_better else '<='} {rule['floor']:g}")
     return f"{rule['variant']}.{rule['metric']}: " + " and ".join(parts)
 
 
-def check(rows: list[dict], baseline: dict, rules: list[dict], *, samples: int = 2000, seed: int = 0) -> dict:
-    """Evaluate every rule; the gate passes only if every rule passes."""
+def check(
+    rows: list[dict],
+    baseline: dict,
+    rules: list[dict],
+    *,
+    samples: int = 2000,
+    seed: int = 0,
+    metric_info: dict | None = None,
+) -> dict:
+    """Evaluate every rule; the gate passes only if every rule passes. `metric_info` (a summary's)
+    gives each metric's direction: for a metric where lower is better, a rise is the regression and
+    the floor is a ceiling."""
     current = per_question(rows)
     results = []
     for rule in rules:
+        higher = ((metric_info or {}).get(rule["metric"]) or {}).get("higher_is_better", True)
         results.append(
-            {"rule": rule_name(rule), **rule, **_check_rule(rule, current, baseline, samples, seed)}
+            {
+                "rule": rule_name(rule, higher),
+                **rule,
+                **_check_rule(rule, current, baseline, samples, seed, higher),
+            }
         )
     if not rules:
         results.append({"rule": "(no rules)", "passed": False, "reason": "the gate has no rules"})
@@ -124,21 +138,23 @@ def check(rows: list[dict], baseline: dict, rules: list[dict], *, samples: int =
     }
 
 
-def _check_rule(rule: dict, current, baseline: dict, samples: int, seed: int) -> dict:
+def _check_rule(rule: dict, current, baseline: dict, samples: int, seed: int, higher: bool = True) -> dict:
     v, m = rule["variant"], rule["metric"]
     mine = current.get(v, {}).get(m)
     if mine is None:
         return {"passed": False, "reason": f"variant {v!r} or metric {m!r} is missing from this run"}
     if not mine:
         return {"passed": False, "reason": "the suite is empty: no questions were scored"}
-    bad = [q for q, x in mine.items() if x is None or (isinstance(x, float) and math.isnan(x))]
+    bad = [q for q, x in mine.items() if not determined(x)]
     if bad:
         return {"passed": False, "reason": f"{len(bad)} undetermined values (e.g. {bad[0]})"}
     mean = sum(mine.values()) / len(mine)
     out: dict = {"mean": mean, "n": len(mine)}
     reasons = []
-    if rule.get("floor") is not None and mean < rule["floor"]:
-        reasons.append(f"mean {mean:.3f} is below the floor {rule['floor']:g}")
+    if rule.get("floor") is not None and (mean < rule["floor"] if higher else mean > rule["floor"]):
+        reasons.append(
+            f"mean {mean:.3f} is {'below the floor' if higher else 'above the ceiling'} {rule['floor']:g}"
+        )
     if rule.get("margin") is not None:
         blessed = baseline.get("variants", {}).get(v, {}).get(m)
         if blessed is None:
@@ -153,9 +169,14 @@ def _check_rule(rule: dict, current, baseline: dict, samples: int, seed: int) ->
         ids = sorted(mine)
         d = paired_delta([mine[q] for q in ids], [theirs[q] for q in ids], samples=samples, seed=seed)
         out |= {"blessed_mean": blessed["mean"], "delta": d["mean"], "delta_ci95": d["ci95"]}
-        if d["ci95"][0] < -rule["margin"]:
+        if higher and d["ci95"][0] < -rule["margin"]:
             reasons.append(
                 f"dropped {d['mean']:+.3f} against the blessed run (95% interval "
                 f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], lower bound below -{rule['margin']:g})"
+            )
+        if not higher and d["ci95"][1] > rule["margin"]:
+            reasons.append(
+                f"rose {d['mean']:+.3f} against the blessed run, where lower is better (95% interval "
+                f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], upper bound above {rule['margin']:g})"
             )
     return out | {"passed": not reasons, "reason": "; ".join(reasons) or "ok"}

@@ -20,6 +20,18 @@ def _fmt(x, digits: int = 3) -> str:
 
 _env.filters["fmt"] = _fmt
 
+FORGETTING_NOTABLE = 0.05  # an EM change on an outside task worth colouring (about 5 of 100 questions)
+
+
+def _change_class(delta: float | None, notable: float) -> str:
+    """ "neg" for a drop beyond `notable`, "pos" for a rise beyond it, else nothing."""
+    if delta is None:
+        return ""
+    return "neg" if delta < -notable else ("pos" if delta > notable else "")
+
+
+_env.filters["change_class"] = _change_class
+
 
 def _bar(stat: dict | None) -> dict | None:
     """Geometry (in %) of a mean with its interval, for metrics on a 0..1 scale."""
@@ -106,23 +118,31 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
         )
         q["by_variant"][r["variant"]] = r
     baseline = summary["baseline_variant"]
+    info = summary.get("metric_info") or {}
+    flip = flip_metric(summary["metrics"], info)
+
+    def right(r) -> float | None:
+        return r["scores"].get(flip, {}).get("value") if flip else None
+
     for q in questions.values():
         base_row = q["by_variant"].get(baseline)
-        base_em = base_row["scores"].get("em", {}).get("value") if base_row else None
+        base_value = right(base_row) if base_row else None
         for v, r in q["by_variant"].items():
-            em = r["scores"].get("em", {}).get("value")
-            if base_em == 0 and em == 1:
+            value = right(r)
+            if base_value == 0 and value == 1:
                 q["flips"][v] = "up"
-            elif base_em == 1 and em == 0:
+            elif base_value == 1 and value == 0:
                 q["flips"][v] = "down"
-        q["right"] = sum(1 for r in q["by_variant"].values() if r["scores"].get("em", {}).get("value") == 1)
-    judged = (summary.get("judge_reliability") or {}).get("metrics", [])
+        q["right"] = sum(1 for r in q["by_variant"].values() if right(r) == 1)
+    judged = [m for m in summary["metrics"] if (info.get(m) or {}).get("source", "answer") != "answer"]
     return _env.get_template("report.html.j2").render(
         summary=summary,
         manifest=manifest,
         variants=variants,
         metrics=summary["metrics"],
-        lead=lead_metrics(summary["metrics"], judged),
+        lead=lead_metrics(summary["metrics"], info),
+        flip_metric=flip,
+        forgetting_notable=FORGETTING_NOTABLE,
         judged=judged,
         questions=list(questions.values()),
         matrix=matrix(manifest, summary),
@@ -134,10 +154,17 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
     )
 
 
-def lead_metrics(metrics: list[str], judged: list[str]) -> list[str]:
-    """The leaderboard's metrics: the exact ones, the judge's verdict and its pairwise win rate (the
-    rubric score and the ragas metrics go in the judge's section: a leaderboard must fit a screen)."""
-    return [m for m in metrics if m not in judged or m in ("judge", "pairwise")]
+def flip_metric(metrics: list[str], info: dict) -> str | None:
+    """The metric whose flips (right where the baseline is wrong, or the reverse) the question table
+    marks: the first 0/1 metric of the run."""
+    return next((m for m in metrics if (info.get(m) or {"kind": "binary"})["kind"] == "binary"), None)
+
+
+def lead_metrics(metrics: list[str], info: dict) -> list[str]:
+    """The leaderboard's metrics, as the scorer registry marks them (`leaderboard`): the exact ones, the
+    judge's verdict and its pairwise win rate; the rubric score and the ragas metrics go in the judge's
+    section (a leaderboard must fit a screen)."""
+    return [m for m in metrics if (info.get(m) or {}).get("leaderboard", True)]
 
 
 def pairwise_counts(rows: list[dict], variants: list[str]) -> dict[str, dict[str, int]]:

@@ -13,8 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def determined(value: float | None) -> bool:
+    """A value that was scored: not None (undetermined) and not NaN."""
+    return value is not None and not math.isnan(value)
+
+
 def clean(values: Sequence[float | None]) -> np.ndarray:
-    return np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    """The determined values, as an array (the undetermined ones are counted by the caller)."""
+    return np.array([v for v in values if determined(v)], dtype=float)
 
 
 def bootstrap_ci(
@@ -34,11 +40,7 @@ def paired_delta(
     a: Sequence[float | None], b: Sequence[float | None], *, samples: int = 2000, seed: int = 0
 ) -> dict | None:
     """Mean of (a - b) over questions where both are determined, with its paired bootstrap interval."""
-    pairs = [
-        (x, y)
-        for x, y in zip(a, b)
-        if x is not None and y is not None and not (math.isnan(x) or math.isnan(y))
-    ]
+    pairs = [(x, y) for x, y in zip(a, b) if determined(x) and determined(y)]
     if not pairs:
         return None
     d = np.array([x - y for x, y in pairs])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache import building, cache_root, digest
+from core.cache import building, cache_root, digest
 from retrievers.types import Hit
 from suites.schema import Passage
 

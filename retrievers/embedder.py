@@ -16,7 +16,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.cache import building, cache_root, digest, folder_hash, library_versions
+from core.cache import building, cache_root, digest, library_versions
 
 EMBEDDER_RECORD = "ragvft_embedder.json"
 
@@ -45,13 +45,6 @@ def builtin_embedder_key(spec: EmbedderSpec, pairs: list[tuple[str, str]], corpu
             "libs": library_versions(),
         }
     )
-
-
-def embedder_identity(name_or_path: str, revision: str | None = None) -> str:
-    folder = Path(name_or_path)
-    if folder.is_dir():
-        return f"local:{folder_hash(folder)}"
-    return f"hub:{name_or_path}@{revision or 'main'}"
 
 
 def build_builtin_embedder(
@@ -118,8 +111,8 @@ def _train(spec: EmbedderSpec, pairs: list[tuple[str, str]], corpus: list[str], 
     from transformers import BertConfig, BertModel, TrainerCallback
     from transformers.trainer_callback import PrinterCallback
 
-    from harness.device import training_precision
-    from harness.progress import progress_bar
+    from core.device import training_precision
+    from core.progress import progress_bar
 
     started = time.time()
     torch.manual_seed(spec.seed)

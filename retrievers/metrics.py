@@ -34,15 +34,41 @@ def question_metrics(ranked: Sequence[str], gold: Iterable[str], ks: Sequence[in
     return out
 
 
+def prompt_metrics(ranked: Sequence[str], k: int, gold: Iterable[str]) -> dict:
+    """One retrieval-augmented answer's retrieval metrics: at `k`, the passages its prompt read (the
+    first k of `ranked`), and at 10, and whether a gold passage was in the prompt."""
+    gold = set(gold)
+    m = question_metrics(ranked, gold, ks=(k, 10))
+    return {
+        "k": k,
+        "recall@k": m[f"recall@{k}"],
+        "hit@k": m[f"hit@{k}"],
+        "recall@10": m["recall@10"],
+        "hit@10": m["hit@10"],
+        "mrr@10": m["mrr@10"],
+        "ndcg@10": m["ndcg@10"],
+        "gold_in_prompt": bool(gold.intersection(ranked[:k])),
+    }
+
+
+def means(per_question: Sequence[dict], skip: Iterable[str] = ()) -> dict[str, float | None]:
+    """The mean of every metric over the questions that have a value for it (None values are
+    undetermined, not zero); names in `skip` are left out."""
+    skip = set(skip)
+    names = [n for n in (per_question[0] if per_question else {}) if n not in skip]
+    out: dict[str, float | None] = {}
+    for name in names:
+        values = [q[name] for q in per_question if q.get(name) is not None]
+        out[name] = sum(values) / len(values) if values else None
+    return out
+
+
 def evaluate(
     hits: Sequence[Sequence[Hit]], golds: Sequence[Iterable[str]], ks: Sequence[int] = (1, 3, 5, 10)
 ) -> tuple[list[dict], dict]:
     """(per-question metrics, overall means over questions that have gold passages)."""
     per_question = [question_metrics([h.passage_id for h in hs], g, ks) for hs, g in zip(hits, golds)]
-    overall: dict[str, float | None] = {}
-    for name in per_question[0] if per_question else []:
-        values = [q[name] for q in per_question if q[name] is not None]
-        overall[name] = sum(values) / len(values) if values else None
+    overall: dict = means(per_question)
     overall["n"] = sum(1 for q in per_question if q["mrr@10"] is not None)
     overall["undetermined"] = len(per_question) - overall["n"]
     return per_question, overall

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import InputError
+from core.errors import InputError
 
 if TYPE_CHECKING:
     from suites.schema import Suite

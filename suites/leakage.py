@@ -27,6 +27,7 @@ def find_leaks(
     """{question id: {"kind", "where", "similarity", "training_question", "training_answer"}}."""
     train: list[tuple[str, str, str]] = [(p.question, p.answer, "sft") for p in training.sft]
     train += [(p.question, p.chosen, "dpo") for p in training.preferences]
+    train += [(p.question, p.answer, "feedback") for p in training.feedback]
     norm = [(normalize_answer(q), q, a, where) for q, a, where in train]
     by_text = {}
     for n, q, a, where in norm:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.errors import InputError
+from core.errors import InputError
 from retrievers.chunking import chunk_document
 from suites.schema import Passage, PreferencePair, QAPair, Question, Suite, TrainingSets
 

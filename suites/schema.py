@@ -39,11 +39,14 @@ class Question:
 
 @dataclass(frozen=True)
 class QAPair:
-    """A supervised fine-tuning example: a question in training wording and its answer."""
+    """A supervised fine-tuning example: a question in training wording and its answer. `passage_ids`
+    (optional) name the corpus passages that hold the answer: what a method that trains with passages
+    in the prompt (RAFT-style, gold among distractors) puts there."""
 
     question: str
     answer: str
     fact_id: str = ""
+    passage_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,30 @@ class PreferencePair:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """Unpaired feedback (KTO-style): one answer to a question, marked desirable or not."""
+
+    question: str
+    answer: str
+    desirable: bool
+    fact_id: str = ""
+
+
+@dataclass(frozen=True)
 class TrainingSets:
     """What variants may be trained on. `retrieval` pairs (query, passage text) train a built-in
-    embedder; they never use a test question's wording."""
+    embedder; they never use a test question's wording.
+
+    Every set is optional and a loader fills only what its data has: a training method builds its own
+    rows from whatever sets it needs (KTO can read `feedback`, or split `preferences` into a desirable
+    and an undesirable answer; a RAFT-style method reads `sft` with its `passage_ids` and the corpus).
+    """
 
     sft: tuple[QAPair, ...] = ()
     preferences: tuple[PreferencePair, ...] = ()
     documents: tuple[str, ...] = ()
     retrieval: tuple[tuple[str, str], ...] = ()
+    feedback: tuple[Feedback, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.errors import InputError
+from core.errors import InputError
 from retrievers.chunking import chunk_documents, chunks_containing
 from suites.schema import QAPair, Question, Suite, TrainingSets
 

@@ -45,10 +45,10 @@ def micro_config(tmp_path, cache_dir) -> Path:
 @pytest.fixture(scope="session")
 def micro_base(cache_dir, tmp_path_factory):
     """The micro config's built-in base model, built once per session: (config, suite, BaseModel)."""
+    from harness.artifacts import load_suite, resolve_model
     from harness.config import load_config
-    from harness.resolve import load_suite, resolve_model
 
     path = tmp_path_factory.mktemp("micro") / "bench.yaml"
     path.write_text(MICRO_CONFIG)
     config = load_config(path)
-    return config, load_suite(config, path), resolve_model(config, {})
+    return config, load_suite(config), resolve_model(config, {})

@@ -3,9 +3,9 @@ base (multi-adapter), and they change the answers."""
 
 import json
 
-from harness.adapters import TRAINING_RECORD, ensure_adapter
-from harness.backend import HFBackend
-from harness.resolve import adapter_job
+from harness.artifacts import adapter_job
+from harness.engines import Decoding, HFEngine, Request
+from harness.training import TRAINING_RECORD, ensure_adapter
 from judges import exact_match
 
 FAST = {"epochs": 30.0, "learning_rate": 1e-2, "batch_size": 8}
@@ -18,6 +18,14 @@ def _job(micro_base, method, **hyper):
     if job.init is not None:
         job.init.hyper = job.init.hyper | FAST
     return job
+
+
+def complete(engine, prompts, adapter=None, max_new_tokens=8) -> list[str]:
+    """The engine's answers to raw prompts, greedy and cut at the first newline, as variants answer."""
+    decoding = Decoding(max_new_tokens=max_new_tokens)
+    return [
+        c.text for c in engine.generate([Request(p, adapter=adapter, decoding=decoding) for p in prompts])
+    ]
 
 
 def _em(answers, golds):
@@ -42,13 +50,13 @@ def test_sft_and_dpo_adapters_train_reload_and_change_the_answers(micro_base):
     assert sft.config["peft_type"] == "LORA" and sft.config["r"] == 32
 
     # One base model, two adapters loaded beside each other, switched by name.
-    backend = HFBackend(base.path, max_new_tokens=8, batch_size=16)
-    backend.add_adapter("sft", sft.path)
-    backend.add_adapter("dpo", dpo.path)
+    engine = HFEngine(base.path, batch_size=16)
+    engine.add_adapter("sft", sft.path)
+    engine.add_adapter("dpo", dpo.path)
     prompts = [r["prompt"] for r in dpo_job.init.rows]
     golds = [(r["completion"].strip(),) for r in dpo_job.init.rows]
-    answers = {name: [c.text for c in backend.generate(prompts, adapter=name)] for name in ("sft", "dpo")}
-    answers["base"] = [c.text for c in backend.generate(prompts)]
+    answers = {name: complete(engine, prompts, name) for name in ("sft", "dpo")}
+    answers["base"] = complete(engine, prompts)
     assert answers["sft"] != answers["base"] and answers["dpo"] != answers["base"]
     assert _em(answers["sft"], golds) > _em(answers["base"], golds)
 

@@ -108,7 +108,7 @@ CONFIG = {  # (replace, with) on the micro config
             "bootstrap_samples: 200\ngate: {rules: [{variant: rag, metric: macro_f1, margin: 0.1}]}",
         ),
         "gate.rules.0.metric",
-        "gate on accuracy",
+        "corpus-level score",
     ),
 }
 

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from harness.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, curriculum
-from harness.cache import building
+from core.cache import building
+from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, curriculum
 
 MICRO = BaseModelSpec(
     seed=5,

@@ -11,7 +11,7 @@ from harness.run import bench
 
 
 def test_bench_writes_the_contracted_outputs(micro_config):
-    result = bench(load_config(micro_config), config_path=micro_config)
+    result = bench(load_config(micro_config))
     run = result.run_dir
     assert {p.name for p in run.iterdir()} == {
         "results.jsonl",
@@ -58,7 +58,7 @@ def test_bench_writes_the_contracted_outputs(micro_config):
 def test_results_load_into_pandas_with_a_column_per_metric(micro_config):
     from reports import load_results
 
-    result = bench(load_config(micro_config), config_path=micro_config)
+    result = bench(load_config(micro_config))
     frame = load_results(micro_config.parent / "runs" / "latest")
     assert len(frame) == len(result.rows)
     table = frame.pivot_table(index="slice", columns="variant", values="em", aggfunc="mean")
@@ -67,8 +67,8 @@ def test_results_load_into_pandas_with_a_column_per_metric(micro_config):
 
 
 def test_rerun_generates_nothing_and_store_has_no_duplicates(micro_config, cache_dir):
-    first = bench(load_config(micro_config), config_path=micro_config)
-    second = bench(load_config(micro_config), config_path=micro_config)
+    first = bench(load_config(micro_config))
+    second = bench(load_config(micro_config))
     manifest = json.loads((second.run_dir / "manifest.json").read_text())
     assert manifest["cache"]["generations_computed"] == 0
     assert manifest["cache"]["base_model"] == "cached"
@@ -91,13 +91,13 @@ def test_every_command_has_help():
 
 
 def test_changing_one_variant_recomputes_only_its_rows(micro_config):
-    bench(load_config(micro_config), config_path=micro_config)
-    again = bench(load_config(micro_config), config_path=micro_config)
+    bench(load_config(micro_config))
+    again = bench(load_config(micro_config))
     assert again.manifest["cache"]["generations_computed"] == 0
     assert again.manifest["cache"]["scores_computed"] == 0  # scores are rows in the store too
     n = len({r["question_id"] for r in again.rows})
     micro_config.write_text(micro_config.read_text().replace("k: 2", "k: 1"))  # only `rag` changes
-    changed = bench(load_config(micro_config), config_path=micro_config)
+    changed = bench(load_config(micro_config))
     assert changed.manifest["cache"]["generations_computed"] == n
     assert changed.manifest["cache"]["generations_cached"] == n  # base's rows came from the store
     assert changed.manifest["cache"]["scores_computed"] == 2 * n  # em and f1 of rag's new answers

@@ -40,7 +40,7 @@ def _config(tmp_path, seed: int, extra: str = ADAPTER_VARIANTS):
 
 def test_bench_trains_missing_adapters_once_and_retrains_only_what_was_removed(tmp_path, cache_dir):
     path = _config(tmp_path, seed=11)
-    first = bench(load_config(path), config_path=path)
+    first = bench(load_config(path))
     assert first.manifest["cache"]["adapters_trained"] == ["dpo", "sft"]
     assert set(first.summary["variants"]) == {"base", "rag", "sft", "sft+rag", "dpo"}
     adapters = first.manifest["adapters"]
@@ -54,7 +54,7 @@ def test_bench_trains_missing_adapters_once_and_retrains_only_what_was_removed(t
     html = (first.run_dir / "report.html").read_text()
     assert 'id="adapters"' in html and 'id="matrix"' in html and "trained now" in html
 
-    second = bench(load_config(path), config_path=path)
+    second = bench(load_config(path))
     assert second.manifest["cache"]["adapters_trained"] == []
     assert second.manifest["cache"]["adapters_cached"] == ["dpo", "sft"]
     assert second.manifest["cache"]["generations_computed"] == 0
@@ -63,7 +63,7 @@ def test_bench_trains_missing_adapters_once_and_retrains_only_what_was_removed(t
     shutil.rmtree(adapters["sft"]["path"])
     dpo_weights = Path(adapters["dpo"]["path"]) / "adapter_model.safetensors"
     before = dpo_weights.read_bytes()
-    third = bench(load_config(path), config_path=path)
+    third = bench(load_config(path))
     assert third.manifest["cache"]["adapters_trained"] == ["sft"]
     assert third.manifest["adapters"]["dpo"]["source"] == "cached"
     assert dpo_weights.read_bytes() == before
@@ -99,7 +99,10 @@ def test_an_adapter_that_changes_nothing_is_flagged(tmp_path, micro_base):
 
 def test_adapter_config_errors_name_file_line_and_field(tmp_path, cache_dir):
     cases = {
-        "  - name: x\n    adapter: sfd\n": ("variants.2.adapter", "'sft', 'dpo' or 'cpt'"),
+        "  - name: x\n    adapter: sfd\n": (
+            "variants.2.adapter",
+            "unknown training method 'sfd' (did you mean 'sft'?)",
+        ),
         "  - name: x\n    adapter_path: nowhere\n": ("variants.2.adapter_path", "not a PEFT adapter folder"),
         "  - name: x\n    adapter: sft\n    adapter_path: nowhere\n": ("variants.2", "at most one"),
     }

@@ -3,9 +3,9 @@
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import InputError
 from harness.cli import app
 from harness.config import load_config
-from harness.errors import InputError
 from tests.conftest import MICRO_CONFIG
 
 
@@ -22,7 +22,12 @@ def _write(tmp_path, text):
         (("k: 2", "k: 0"), 14, "variants.1.k", "greater than or equal to 1"),
         (("k: 2", "k: two"), 14, "variants.1.k", "valid integer"),
         (("baseline: base", "baseline: bsae"), 15, "baseline", "did you mean 'base'"),
-        (("metrics: [em, f1]", "metrics: [em, f2]"), 16, "metrics.1", "'em', 'f1', 'accuracy' or 'macro_f1'"),
+        (
+            ("metrics: [em, f1]", "metrics: [em, f2]"),
+            16,
+            "metrics.1",
+            "unknown metric 'f2' (choices: accuracy, em, f1, macro_f1)",
+        ),
         (("generation:", "generaton:"), 7, "generaton", "unknown field"),
         (("  - name: rag", "  - name: base"), 12, "variants.1.name", "duplicate variant 'base'"),
     ],

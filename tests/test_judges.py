@@ -158,7 +158,7 @@ def test_bench_judged_over_http_scores_every_variant_and_reports_reliability(mic
     monkeypatch.setenv("RAGVFT_TEST_JUDGE_KEY", "sk-canary-judge-777")
     with serve(answer=_ragas_and_grader) as server:
         micro_config.write_text(micro_config.read_text() + JUDGED.replace("URL", server.url))
-        result = bench(load_config(micro_config), config_path=micro_config)
+        result = bench(load_config(micro_config))
         asked = sum(server.attempts.values())
         assert all(h.get("authorization") == "Bearer sk-canary-judge-777" for h in server.headers)
 
@@ -187,7 +187,7 @@ def test_bench_judged_over_http_scores_every_variant_and_reports_reliability(mic
         assert s["rag"]["nonllm_context_recall"]["n"] > 0
 
         # A rerun asks the judge nothing: every call is cached.
-        again = bench(load_config(micro_config), config_path=micro_config)
+        again = bench(load_config(micro_config))
         assert sum(server.attempts.values()) == asked
         assert again.summary["judge_reliability"]["calls_made"] == 0
     for f in result.run_dir.iterdir():
@@ -206,7 +206,7 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
         micro_config.read_text()
         + "judge:\n  builtin: {epochs: 2, lora_r: 4, lora_alpha: 8}\n  ragas: [nonllm_context_recall]\n"
     )
-    result = bench(load_config(micro_config), config_path=micro_config)
+    result = bench(load_config(micro_config))
     jr = result.summary["judge_reliability"]
     assert jr["judge"].startswith("builtin:judge:")
     # every row graded (asked now, or cached by another test's identical micro judge)
@@ -219,4 +219,70 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
     kappa = jr["grade"]["kappa_with_em"]
     consistency = jr["pairwise"]["position_consistency"]
     weak = (kappa is not None and kappa < 0.2) or (consistency is not None and consistency < 0.5)
+    assert bool(jr["warnings"]) == weak
     assert ("Do not decide" in (result.run_dir / "report.html").read_text()) == weak
+
+
+def _counting_engines(monkeypatch) -> list:
+    """Swap the `hf` engine kind for one that records every engine it loads (real HF engines)."""
+    from harness.engines import ENGINES, EngineKind, HFEngine
+
+    made = []
+
+    def make(*args, **kwargs):
+        made.append(HFEngine(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setitem(ENGINES, "hf", EngineKind(make, ENGINES["hf"].identity))
+    return made
+
+
+def _fresh_results(monkeypatch, cache_dir, tmp_path):
+    """A cache whose models and adapters are the session's but whose results store is empty."""
+    fresh = tmp_path / "cache"
+    fresh.mkdir()
+    for sub in ("models", "adapters"):
+        (cache_dir / sub).mkdir(exist_ok=True)
+        (fresh / sub).symlink_to(cache_dir / sub)
+    monkeypatch.setenv("RAGVFT_CACHE", str(fresh))
+
+
+def test_builtin_judge_runs_on_the_variants_loaded_base(micro_config, cache_dir, tmp_path, monkeypatch):
+    """The built-in judge is an adapter on the base model: it is added to the engine that generated
+    the variants' answers, so the base is loaded once for the whole run."""
+    from harness.config import load_config
+    from harness.run import bench
+
+    _fresh_results(monkeypatch, cache_dir, tmp_path)
+    made = _counting_engines(monkeypatch)
+    micro_config.write_text(
+        micro_config.read_text() + "judge:\n  builtin: {epochs: 2, lora_r: 4, lora_alpha: 8}\n"
+    )
+    result = bench(load_config(micro_config))
+    assert (
+        result.manifest["cache"]["generations_computed"] > 0
+        and result.summary["judge_reliability"]["calls_made"] > 0
+    )
+    assert len(made) == 1  # one engine: the variants' generations and the judge's calls
+    assert len(made[0].adapters) == 1  # the judge's adapter, beside the base the variants ran on
+
+
+def test_hf_judge_on_another_model_gets_an_engine_of_its_own(
+    micro_config, micro_base, cache_dir, tmp_path, monkeypatch
+):
+    """`judge.hf` names a model folder: it is loaded through the run's engine kind, once, and judges."""
+    from harness.config import load_config
+    from harness.run import bench
+
+    _fresh_results(monkeypatch, cache_dir, tmp_path)
+    made = _counting_engines(monkeypatch)
+    folder = micro_base[2].path
+    micro_config.write_text(
+        micro_config.read_text() + f"judge:\n  hf: {{path: {folder}, max_new_tokens: 8}}\n  modes: [grade]\n"
+    )
+    result = bench(load_config(micro_config))
+    jr = result.summary["judge_reliability"]
+    assert result.manifest["judge"]["kind"] == "hf" and jr["judge"].startswith("hf:local:")
+    assert jr["calls_made"] > 0 and jr["grade"]["n"] == len(result.rows)
+    assert all("judge" in r["scores"] for r in result.rows)
+    assert len(made) == 2  # the variants' engine and the judge's

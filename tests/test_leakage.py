@@ -31,7 +31,7 @@ def test_a_leaked_question_is_flagged_and_can_be_excluded(tmp_path, cache_dir):
 
     path = tmp_path / "bench.yaml"
     path.write_text(MICRO_CONFIG + "training: {extra_sft: extra.jsonl}\n")
-    result = bench(load_config(path), config_path=path)
+    result = bench(load_config(path))
     leak = result.summary["leakage"]
     assert leak["leaked"] == 2 and set(leak["questions"]) == {q1.id, q2.id} and not leak["excluded"]
     assert leak["questions"][q1.id]["kind"] == "exact" and leak["questions"][q1.id]["where"] == "sft"
@@ -41,7 +41,7 @@ def test_a_leaked_question_is_flagged_and_can_be_excluded(tmp_path, cache_dir):
     assert result.summary["variants"]["base"]["em"]["n"] == n
 
     path.write_text(MICRO_CONFIG + "training: {extra_sft: extra.jsonl}\nleakage: {exclude: true}\n")
-    excluded = bench(load_config(path), config_path=path)
+    excluded = bench(load_config(path))
     assert excluded.summary["leakage"]["excluded"]
     assert excluded.summary["variants"]["base"]["em"]["n"] == n - 2
     assert "excluded</b> from every number" in (excluded.run_dir / "report.html").read_text()

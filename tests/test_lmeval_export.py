@@ -1,5 +1,5 @@
 """lm-eval interop: a suite exported as an lm-eval task gives, under lm-eval's own `hf` model, the
-same answers and the same exact match as ragvft's backend and judge, for the base model and for a
+same answers and the same exact match as ragvft's HF engine and scorer, for the base model and for a
 LoRA adapter, closed-book and retrieval-augmented; and `ragvft export lm-eval` writes such a task."""
 
 import os
@@ -8,24 +8,24 @@ from dataclasses import replace
 from typer.testing import CliRunner
 
 from harness import prompts
-from harness.adapters import ensure_adapter
-from harness.backend import HFBackend
+from harness.artifacts import adapter_job
 from harness.cli import app
+from harness.engines import HFEngine
 from harness.lmeval import export_task, run_lmeval
-from harness.resolve import adapter_job
+from harness.training import ensure_adapter
 from judges import exact_match
 from suites.schema import Question
-from tests.test_adapters import FAST
+from tests.test_adapters import FAST, complete
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 MAX_NEW_TOKENS = 8
 
 
-def _ragvft(backend: HFBackend, suite, adapter: str | None, retrieved=None) -> tuple[float, dict]:
+def _ragvft(engine: HFEngine, suite, adapter: str | None, retrieved=None) -> tuple[float, dict]:
     """ragvft's own answers and EM for the suite's questions."""
     passages = retrieved or {}
     texts = [prompts.build(q.text, passages.get(q.id)) for q in suite.questions]
-    answers = {q.id: c.text for q, c in zip(suite.questions, backend.generate(texts, adapter=adapter))}
+    answers = dict(zip((q.id for q in suite.questions), complete(engine, texts, adapter, MAX_NEW_TOKENS)))
     em = [exact_match(answers[q.id], q.answers).value for q in suite.questions]
     return sum(em) / len(em), answers
 
@@ -45,8 +45,8 @@ def test_exported_task_scores_the_same_under_lm_eval_as_under_ragvft(micro_base,
     rag_dir = export_task(
         suite, tmp_path / "rag", name="ragvft_rag", max_new_tokens=MAX_NEW_TOKENS, retrieved=gold
     )
-    backend = HFBackend(base.path, max_new_tokens=MAX_NEW_TOKENS, batch_size=16)
-    backend.add_adapter("sft", sft.path)
+    engine = HFEngine(base.path, batch_size=16)
+    engine.add_adapter("sft", sft.path)
     cases = [
         ("base", closed_dir, small, None, None),
         ("sft", closed_dir, small, "sft", None),
@@ -54,7 +54,7 @@ def test_exported_task_scores_the_same_under_lm_eval_as_under_ragvft(micro_base,
     ]
     ems = {}
     for label, yaml_path, s, adapter, retrieved in cases:
-        em, answers = _ragvft(backend, s, adapter, retrieved)
+        em, answers = _ragvft(engine, s, adapter, retrieved)
         theirs = run_lmeval(
             yaml_path.parent,
             yaml_path.stem,
@@ -108,7 +108,7 @@ def test_forgetting_check_runs_lm_eval_on_base_and_each_adapter_and_caches(tmp_p
         "forgetting: {tasks: [builtin_reading], limit: 12}\n"
     )
     path = _config(tmp_path, 3, extra)
-    result = bench(load_config(path), config_path=path)
+    result = bench(load_config(path))
     fg = result.summary["forgetting"]
     per = fg["tasks"]["builtin_reading"]
     assert set(per) == {"base", "sft", "sft+rag"}  # sft+rag shares sft's adapter, and its figure
@@ -116,6 +116,6 @@ def test_forgetting_check_runs_lm_eval_on_base_and_each_adapter_and_caches(tmp_p
     assert fg["deltas"]["builtin_reading"]["sft"] == per["sft"] - per["base"]
     assert fg["runs"] == {"computed": 2, "cached": 0}
     assert 'id="forgetting"' in (result.run_dir / "report.html").read_text()
-    again = bench(load_config(path), config_path=path)
+    again = bench(load_config(path))
     assert again.summary["forgetting"]["runs"] == {"computed": 0, "cached": 2}
     assert again.summary["forgetting"]["tasks"] == fg["tasks"]

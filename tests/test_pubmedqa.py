@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InputError
+from core.errors import InputError
 from judges import label_accuracy
 from reports.stats import macro_f1
 from suites.pubmedqa import load_pubmedqa

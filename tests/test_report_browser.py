@@ -47,7 +47,7 @@ def test_report_opens_filters_and_never_runs_model_output(browser, micro_config,
     micro_config.write_text(
         micro_config.read_text() + "judge: {builtin: {epochs: 2, lora_r: 4, lora_alpha: 8}}\n"
     )
-    result = bench(load_config(micro_config), config_path=micro_config)
+    result = bench(load_config(micro_config))
     rows = [dict(r) for r in result.rows]
     for i, payload in enumerate(PAYLOADS):  # two answers and two judge rationales carry script payloads
         rows[i]["answer"] = payload

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import InputError
 from harness.cli import app
-from harness.errors import InputError
 from suites.squad import load_squad
 
 COVIDQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covidqa" / "covidqa.json"

@@ -1,0 +1,46 @@
+"""The base model every variant shares: the built-in one (trained once, cached) or a hub id / folder,
+with the identity that adapter and generation keys depend on."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from core.cache import model_identity
+from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
+
+
+@dataclass
+class BaseModel:
+    path: str  # a folder or a hub id
+    identity: str  # what generation and adapter keys depend on
+    info: dict  # what the manifest says about it
+    spec: BaseModelSpec | None = None  # the built-in model's settings
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+def resolve_model(config, timings: dict) -> BaseModel:
+    m = config.model
+    if m.builtin is not None:
+        b = config.suite.builtin  # the pool's names avoid the built-in domain's; other suites use defaults
+        spec = BaseModelSpec(
+            seed=b.seed if b else config.seed,
+            domain_scale=b.scale if b else BaseModelSpec.domain_scale,
+            intermediate_size=3 * m.builtin.hidden_size,
+            **m.builtin.model_dump(),
+        )
+        t0, cached = time.time(), is_built(spec)
+        path = build_base_model(spec)
+        timings["base_model_s"] = round(time.time() - t0, 2)
+        record = json.loads((path / BUILD_RECORD).read_text())
+        info = {
+            "kind": "builtin",
+            "key": spec.key(),
+            "status": "cached" if cached else "built",
+            "build": record,
+        }
+        return BaseModel(str(path), f"builtin:{spec.key()}", info, spec, m.revision, m.trust_remote_code)
+    info = {"kind": "path", "path": m.path, "revision": m.revision, "status": "external"}
+    return BaseModel(m.path, model_identity(m.path, m.revision), info, None, m.revision, m.trust_remote_code)

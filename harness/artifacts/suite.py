@@ -1,0 +1,57 @@
+"""The suite a config names, loaded from its (already absolute) paths, with any extra SFT pairs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from suites.schema import Suite
+
+
+def load_suite(config) -> Suite:
+    suite = _load(config)
+    if config.training.extra_sft:
+        from suites.jsonl import read_jsonl
+        from suites.schema import QAPair
+
+        extra = tuple(
+            QAPair(row["question"].strip(), row["answer"].strip(), fact_id=f"extra-{n}")
+            for n, row in read_jsonl(config.training.extra_sft, {"question": str, "answer": str})
+        )
+        suite = replace(suite, training=replace(suite.training, sft=suite.training.sft + extra))
+    return suite
+
+
+def _load(config) -> Suite:
+    s = config.suite
+    if s.builtin is not None:
+        from suites.builtin import builtin_suite
+
+        b = s.builtin
+        return builtin_suite(b.seed, scale=b.scale, corpus_only_fraction=b.corpus_only_fraction)
+    chunking = s.chunking
+    if s.jsonl is not None:
+        from suites.jsonl import load_jsonl_suite
+
+        return load_jsonl_suite(
+            s.jsonl.corpus, s.jsonl.questions, name=f"jsonl-{Path(s.jsonl.questions).stem}"
+        )
+    if s.squad is not None:
+        from suites.squad import load_squad
+
+        return load_squad(
+            s.squad.path,
+            words=chunking.words if chunking else 100,
+            overlap=chunking.overlap if chunking else 20,
+            limit=s.squad.limit,
+            answer_prefix_chars=s.squad.answer_prefix_chars,
+        )
+    from suites.pubmedqa import load_pubmedqa
+
+    p = s.pubmedqa
+    return load_pubmedqa(
+        p.path,
+        test_ids=p.test_ids,
+        limit=p.limit,
+        chunking=(chunking.words, chunking.overlap) if chunking else None,
+    )

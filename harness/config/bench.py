@@ -1,0 +1,153 @@
+"""The bench configuration (`bench.yaml`) as typed objects, with defaults and help: the variants, the
+generation settings, the gate, and `BenchConfig` itself (see harness.config)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
+
+from core.errors import known
+from harness.config.inputs import ModelConfig, RetrieverConfig, SuiteConfig, _Strict
+from harness.config.judge import ForgettingConfig, JudgeConfig
+from harness.config.training import TrainingConfig
+from harness.engines import ENGINES
+from harness.engines.hf import DTYPES
+from harness.training import METHODS
+from judges import metrics_of
+
+METRICS = ("em", "f1")  # the default; accuracy and macro_f1 are for label suites (PubMedQA)
+
+
+# A metric a config names for every answer: one of the registry's answer scorers (its name is checked
+# per item, so an error names the item).
+AnswerMetric = Annotated[str, AfterValidator(lambda m: known(m, metrics_of("answer"), "metric"))]
+
+
+class VariantConfig(_Strict):
+    name: str = Field(..., min_length=1, description="Unique name, shown in the report.")
+    retriever: str | None = Field(
+        None, description="Name of a retriever under `retrievers`; none = closed-book."
+    )
+    k: int = Field(3, ge=1, le=50, description="Passages put in the prompt.")
+    adapter: str | None = Field(
+        None,
+        description="A training method (sft, dpo, cpt, ...): its LoRA adapter, trained (once, cached) "
+        "with the settings under `training.<method>`.",
+    )
+    adapter_path: str | None = Field(
+        None, description="An existing PEFT adapter folder (relative to the config's folder); not trained."
+    )
+
+    @field_validator("adapter")
+    @classmethod
+    def _known_method(cls, method: str | None) -> str | None:
+        return None if method is None else known(method, METHODS, "training method")
+
+    @model_validator(mode="after")
+    def _one_adapter(self):
+        if self.adapter is not None and self.adapter_path is not None:
+            raise ValueError("give at most one of 'adapter' or 'adapter_path'")
+        return self
+
+    @property
+    def has_adapter(self) -> bool:
+        return self.adapter is not None or self.adapter_path is not None
+
+
+class GenerationConfig(_Strict):
+    engine: str = Field("hf", description="The engine that generates: hf (transformers + PEFT, in-process).")
+    dtype: str = Field(
+        "auto",
+        description="Weights' dtype for the engine: auto (as the checkpoint), float32, bfloat16, float16.",
+    )
+    max_new_tokens: int = Field(16, ge=1, le=4096)
+    batch_size: int = Field(32, ge=1, le=4096)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, engine: str) -> str:
+        return known(engine, ENGINES, "engine")
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, dtype: str) -> str:
+        return known(dtype, DTYPES, "dtype")
+
+
+class GateRule(_Strict):
+    variant: str = Field(..., description="The variant this rule checks.")
+    metric: str = Field(..., description="One of the run's metrics.")
+    margin: float | None = Field(
+        None,
+        ge=0,
+        description="Non-inferiority against the blessed run: fail when the lower bound of the paired 95% "
+        "interval of (this run - blessed) is below -margin.",
+    )
+    floor: float | None = Field(None, description="Fail when the mean is below this.")
+
+    @model_validator(mode="after")
+    def _some_check(self):
+        if self.margin is None and self.floor is None:
+            raise ValueError("give 'margin', 'floor' or both")
+        return self
+
+
+class GateConfig(_Strict):
+    baseline: str = Field(
+        "bench/baseline.json",
+        description="The blessed baseline (relative to the config's folder), written by `ragvft bless`.",
+    )
+    rules: list[GateRule] = Field(..., min_length=1)
+
+
+class LeakageConfig(_Strict):
+    threshold: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Character 5-gram Jaccard at or above which a training question is a near-duplicate.",
+    )
+    exclude: bool = Field(False, description="Drop leaked questions from the comparison (they stay listed).")
+
+
+class BenchConfig(_Strict):
+    name: str = "bench"
+    seed: int = Field(7, description="Seed for bootstrap resampling and anything else random in a run.")
+    suite: SuiteConfig
+    model: ModelConfig
+    generation: GenerationConfig = GenerationConfig()
+    retrievers: dict[str, RetrieverConfig] = Field(default_factory=dict)
+    training: TrainingConfig = TrainingConfig()
+    leakage: LeakageConfig = LeakageConfig()
+    variants: list[VariantConfig] = Field(..., min_length=1)
+    baseline: str = Field("base", description="The variant every other is compared against.")
+    metrics: list[AnswerMetric] = Field(
+        default_factory=lambda: list(METRICS),
+        description="Answer scorers from judges.SCORERS: em and f1 (SQuAD normalisation); accuracy and "
+        "macro_f1 (labels: yes / no / maybe).",
+    )
+    bootstrap_samples: int = Field(2000, ge=100, le=100_000)
+    judge: JudgeConfig | None = Field(None, description="LLM-as-judge and ragas reference-free evals.")
+    forgetting: ForgettingConfig | None = Field(
+        None, description="lm-eval tasks on the base and each adapter: what fine-tuning cost elsewhere."
+    )
+    gate: GateConfig | None = Field(None, description="Release gate; `ragvft bench` exits with its code.")
+    runs_dir: str = Field("runs", description="Where runs are written (relative to the config's folder).")
+    # The config file this came from (set by `load_config`): named in errors found downstream. Every
+    # relative path above is already resolved against its folder.
+    _source: str = PrivateAttr("(config)")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def judge_metrics(self) -> list[str]:
+        """The metrics the judge adds to every row: by mode, then ragas'."""
+        if self.judge is None:
+            return []
+        by_mode = [n for mode in self.judge.modes for n in metrics_of(f"judge:{mode}")]
+        return by_mode + list(self.judge.ragas)
+
+    def all_metrics(self) -> list[str]:
+        return list(self.metrics) + self.judge_metrics()

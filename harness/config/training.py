@@ -1,0 +1,49 @@
+"""The bench configuration's `training` section: one entry per training method (`training.sft`,
+`training.dpo`, ...), each validated by the method's own config class from `harness.training.METHODS`
+(see harness.config)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from core.errors import known
+from harness.config.inputs import _Strict
+from harness.training import METHODS, AdapterTraining
+
+NOT_METHODS = ("extra_sft",)  # the fields of `training` that are not a method's section
+
+
+class TrainingConfig(_Strict):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    extra_sft: str | None = Field(
+        None,
+        description='A JSONL file of {"question", "answer"} rows added to the SFT pairs (relative to the '
+        "config's folder). Checked for leakage like the rest.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for name, section in data.items():
+            if name in NOT_METHODS:
+                out[name] = section
+                continue
+            method = METHODS[known(name, METHODS, "training method")]
+            if isinstance(section, method.config):
+                out[name] = section
+            elif section is None or isinstance(section, dict):
+                out[name] = method.config(**(section or {}))
+            else:
+                raise ValueError(f"training.{name}: expected a mapping of settings")
+        return out
+
+    def hyper(self, method: str) -> AdapterTraining:
+        """The method's settings: as the config gives them, else its defaults."""
+        given = (self.model_extra or {}).get(method)
+        return given if given is not None else METHODS[method].config()

@@ -1,0 +1,65 @@
+"""The engine signature: requests in, completions out in request order, and an identity.
+
+Every engine (HF in-process, and later vLLM, OpenAI-compatible servers, a Ray wrapper) takes the
+same `Request`s and returns the same `Completion`s. Its `identity` (engine name, dtype, device
+class) goes into every generation key, so answers cached from one engine are never reused for
+another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How to decode. Greedy only for now: a bench compares variants, not samples."""
+
+    max_new_tokens: int = 16
+    stop: tuple[str, ...] = ("\n",)  # cut the completion at the first of these (an answer is one line)
+
+    def key(self) -> dict:
+        """What generation keys hash. `greedy` stays in for keys written before stops were settable."""
+        out: dict = {"greedy": True, "max_new_tokens": self.max_new_tokens}
+        if self.stop != ("\n",):
+            out["stop"] = list(self.stop)
+        return out
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation: a prompt (raw text) or chat messages, on the base model or a named adapter."""
+
+    prompt: str | None = None
+    messages: tuple[dict[str, str], ...] | None = None  # [{"role": ..., "content": ...}, ...]
+    adapter: str | None = None  # a name given to `Engine.add_adapter`; None runs the bare base
+    decoding: Decoding = Decoding()
+
+    def __post_init__(self):
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("a request has exactly one of 'prompt' or 'messages'")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float  # the batch's wall time shared equally among its requests
+
+
+class Engine(Protocol):
+    """What the harness needs of an engine."""
+
+    identity: dict  # {"engine": name, "dtype": ..., "device": ...}: part of every generation key
+
+    def add_adapter(self, name: str, path: str | Path) -> None:
+        """Make a PEFT adapter folder available to requests under `name` (the base stays loaded once)."""
+
+    def generate(
+        self, requests: Sequence[Request], *, progress: Callable[[int], None] | None = None
+    ) -> list[Completion]:
+        """One completion per request, in request order; `progress(n)` after every n done."""

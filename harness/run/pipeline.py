@@ -1,0 +1,140 @@
+"""`ragvft bench`: suite -> artifacts -> plan -> generate -> score -> judge -> report -> gate, writing
+`runs/<run-id>/`. Generations and scores go through the results store, so an unchanged rerun
+generates nothing; the run folder is written whole or not at all (harness.run.write)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.cache import cache_root, library_versions
+from core.errors import InputError
+from harness.artifacts import load_suite, resolve_adapters, resolve_model, resolve_retrievers
+from harness.config import BenchConfig
+from harness.engines import Decoding
+from harness.run.engine import LazyEngine
+from harness.run.generate import generate_missing
+from harness.run.plan import make_plan
+from harness.run.rows import adapter_checks, make_row
+from harness.run.score import score
+from harness.run.write import git_state, hardware, write_run
+from harness.store import Store
+from judges import SCORERS
+from reports import gate
+from reports.aggregate import summarize
+from suites.leakage import find_leaks
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict
+    rows: list[dict] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+
+
+def bench(config: BenchConfig) -> RunResult:
+    started = time.time()
+    timings: dict[str, float] = {}
+    suite = load_suite(config)
+    base = resolve_model(config, timings)
+    adapters, trained = resolve_adapters(config, suite, base, timings)
+    retrievers, retriever_info = resolve_retrievers(config, suite, timings)
+    engine = LazyEngine.for_base(config, base)
+    decoding = Decoding(max_new_tokens=config.generation.max_new_tokens)
+    plan = make_plan(config, suite, base, adapters, retrievers, engine=engine.identity, decoding=decoding)
+    passages = suite.passage_map()
+    leaks = find_leaks(suite.questions, suite.training, threshold=config.leakage.threshold)
+    store = Store(cache_root() / "results.sqlite")
+    judge_info, judge_manifest = {}, None
+    try:
+        missing = generate_missing(
+            store, plan, engine, adapters, decoding, batch_size=config.generation.batch_size, timings=timings
+        )
+        generations = store.generations(p.key for p in plan)
+        t0 = time.time()
+        scores, scored = score(store, plan, generations, config.metrics, passages)
+        timings["score_s"] = round(time.time() - t0, 2)
+        rows = [
+            make_row(p, generations[p.key], scores, passages, config.metrics)
+            | {"leaked": p.question.id in leaks}
+            for p in plan
+        ]
+        if config.judge is not None:
+            from harness.run.judging import make_judge, run_judge
+
+            judge = make_judge(config, suite, base, store, engine, timings)
+            encoder = retrievers[config.judge.embedder].encoder if config.judge.embedder else None
+            judge_info = run_judge(config, rows, judge, passages=passages, encoder=encoder, timings=timings)
+            judge_manifest = judge.info
+    finally:
+        store.close()
+
+    forgetting = {}
+    if config.forgetting is not None:
+        from harness.run.forgetting import forgetting_check
+
+        forgetting = forgetting_check(config, base, adapters, timings)
+    compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
+    metrics = config.all_metrics()
+    summary = summarize(compared, config, suite_name=suite.name, metrics=metrics)
+    summary["metric_info"] = {m: SCORERS[m].info() for m in metrics}
+    summary["judge_reliability"] = judge_info
+    summary["forgetting"] = forgetting
+    summary["leakage"] = {
+        "threshold": config.leakage.threshold,
+        "leaked": len(leaks),
+        "excluded": bool(config.leakage.exclude and leaks),
+        "questions": leaks,
+    }
+    summary["adapter_checks"] = adapter_checks(rows, config)
+    summary["gate"] = _gate(config, rows, summary["metric_info"])
+    timings["total_s"] = round(time.time() - started, 2)
+    manifest = {
+        "run_name": config.name,
+        "config_file": config.source,
+        "config": config.model_dump(),
+        "suite": {
+            "name": suite.name,
+            "digest": suite.digest(),
+            "passages": len(suite.passages),
+            "questions": len(suite.questions),
+        },
+        "model": base.info,
+        "engine": engine.identity | {"loaded": engine.loaded},
+        "judge": judge_manifest,
+        "retrievers": retriever_info,
+        "adapters": {v: a.manifest() for v, a in adapters.items()},
+        "seeds": {"run": config.seed, "suite": config.suite.builtin.seed if config.suite.builtin else None},
+        "git": git_state(Path(config.source).parent),
+        "versions": {"python": platform.python_version(), **library_versions()},
+        "hardware": hardware(),
+        "timings": timings,
+        "cache": {
+            "generations_cached": len(plan) - missing,
+            "generations_computed": missing,
+            "scores_computed": scored,
+            "scores_cached": len(plan) * len(config.metrics) - scored,
+            "base_model": base.info["status"],
+            "adapters_trained": sorted(set(trained)),
+            "adapters_cached": sorted({a.name for a in adapters.values() if a.status == "cached"}),
+        },
+    }
+    run_dir = write_run(Path(config.runs_dir), rows, summary, manifest)
+    return RunResult(run_dir, summary, rows, manifest)
+
+
+def _gate(config: BenchConfig, rows: list[dict], metric_info: dict) -> dict:
+    if config.gate is None:
+        return {"status": "not configured"}
+    try:
+        baseline = gate.load_baseline(config.gate.baseline)
+    except gate.GateError as e:
+        raise InputError(config.source, str(e), field="gate.baseline") from None
+    rules = [r.model_dump() for r in config.gate.rules]
+    result = gate.check(
+        rows, baseline, rules, samples=config.bootstrap_samples, seed=config.seed, metric_info=metric_info
+    )
+    return result | {"baseline": config.gate.baseline}

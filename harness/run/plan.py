@@ -1,0 +1,62 @@
+"""The plan: one item per (variant, question), each with its prompt and the key of its generation.
+
+A generation's key hashes exactly what determines the answer: the base model's identity, the
+adapter's, the full prompt (retrieved passages included), the decoding settings and the engine's
+identity (engine, dtype, device class). Variants that share all of these share one generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.cache import digest
+from harness import prompts
+from harness.engines import Decoding
+from suites.schema import Question, Suite
+
+
+@dataclass(frozen=True)
+class Item:
+    """One generation to look up or make: a variant's prompt for a question."""
+
+    variant: str
+    question: Question
+    hits: list | None  # the top k, in the prompt
+    ranked: list | None  # the top max(k, 10), for retrieval metrics
+    prompt: str
+    adapter: str | None  # the adapter's identity
+    key: str
+
+
+def generation_key(*, model: str, adapter: str | None, prompt: str, decoding: Decoding, engine: dict) -> str:
+    return digest(
+        {"model": model, "adapter": adapter, "prompt": prompt, "decoding": decoding.key(), "engine": engine},
+        32,
+    )
+
+
+def make_plan(
+    config, suite: Suite, base, adapters: dict, retrievers: dict, *, engine: dict, decoding: Decoding
+) -> list[Item]:
+    """Every variant's items, in config order then suite order; one search per retriever, as deep as
+    any variant that uses it needs (and at least 10, for the retrieval metrics)."""
+    passages = suite.passage_map()
+    plan: list[Item] = []
+    searched: dict[str, list] = {}
+    depth = {r: max([10] + [v.k for v in config.variants if v.retriever == r]) for r in retrievers}
+    for v in config.variants:
+        if v.retriever and v.retriever not in searched:
+            searched[v.retriever] = retrievers[v.retriever].search(
+                [q.text for q in suite.questions], depth[v.retriever]
+            )
+        ranked = searched[v.retriever] if v.retriever else [None] * len(suite.questions)
+        adapter = adapters[v.name].identity if v.name in adapters else None
+        for q, deep in zip(suite.questions, ranked):
+            found = None if deep is None else deep[: v.k]  # the prompt reads the top k
+            context = None if found is None else [passages[h.passage_id].text for h in found]
+            prompt = prompts.build(q.text, context)
+            key = generation_key(
+                model=base.identity, adapter=adapter, prompt=prompt, decoding=decoding, engine=engine
+            )
+            plan.append(Item(v.name, q, found, deep, prompt, adapter, key))
+    return plan

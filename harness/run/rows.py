@@ -1,0 +1,62 @@
+"""Result rows (one per variant and question, as `results.jsonl` holds them) and the adapter check."""
+
+from __future__ import annotations
+
+from harness.run.plan import Item
+from harness.run.score import score_key
+from retrievers.metrics import prompt_metrics
+
+
+def make_row(p: Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
+    q = p.question
+    retrieval = None
+    if p.ranked is not None and q.gold_passage_ids:
+        retrieval = prompt_metrics([h.passage_id for h in p.ranked], len(p.hits), q.gold_passage_ids)
+    return {
+        "variant": p.variant,
+        "question_id": q.id,
+        "question": q.text,
+        "category": q.category,
+        "slice": q.slice,
+        "gold_answers": list(q.answers),
+        "gold_passage_ids": list(q.gold_passage_ids),
+        "answer": g["answer"],
+        "retrieved": None if p.hits is None else [{"id": h.passage_id, "score": h.score} for h in p.hits],
+        "retrieved_text": None if p.hits is None else [passages[h.passage_id].text for h in p.hits],
+        "retrieval": retrieval,
+        "scores": {m: scores[score_key(p, m)] for m in metrics},
+        "tokens_in": g["tokens_in"],
+        "tokens_out": g["tokens_out"],
+        "latency_s": g["latency_s"],
+        "adapter": p.adapter,
+        "generation_key": p.key,
+    }
+
+
+def adapter_checks(rows: list[dict], config) -> dict:
+    """For each adapter variant, compare its answers with those of the variant that has the same
+    retrieval and no adapter: identical on every question means the adapter did nothing (one that
+    silently failed to load, or a no-op). Flagged in the report."""
+    answers: dict[str, dict[str, str]] = {}
+    for r in rows:
+        answers.setdefault(r["variant"], {})[r["question_id"]] = r["answer"]
+    plain = {
+        (v.retriever, v.k if v.retriever else None): v.name for v in config.variants if not v.has_adapter
+    }
+    checks = {}
+    for v in config.variants:
+        if not v.has_adapter:
+            continue
+        twin = plain.get((v.retriever, v.k if v.retriever else None))
+        if twin is None:
+            checks[v.name] = {"compared_with": None, "identical": None, "n": None, "inert": None}
+            continue
+        mine, theirs = answers[v.name], answers[twin]
+        same = sum(mine[q] == theirs.get(q) for q in mine)
+        checks[v.name] = {
+            "compared_with": twin,
+            "identical": same,
+            "n": len(mine),
+            "inert": same == len(mine),
+        }
+    return checks

@@ -1,0 +1,49 @@
+"""Answer scorers (judges.SCORERS with source "answer") over the plan, every score a store row keyed by
+its generation, the scorer and its version, and the gold answers."""
+
+from __future__ import annotations
+
+from core.cache import digest
+from harness.run.plan import Item
+from harness.store import Store
+from judges import SCORERS, Answer
+
+
+def score_key(p: Item, metric: str) -> str:
+    return digest(
+        {
+            "generation": p.key,
+            "metric": metric,
+            "scorer": SCORERS[metric].version,
+            "gold": p.question.answers,
+        },
+        32,
+    )
+
+
+def score(store: Store, plan: list[Item], generations: dict, metrics, passages: dict) -> tuple[dict, int]:
+    """Every (item, metric) score from the store, computing and committing the missing ones; returns
+    ({score key: score}, how many were computed)."""
+    keys = {(p.key, p.question.id, m): score_key(p, m) for p in plan for m in metrics}
+    found = store.scores(keys.values())
+    new = {}
+    for p in plan:
+        for m in metrics:
+            k = keys[p.key, p.question.id, m]
+            if k in found or k in new:
+                continue
+            q = p.question
+            answer = Answer(
+                question=q.text,
+                answer=generations[p.key]["answer"],
+                golds=tuple(q.answers),
+                passages=None if p.hits is None else tuple(passages[h.passage_id].text for h in p.hits),
+                gold_passages=tuple(passages[i].text for i in q.gold_passage_ids if i in passages),
+            )
+            s = SCORERS[m].score(answer)
+            new[k] = {"value": s.value, "reason": s.reason} | (
+                {"label": s.label} if s.label is not None else {}
+            )
+    if new:
+        store.put_scores(new.items())
+    return found | new, len(new)

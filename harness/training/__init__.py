@@ -1,0 +1,34 @@
+"""Training methods: one file each (sft.py, dpo.py, cpt.py), registered in the plain dict `METHODS`.
+
+A variant's `adapter: NAME` names a key of `METHODS`; its hyperparameters are `training.NAME` in the
+config, validated by the method's own config class. An unknown name is a config error at load.
+Adding a method is one new file (a `TrainingMethod`: config, data builder, trainer call) and one line
+here.
+"""
+
+from __future__ import annotations
+
+from harness.training import cpt, dpo, judge, sft
+from harness.training.adapters import TRAINING_RECORD, Adapter, AdapterJob, ensure_adapter, existing_adapter
+from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
+
+METHODS: dict[str, TrainingMethod] = {
+    "sft": sft.METHOD,
+    "dpo": dpo.METHOD,
+    "cpt": cpt.METHOD,
+}
+
+JUDGE_METHOD = judge.METHOD  # the built-in judge's adapter (`judge.builtin`), not a variant's method
+
+__all__ = [
+    "JUDGE_METHOD",
+    "METHODS",
+    "TRAINING_RECORD",
+    "Adapter",
+    "AdapterJob",
+    "AdapterTraining",
+    "TrainerInputs",
+    "TrainingMethod",
+    "ensure_adapter",
+    "existing_adapter",
+]

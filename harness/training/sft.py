@@ -1,0 +1,62 @@
+"""SFT: TRL's `SFTTrainer` on (closed-book prompt, answer) pairs, loss on the answer only."""
+
+from __future__ import annotations
+
+import random
+
+from pydantic import Field
+
+from harness import prompts
+from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
+from suites.schema import Suite
+
+
+class SFTTraining(AdapterTraining):
+    """Supervised fine-tuning on the suite's question-answer pairs (loss on the answer only)."""
+
+    epochs: float = Field(40, gt=0)
+    learning_rate: float = Field(3e-3, gt=0)
+    shuffle_answers: bool = Field(
+        False,
+        description="Negative control: train on answers shuffled across questions, an adapter that is "
+        "broken on purpose (the gate must catch it).",
+    )
+
+
+def shuffled(values: list[str], seed: int | None) -> list[str]:
+    """`values` shuffled with `seed` (a negative control), or as they are when `seed` is None."""
+    if seed is not None:
+        random.Random(seed).shuffle(values)
+    return values
+
+
+def sft_rows(suite: Suite, hyper: SFTTraining, seed: int) -> list[dict[str, str]]:
+    """Prompt-completion rows; completions start with a space and end (TRL appends it) with EOS, as
+    the base model answers."""
+    pairs = suite.training.sft
+    answers = shuffled([p.answer for p in pairs], seed if hyper.shuffle_answers else None)
+    return [
+        {"prompt": prompts.closed_book(p.question), "completion": " " + a} for p, a in zip(pairs, answers)
+    ]
+
+
+def sft_trainer(x: TrainerInputs):
+    """`SFTTrainer` with a fresh LoRA; any prompt-completion or text dataset."""
+    from trl import SFTConfig, SFTTrainer
+
+    return SFTTrainer(
+        model=x.model,
+        args=SFTConfig(**x.args),
+        train_dataset=x.dataset,
+        processing_class=x.tokenizer,
+        peft_config=x.lora,
+    )
+
+
+METHOD = TrainingMethod(
+    name="sft",
+    config=SFTTraining,
+    data=sft_rows,
+    trainer=sft_trainer,
+    help="LoRA SFT on the suite's question-answer pairs (TRL SFTTrainer).",
+)
