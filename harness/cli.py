@@ -66,7 +66,7 @@ def bench(
         _fail_input(e)
     _print_summary(result.summary, result.run_dir, result.manifest)
     gate_result = result.summary.get("gate", {})
-    if gate_result.get("status") in ("pass", "fail"):
+    if gate_result.get("status") in ("pass", "fail", "error"):
         raise typer.Exit(_print_gate(gate_result))
 
 
@@ -136,9 +136,10 @@ def _print_retrieval(result: dict, run_dir: Path) -> None:
 @app.command()
 def gate(
     run: Annotated[Path, typer.Option("--run", help="A run folder (runs/<run-id> or runs/latest).")],
-    baseline: Annotated[Path, typer.Option("--baseline", help="The blessed baseline JSON.")] = Path(
-        "bench/baseline.json"
-    ),
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="The blessed baseline JSON [default: the config's gate.baseline]."),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Take the rules from this config, not the run's.")
     ] = None,
@@ -151,28 +152,33 @@ def gate(
 
     try:
         rows, summary, manifest = gating.read_run(run)
+        gate_cfg = (manifest.get("config") or {}).get("gate") or {}
         if config is not None:
             cfg = load_config(config)
-            rules = [r.model_dump() for r in cfg.gate.rules] if cfg.gate else []
-        else:
-            rules = ((manifest.get("config") or {}).get("gate") or {}).get("rules") or []
+            gate_cfg = cfg.gate.model_dump() if cfg.gate else {}
+        rules = gate_cfg.get("rules") or []
         if not rules:
             raise gating.GateError(f"{config or run}: no gate rules (add `gate.rules` to the config)")
+        baseline = baseline or Path(gate_cfg.get("baseline") or "bench/baseline.json")
         blessed = gating.load_baseline(baseline)
+        cfg_run = manifest.get("config") or {}
+        result = gating.check(
+            rows,
+            blessed,
+            rules,
+            samples=cfg_run.get("bootstrap_samples", 2000),  # as the gate inside `ragvft bench` resamples
+            seed=cfg_run.get("seed", 0),
+            metric_info=summary.get("metric_info"),
+            corpus_digest=(manifest.get("suite") or {}).get("corpus_digest"),
+        )
     except InputError as e:
         _fail_input(e)
     except gating.GateError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
-    cfg_run = manifest.get("config") or {}
-    result = gating.check(
-        rows,
-        blessed,
-        rules,
-        samples=cfg_run.get("bootstrap_samples", 2000),  # as the gate inside `ragvft bench` resamples
-        seed=cfg_run.get("seed", 0),
-        metric_info=summary.get("metric_info"),
-    )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a malformed run or baseline file
+        typer.echo(f"error: {run} or {baseline} is malformed: {type(e).__name__}: {e}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
     if junit is not None:
         write_junit(junit, summary | {"gate": result})
     raise typer.Exit(_print_gate(result))
@@ -181,14 +187,19 @@ def gate(
 @app.command()
 def bless(
     run: Annotated[Path, typer.Option("--run", help="The run to bless (runs/<run-id> or runs/latest).")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the baseline.")] = Path(
-        "bench/baseline.json"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the baseline [default: the run's gate.baseline]."),
+    ] = None,
 ) -> None:
     """Make a run the blessed baseline that `ragvft gate` and gated benches compare against."""
     from reports import gate as gating
 
     try:
+        if out is None:
+            _, _, manifest = gating.read_run(run)
+            gate_cfg = (manifest.get("config") or {}).get("gate") or {}
+            out = Path(gate_cfg.get("baseline") or "bench/baseline.json")
         blessed = gating.bless(run, out)
     except gating.GateError as e:
         typer.echo(f"error: {e}", err=True)
@@ -237,6 +248,11 @@ def _print_gate(result: dict) -> int:
         if not r["passed"]:
             console.print(f"[bold red]FAIL[/] {r['rule']}: {r['reason']}", highlight=False, soft_wrap=True)
     n = len(result["rules"])
+    if result["status"] == "error":
+        console.print(
+            f"[bold red]gate error[/]: this run cannot be compared with blessed run {result['blessed_run']}"
+        )
+        return EXIT_INPUT
     if result["status"] == "pass":
         console.print(
             f"[bold green]gate passed[/]: {n}/{n} rules against blessed run {result['blessed_run']}"
@@ -252,9 +268,11 @@ def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from judges import judged as judged_metrics
+
     info = summary.get("metric_info") or {}
-    exact = [m for m in summary["metrics"] if (info.get(m) or {}).get("source", "answer") == "answer"]
-    judged = [m for m in summary["metrics"] if m not in exact]
+    judged = judged_metrics(info, summary["metrics"])
+    exact = [m for m in summary["metrics"] if m not in judged]
     shown = exact + [m for m in judged if info[m]["leaderboard"]]  # the rest: in the report
     table = Table(title=f"ragvft · {summary['suite']}")
     table.add_column("variant")

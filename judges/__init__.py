@@ -2,7 +2,7 @@
 `SCORERS` names every metric with its kind and direction."""
 
 from judges.exact import exact_match, label_accuracy, normalize_answer, token_f1
-from judges.scorers import SCORERS, Answer, Scorer, metrics_of
+from judges.scorers import SCORERS, Answer, Scorer, judged, metrics_of
 from judges.types import Score
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Score",
     "Scorer",
     "exact_match",
+    "judged",
     "label_accuracy",
     "metrics_of",
     "normalize_answer",

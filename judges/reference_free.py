@@ -21,10 +21,8 @@ import os
 import warnings
 from collections.abc import Callable
 
+from judges.scorers import SCORERS
 from judges.types import Score
-
-LLM_METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
-NONLLM_METRICS = ("nonllm_context_precision", "nonllm_context_recall")
 
 
 def _ragas():
@@ -97,7 +95,7 @@ def _metrics(names, complete, encoder, threshold: float) -> dict:
     from ragas.metrics._context_recall import LLMContextRecall, NonLLMContextRecall
     from ragas.metrics._faithfulness import Faithfulness
 
-    llm = _llm(complete) if any(n in LLM_METRICS for n in names) else None
+    llm = _llm(complete) if any("llm" in SCORERS[n].needs for n in names) else None
     build = {
         "faithfulness": lambda: Faithfulness(llm=llm),
         "answer_relevancy": lambda: ResponseRelevancy(llm=llm, embeddings=_embeddings(encoder), strictness=1),

@@ -1,8 +1,9 @@
 """How far the judge can be trusted, measured on every run from the rows it judged.
 
 * position-swap consistency: of the pairs judged in both orders, the share whose verdicts agree;
-* agreement with exact match (Cohen's kappa, scikit-learn's) on the rows where exact match is
-  decisive: an exact match (surely right) or no overlapping token at all (surely wrong);
+* agreement with exact match (Cohen's kappa, scikit-learn's) on the distinct (question, answer)
+  pairs where exact match is decisive: an exact match (surely right) or no overlapping token at all
+  (surely wrong);
 * undetermined rate: replies that did not parse even when asked again, or calls that failed;
 * length bias: of the decided pairs, how often the longer answer won, and the mean length (in words)
   of winners minus losers. An unbiased judge on answers of similar quality sits near 0.5 and 0.
@@ -48,7 +49,10 @@ def _grade_reliability(rows: list[dict]) -> dict:
 
     undetermined = sum(r["scores"]["judge"]["value"] is None for r in rows)
     judge, exact = [], []
-    for r in rows:
+    # One vote per distinct (question, answer): variants that gave the same answer were judged on the
+    # same prompt, and counting it once per variant would weigh common answers several times.
+    unique = {(r["question_id"], r["answer"]): r for r in reversed(rows)}
+    for r in (unique[k] for k in dict.fromkeys((r["question_id"], r["answer"]) for r in rows)):
         verdict, em, f1 = r["scores"]["judge"]["value"], _value(r, "em"), _value(r, "f1")
         if verdict is None or em is None:
             continue
@@ -67,7 +71,7 @@ def _grade_reliability(rows: list[dict]) -> dict:
         "n": len(rows),
         "undetermined": undetermined,
         "undetermined_rate": undetermined / len(rows),
-        "decisive_n": len(judge),
+        "decisive_n": len(judge),  # distinct (question, answer) pairs
         "agreement_with_em": (sum(a == b for a, b in zip(judge, exact)) / len(judge)) if judge else None,
         "kappa_with_em": kappa,
     }

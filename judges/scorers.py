@@ -50,7 +50,8 @@ class Scorer:
     higher_is_better: bool = True
     corpus_level: bool = False
     leaderboard: bool = True
-    version: str = "exact-v1"
+    version: str = "exact-v1"  # answer scorers only: judge and ragas calls are keyed by their prompts
+    needs: tuple[str, ...] = ()  # what the judge stage must supply: "llm" (the judge), "embedder"
     help: str = ""
 
     def info(self) -> dict:
@@ -61,11 +62,17 @@ class Scorer:
             "source": self.source,
             "corpus_level": self.corpus_level,
             "leaderboard": self.leaderboard,
+            "help": self.help,
         }
 
 
-def _ragas(name: str, help: str) -> Scorer:
-    return Scorer(name, "graded", source="ragas", leaderboard=False, version="ragas", help=help)
+def judged(info: dict, metrics: list[str]) -> list[str]:
+    """Of `metrics`, those the judge stage writes (by a summary's `metric_info`; unknown: answer)."""
+    return [m for m in metrics if (info.get(m) or {}).get("source", "answer") != "answer"]
+
+
+def _ragas(name: str, help: str, needs: tuple[str, ...] = ()) -> Scorer:
+    return Scorer(name, "graded", source="ragas", leaderboard=False, version="ragas", needs=needs, help=help)
 
 
 SCORERS: dict[str, Scorer] = {
@@ -82,19 +89,22 @@ SCORERS: dict[str, Scorer] = {
         "graded",
         lambda a: label_accuracy(a.answer, a.golds),  # the per-answer label; the F1 is over the corpus
         corpus_level=True,
+        version="corpus-v2",  # v1 stored per-answer accuracy as the row's value
         help="macro-F1 over the gold labels",
     ),
-    "judge": Scorer("judge", "binary", source="judge:grade", version="judge", help="judge verdict"),
+    "judge": Scorer(
+        "judge", "binary", source="judge:grade", help="the judge's verdict: 1 correct, 0 incorrect"
+    ),
     "judge_score": Scorer(
-        "judge_score", "graded", source="judge:grade", leaderboard=False, version="judge", help="rubric 1-5"
+        "judge_score", "graded", source="judge:grade", leaderboard=False, help="rubric 1-5"
     ),
     "pairwise": Scorer(
-        "pairwise", "graded", source="judge:pairwise", version="judge", help="win 1, tie 1/2, loss 0"
+        "pairwise", "graded", source="judge:pairwise", help="against the baseline: win 1, tie 1/2, loss 0"
     ),
-    "faithfulness": _ragas("faithfulness", "claims of the answer supported by the passages (LLM)"),
-    "answer_relevancy": _ragas("answer_relevancy", "the answer addresses the question (LLM + embedder)"),
-    "context_precision": _ragas("context_precision", "retrieved passages that are relevant (LLM)"),
-    "context_recall": _ragas("context_recall", "reference claims found in the passages (LLM)"),
+    "faithfulness": _ragas("faithfulness", "claims of the answer supported by the passages", ("llm",)),
+    "answer_relevancy": _ragas("answer_relevancy", "the answer addresses the question", ("llm", "embedder")),
+    "context_precision": _ragas("context_precision", "retrieved passages that are relevant", ("llm",)),
+    "context_recall": _ragas("context_recall", "reference claims found in the passages", ("llm",)),
     "nonllm_context_precision": _ragas("nonllm_context_precision", "retrieved passages like a gold one"),
     "nonllm_context_recall": _ragas("nonllm_context_recall", "gold passages found among the retrieved"),
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from judges import judged as judged_metrics
 from reports import plots
 
 _env = Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(["html", "j2"]))
@@ -82,8 +83,15 @@ def adapters(manifest: dict, summary: dict) -> list[dict]:
     """One entry per adapter variant: how it was made, its loss curve, and the sanity check."""
     out = []
     checks = summary.get("adapter_checks", {})
-    for variant, a in (manifest.get("adapters") or {}).items():
-        record = a.get("training") or {}
+    adapters_ = manifest.get("adapters") or {}
+    methods = {
+        (x.get("training") or {}).get("key"): (x.get("training") or {}).get("method")
+        for x in adapters_.values()
+    }
+    for variant, a in adapters_.items():
+        record = dict(a.get("training") or {})
+        if record.get("init") and not record.get("init_method"):  # a record from before it was written
+            record["init_method"] = methods.get(record["init"])
         losses = [p["loss"] for p in record.get("loss_curve", [])]
         out.append(
             {
@@ -134,7 +142,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
             elif base_value == 1 and value == 0:
                 q["flips"][v] = "down"
         q["right"] = sum(1 for r in q["by_variant"].values() if right(r) == 1)
-    judged = [m for m in summary["metrics"] if (info.get(m) or {}).get("source", "answer") != "answer"]
+    judged = judged_metrics(info, summary["metrics"])
     return _env.get_template("report.html.j2").render(
         summary=summary,
         manifest=manifest,

@@ -16,13 +16,9 @@ import numpy as np
 
 from core.cache import building, cache_root, digest
 from retrievers.types import Hit
-from suites.schema import Passage
+from suites.schema import Passage, corpus_digest
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
-
-
-def corpus_digest(passages: Sequence[Passage]) -> str:
-    return digest([(p.id, p.text) for p in passages], 32)
 
 
 def _new_index(kind: str, dim: int, n: int, *, hnsw_m: int, nlist: int):

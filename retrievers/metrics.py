@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from core.values import determined
 from retrievers.types import Hit
 
 
@@ -58,7 +59,7 @@ def means(per_question: Sequence[dict], skip: Iterable[str] = ()) -> dict[str, f
     names = [n for n in (per_question[0] if per_question else {}) if n not in skip]
     out: dict[str, float | None] = {}
     for name in names:
-        values = [q[name] for q in per_question if q.get(name) is not None]
+        values = [q[name] for q in per_question if determined(q.get(name))]
         out[name] = sum(values) / len(values) if values else None
     return out
 

@@ -149,5 +149,19 @@ class BenchConfig(_Strict):
         by_mode = [n for mode in self.judge.modes for n in metrics_of(f"judge:{mode}")]
         return by_mode + list(self.judge.ragas)
 
+    def manifest_dump(self) -> dict:
+        """The config as a run's manifest records it: as given, plus the settings (defaults included) of
+        every training method a variant uses, and of the adapters those start from."""
+        out = self.model_dump()
+        methods = [v.adapter for v in self.variants if v.adapter]
+        while methods:
+            name = methods.pop()
+            hyper = self.training.hyper(name)
+            out["training"][name] = hyper.model_dump()
+            start = METHODS[name].starts_from(hyper)
+            if start and start not in out["training"]:
+                methods.append(start)
+        return out
+
     def all_metrics(self) -> list[str]:
         return list(self.metrics) + self.judge_metrics()

@@ -94,11 +94,15 @@ def _local(folder: Path, value: str | None) -> str | None:
 
 
 def _local_or_hub(folder: Path, value: str | None) -> str | None:
-    """A local folder (absolute, when it exists beside the config) or else a hub id, left as it is."""
+    """A local folder, made absolute against the config's folder; or a hub id ("org/name"), left as it
+    is. What starts like a path (".", "/", "~") or exists beside the config is always a path, so a
+    mistyped folder fails as a missing folder, never as a hub lookup."""
     if value is None:
         return None
-    local = folder / value
-    return str(local.resolve()) if local.exists() else value
+    local = folder / Path(value).expanduser()
+    if value.startswith((".", "/", "~")) or local.exists():
+        return str(local.resolve())
+    return value
 
 
 def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -224,10 +228,11 @@ def _check_judge(config: BenchConfig, name: str, lines: dict) -> None:
             line=_line_of(lines, ("judge", "embedder")),
             field="judge.embedder",
         )
-    if "answer_relevancy" in j.ragas and j.embedder is None:
+    needy = [m for m in j.ragas if "embedder" in SCORERS[m].needs]
+    if needy and j.embedder is None:
         raise InputError(
             name,
-            "answer_relevancy needs an embedder: name a dense retriever in judge.embedder",
+            f"{needy[0]} needs an embedder: name a dense retriever in judge.embedder",
             line=_line_of(lines, ("judge", "ragas")),
             field="judge.ragas",
         )

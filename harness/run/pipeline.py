@@ -89,16 +89,19 @@ def bench(config: BenchConfig) -> RunResult:
         "excluded": bool(config.leakage.exclude and leaks),
         "questions": leaks,
     }
-    summary["adapter_checks"] = adapter_checks(rows, config)
-    summary["gate"] = _gate(config, rows, summary["metric_info"])
+    # leaked questions, when excluded, are out of every comparison: the summary, the checks, the gate
+    summary["adapter_checks"] = adapter_checks(compared, config)
+    summary["gate"] = _gate(config, compared, summary["metric_info"], suite.corpus_digest())
+    summary["power"] = {r["rule"]: r["power"] for r in summary["gate"].get("rules", []) if r.get("power")}
     timings["total_s"] = round(time.time() - started, 2)
     manifest = {
         "run_name": config.name,
-        "config_file": config.source,
-        "config": config.model_dump(),
+        "config_file": str(Path(config.source).resolve()),
+        "config": config.manifest_dump(),
         "suite": {
             "name": suite.name,
             "digest": suite.digest(),
+            "corpus_digest": suite.corpus_digest(),
             "passages": len(suite.passages),
             "questions": len(suite.questions),
         },
@@ -108,7 +111,7 @@ def bench(config: BenchConfig) -> RunResult:
         "retrievers": retriever_info,
         "adapters": {v: a.manifest() for v, a in adapters.items()},
         "seeds": {"run": config.seed, "suite": config.suite.builtin.seed if config.suite.builtin else None},
-        "git": git_state(Path(config.source).parent),
+        "git": git_state(Path(config.source).resolve().parent),
         "versions": {"python": platform.python_version(), **library_versions()},
         "hardware": hardware(),
         "timings": timings,
@@ -126,7 +129,7 @@ def bench(config: BenchConfig) -> RunResult:
     return RunResult(run_dir, summary, rows, manifest)
 
 
-def _gate(config: BenchConfig, rows: list[dict], metric_info: dict) -> dict:
+def _gate(config: BenchConfig, rows: list[dict], metric_info: dict, corpus_digest: str) -> dict:
     if config.gate is None:
         return {"status": "not configured"}
     try:
@@ -135,6 +138,12 @@ def _gate(config: BenchConfig, rows: list[dict], metric_info: dict) -> dict:
         raise InputError(config.source, str(e), field="gate.baseline") from None
     rules = [r.model_dump() for r in config.gate.rules]
     result = gate.check(
-        rows, baseline, rules, samples=config.bootstrap_samples, seed=config.seed, metric_info=metric_info
+        rows,
+        baseline,
+        rules,
+        samples=config.bootstrap_samples,
+        seed=config.seed,
+        metric_info=metric_info,
+        corpus_digest=corpus_digest,
     )
     return result | {"baseline": config.gate.baseline}

@@ -40,10 +40,15 @@ def score(store: Store, plan: list[Item], generations: dict, metrics, passages: 
                 passages=None if p.hits is None else tuple(passages[h.passage_id].text for h in p.hits),
                 gold_passages=tuple(passages[i].text for i in q.gold_passage_ids if i in passages),
             )
-            s = SCORERS[m].score(answer)
-            new[k] = {"value": s.value, "reason": s.reason} | (
-                {"label": s.label} if s.label is not None else {}
-            )
+            scorer = SCORERS[m]
+            s = scorer.score(answer)
+            value, reason = s.value, s.reason
+            if scorer.corpus_level:  # no per-question value: the row keeps what the corpus score reads
+                value, reason = (
+                    None,
+                    f"{reason}; {m} is a score of the whole set of answers (see the summary)",
+                )
+            new[k] = {"value": value, "reason": reason} | ({"label": s.label} if s.label is not None else {})
     if new:
         store.put_scores(new.items())
     return found | new, len(new)

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.cache import building, cache_root, digest, folder_hash, library_versions
+from core.cache import building, cache_root, digest, library_versions, model_identity
 from harness.training.method import TrainerInputs, TrainingMethod
 
 TRAINING_RECORD = "ragvft_training.json"
@@ -109,7 +109,7 @@ def existing_adapter(name: str, folder: Path) -> Adapter:
     return Adapter(
         name=name,
         path=folder,
-        identity=f"path:{folder_hash(folder)}",
+        identity=model_identity(str(folder)),
         status="path",
         record=_read_json(folder / TRAINING_RECORD),
         config=_adapter_config(folder),
