@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
+
 from judges import SCORERS
-from reports.stats import bootstrap_ci, bootstrap_statistic, clean, macro_f1, paired_delta
+from reports.stats import bootstrap_ci, bootstrap_statistic, clean, holm, macro_f1, paired_delta
 from retrievers.metrics import means
 
 
@@ -16,43 +18,61 @@ def _corpus_level(metric: str) -> bool:
     return bool(scorer and scorer.corpus_level)
 
 
+def _kind(metric: str) -> str | None:
+    """ "binary" or "graded", as the scorer registry says (None for a metric it does not know)."""
+    scorer = SCORERS.get(metric)
+    return scorer.kind if scorer else None
+
+
 def _labels(rows: list[dict], metric: str) -> tuple[list, list]:
+    """(predicted labels, gold labels) of the rows that have a gold label."""
+    rows = [r for r in rows if r["gold_answers"]]
     return [r["scores"][metric].get("label") for r in rows], [r["gold_answers"][0].lower() for r in rows]
 
 
 def corpus_stats(rows: list[dict], metric: str, *, samples: int, seed: int) -> dict:
+    """A corpus-level metric (macro-F1) with its bootstrap interval. A question without a gold label
+    cannot be scored: it is undetermined. An answer without a label is a miss, not undetermined."""
     preds, golds = _labels(rows, metric)
     ci = bootstrap_statistic(
         lambda idx: macro_f1([preds[i] for i in idx], [golds[i] for i in idx]),
-        len(rows),
+        len(golds),
         samples=samples,
         seed=seed,
     )
     return {
-        "mean": macro_f1(preds, golds) if rows else None,
+        "mean": macro_f1(preds, golds) if golds else None,
         "ci95": list(ci) if ci else None,
-        "n": len(rows),
-        "undetermined": 0,
+        "n": len(golds),
+        "undetermined": len(rows) - len(golds),
     }
 
 
 def corpus_delta(rows: list[dict], base: list[dict], metric: str, *, samples: int, seed: int) -> dict | None:
-    """Paired: both variants' macro-F1 on the same resampled questions."""
-    if not rows or len(rows) != len(base):
+    """Paired by question id: both variants' macro-F1 on the same resampled questions, with the
+    bootstrap p-value from the same resamples."""
+    mine = {r["question_id"]: r for r in rows if r["gold_answers"]}
+    theirs = {r["question_id"]: r for r in base if r["gold_answers"]}
+    ids = sorted(set(mine) & set(theirs))
+    if not ids:
         return None
-    (pa, ga), (pb, gb) = _labels(rows, metric), _labels(base, metric)
+    (pa, ga), (pb, gb) = _labels([mine[q] for q in ids], metric), _labels([theirs[q] for q in ids], metric)
 
     def diff(idx):
         return macro_f1([pa[i] for i in idx], [ga[i] for i in idx]) - macro_f1(
             [pb[i] for i in idx], [gb[i] for i in idx]
         )
 
-    lo, hi = bootstrap_statistic(diff, len(rows), samples=samples, seed=seed)
+    rng = np.random.default_rng(seed)
+    draws = np.array([diff(rng.integers(0, len(ids), size=len(ids))) for _ in range(samples)])
+    lo, hi = (float(x) for x in np.percentile(draws, [2.5, 97.5]))
     return {
         "mean": macro_f1(pa, ga) - macro_f1(pb, gb),
         "ci95": [lo, hi],
-        "n": len(rows),
+        "n": len(ids),
+        "undetermined": 0,
         "significant": bool(lo > 0 or hi < 0),
+        "p_value": min(1.0, 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))),
         "test": "paired bootstrap",
     }
 
@@ -78,8 +98,8 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
     for r in rows:
         by_variant[r["variant"]].append(r)
 
-    def values(rs, m):  # aligned with rs: None where the metric does not apply
-        return [r["scores"][m]["value"] if m in r["scores"] else None for r in rs]
+    def values(rs, m):  # by question id: None where the metric does not apply
+        return {r["question_id"]: r["scores"][m]["value"] if m in r["scores"] else None for r in rs}
 
     def stats(rs, m):
         if _corpus_level(m):
@@ -98,18 +118,19 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
             }
             for g in groups
         }
-    base = sorted(by_variant[config.baseline], key=lambda r: r["question_id"])
+    base = by_variant[config.baseline]
     deltas = {}
     for v in variants:
         if v == config.baseline:
             continue
-        other = sorted(by_variant[v], key=lambda r: r["question_id"])
+        other = by_variant[v]
         deltas[v] = {
             m: corpus_delta(other, base, m, samples=samples, seed=seed)
             if _corpus_level(m)
-            else paired_delta(values(other, m), values(base, m), samples=samples, seed=seed)
+            else paired_delta(values(other, m), values(base, m), kind=_kind(m), samples=samples, seed=seed)
             for m in metrics
         }
+    family = adjust_family(deltas)
     return {
         "suite": suite_name,
         "retrieval": retrieval_summary(rows, metrics[0] if metrics else None),
@@ -118,8 +139,28 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
         "variants": summary_variants,
         "breakdown": breakdown,
         "deltas": deltas,
+        "multiple_comparisons": family,
         "judge_reliability": {},
         "gate": {},
+    }
+
+
+def adjust_family(deltas: dict) -> dict:
+    """Holm-adjust the p-values of every comparison against the baseline (each variant x metric) as
+    one family; each delta gets `p_holm` and `significant_holm` beside its raw `p_value`."""
+    members = [
+        (v, m, d) for v, per in deltas.items() for m, d in per.items() if d and d.get("p_value") is not None
+    ]
+    adjusted = holm([d["p_value"] for _, _, d in members])
+    for (_, _, d), p in zip(members, adjusted):
+        d["p_holm"] = p
+        d["significant_holm"] = p < 0.05
+    return {
+        "method": "holm",
+        "family": "every variant against the baseline variant, on every metric",
+        "size": len(members),
+        "significant_raw": sum(d["significant"] for _, _, d in members),
+        "significant_holm": sum(d["significant_holm"] for _, _, d in members),
     }
 
 

@@ -24,11 +24,12 @@ def render_markdown(summary: dict, manifest: dict) -> str:
     metrics, base = summary["metrics"], summary["baseline_variant"]
     gate = summary.get("gate") or {}
     lines = [f"### ragvft · {_md(manifest.get('run_name', ''))} · `{_md(manifest.get('run_id', ''))}`", ""]
-    if gate.get("status") in ("pass", "fail"):
-        icon = "✅" if gate["status"] == "pass" else "❌"
+    if gate.get("status") in ("pass", "fail", "error"):
+        icon = {"pass": "✅", "fail": "❌", "error": "⛔"}[gate["status"]]
+        verdict = {"pass": "gate pass", "fail": "gate fail", "error": "gate error: not the blessed suite"}
         lines += [
             (
-                f"{icon} **gate {gate['status']}** against blessed run `{_md(gate.get('blessed_run'))}` "
+                f"{icon} **{verdict[gate['status']]}** against blessed run `{_md(gate.get('blessed_run'))}` "
                 f"({len(gate['rules']) - gate['failed']}/{len(gate['rules'])} rules pass)"
             ),
             "",
@@ -42,13 +43,25 @@ def render_markdown(summary: dict, manifest: dict) -> str:
             cells.append("–" if s["mean"] is None else f"{s['mean']:.3f} {_ci(s['ci95'])}")
             d = summary["deltas"].get(v, {}).get(m)
             if d:
-                mark = " **\\***" if d["significant"] else ""
-                p = f" p={d['p_value']:.3g}" if "p_value" in d else ""
+                mark = (" **\\***" if d["significant"] else "") + (" ★" if d.get("significant_holm") else "")
+                p = f" p={d['p_value']:.3g}" if d.get("p_value") is not None else ""
+                p += f" (Holm {d['p_holm']:.3g})" if d.get("p_holm") is not None else ""
                 cells.append(f"{d['mean']:+.3f} {_ci(d['ci95'])}{p}{mark}")
             else:
                 cells.append("baseline" if v == base else "–")
         lines.append(f"| {_md(v)} | " + " | ".join(cells) + " |")
-    lines += ["", "\\* significant at 5% (McNemar for 0/1 metrics, else the paired bootstrap interval)."]
+    mc = summary.get("multiple_comparisons") or {}
+    lines += [
+        "",
+        "\\* significant at 5% on its own: the exact McNemar test and interval for 0/1 metrics, the paired "
+        "bootstrap interval and p-value for graded ones."
+        + (
+            f" ★ still significant after Holm's adjustment over the {mc['size']} comparisons against "
+            f"{_md(base)} ({mc['significant_holm']} of {mc['significant_raw']})."
+            if mc.get("size")
+            else ""
+        ),
+    ]
     if gate.get("rules"):
         lines += ["", "| gate rule | result | reason |", "|---|---|---|"]
         for r in gate["rules"]:

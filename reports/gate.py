@@ -1,14 +1,21 @@
 """Release gating: bless a run as the baseline, then check later runs against it.
 
-`bless(run_dir, out)` stores, per variant and metric, the mean and every question's value.
-`check(rows, baseline, rules)` applies the config's rules:
+`bless(run_dir, out)` stores, per variant and metric, the mean and every question's value, and what
+each question was (a digest of its text, its gold answers and its gold passages) with the corpus's
+digest. `check(rows, baseline, rules)` first checks that the run asked the same suite, then applies
+the config's rules:
 
-* ``margin`` (non-inferiority): the paired 95% bootstrap interval of (this run - blessed) over the
-  same questions must have its lower bound at or above ``-margin``. Noise passes; a real drop fails.
-* ``floor``: the mean must be at or above ``floor``.
+* ``margin`` (non-inferiority): a one-sided test at 2.5%. The 95% interval of (this run - blessed),
+  paired by question id, by the metric kind's rule (`reports.stats`), must have its lower bound at or
+  above ``-margin`` (for a metric where lower is better: its upper bound at or below ``margin``).
+* ``floor``: the mean must be at or above ``floor`` (at or below, where lower is better).
 
-It fails closed: a variant or metric missing from the run or the baseline, an undetermined value,
-an empty suite, or questions that differ from the blessed run are failures with their reason.
+The gate passes only if every rule passes: an intersection-union test, so the chance that it passes
+while any one variant truly dropped by more than its margin is at most 2.5%, however many rules.
+
+Status and exit code: "pass" (0); "fail" (1), a rule failed, which includes an undetermined or
+missing value on either side; "error" (2), the run and the baseline cannot be compared: a different
+suite (questions, gold answers, gold passages or corpus), or a baseline without that record.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from reports.stats import determined, paired_delta
+from core.values import determined
+from reports.stats import paired_delta, power
 
 BASELINE_FORMAT = "ragvft-baseline-1"
+RULE_LEVEL = 0.025  # each rule's one-sided level: the lower half of a 95% interval
 
 
 class GateError(Exception):
@@ -52,16 +61,47 @@ def per_question(rows: list[dict]) -> dict[str, dict[str, dict[str, float | None
     return out
 
 
+def question_content(rows: list[dict]) -> dict[str, dict[str, str]]:
+    """{question id: digests of its text, gold answers and gold passage ids}, from result rows."""
+    from hashlib import sha256
+
+    def h(obj) -> str:
+        return sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+    out = {}
+    for r in rows:
+        out.setdefault(
+            r["question_id"],
+            {
+                "question": h(r["question"]),
+                "gold answers": h(sorted(r["gold_answers"])),
+                "gold passages": h(sorted(r.get("gold_passage_ids") or [])),
+            },
+        )
+    return out
+
+
 def bless(run_dir: Path, out: Path) -> dict:
-    """Write the blessed baseline of `run_dir` to `out` (atomically) and return it."""
+    """Write the blessed baseline of `run_dir` to `out` (atomically) and return it. A run whose gated
+    values are undetermined cannot be blessed: the gate could never compare against them."""
     rows, summary, manifest = read_run(run_dir)
     values = per_question(rows)
+    rules = ((manifest.get("config") or {}).get("gate") or {}).get("rules") or []
+    for rule in rules:
+        v, m = rule["variant"], rule["metric"]
+        bad = [q for q, x in (values.get(v, {}).get(m) or {}).items() if not determined(x)]
+        if bad:
+            raise GateError(
+                f"{run_dir}: cannot bless: {v}.{m} has {len(bad)} undetermined values (e.g. {bad[0]}), "
+                "and the gate checks it; fix the scorer or the rule first"
+            )
     baseline = {
         "format": BASELINE_FORMAT,
         "run_id": manifest.get("run_id"),
         "blessed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "git": manifest.get("git"),
         "suite": manifest.get("suite"),
+        "questions": question_content(rows),
         "variants": {
             v: {
                 m: {"mean": summary["variants"][v][m]["mean"], "per_question": values[v][m]}
@@ -104,6 +144,27 @@ def rule_name(rule: dict, higher_is_better: bool = True) -> str:
     return f"{rule['variant']}.{rule['metric']}: " + " and ".join(parts)
 
 
+def suite_differences(rows: list[dict], baseline: dict, corpus_digest: str | None) -> list[str]:
+    """What differs between the suite this run asked and the blessed one, in words (empty: the same)."""
+    blessed = baseline.get("questions")
+    if blessed is None:
+        return ["the baseline records no question content (blessed by an older ragvft): re-bless it"]
+    mine = question_content(rows)
+    out = []
+    gone, new = sorted(set(blessed) - set(mine)), sorted(set(mine) - set(blessed))
+    if gone or new:
+        example = (gone or new)[0]
+        out.append(f"questions differ ({len(gone)} missing, {len(new)} new, e.g. {example})")
+    for part in ("question", "gold answers", "gold passages"):
+        changed = sorted(q for q in set(mine) & set(blessed) if mine[q][part] != blessed[q].get(part))
+        if changed:
+            out.append(f"{len(changed)} questions' {part} changed (e.g. {changed[0]})")
+    theirs = (baseline.get("suite") or {}).get("corpus_digest")
+    if theirs is not None and corpus_digest is not None and theirs != corpus_digest:
+        out.append(f"the corpus changed (digest {theirs} blessed, {corpus_digest} now)")
+    return out
+
+
 def check(
     rows: list[dict],
     baseline: dict,
@@ -112,33 +173,61 @@ def check(
     samples: int = 2000,
     seed: int = 0,
     metric_info: dict | None = None,
+    corpus_digest: str | None = None,
 ) -> dict:
     """Evaluate every rule; the gate passes only if every rule passes. `metric_info` (a summary's)
-    gives each metric's direction: for a metric where lower is better, a rise is the regression and
-    the floor is a ceiling."""
+    gives each metric's kind and direction; `corpus_digest` is this run's, compared with the blessed."""
+    info = metric_info or {}
+    differences = suite_differences(rows, baseline, corpus_digest) if rows else []
+    if differences:
+        return {
+            "status": "error",
+            "blessed_run": baseline.get("run_id"),
+            "rules": [
+                {"rule": "same suite as the blessed run", "passed": False, "reason": "; ".join(differences)}
+            ],
+            "failed": 1,
+            "suite_differences": differences,
+        }
     current = per_question(rows)
+    blessed = per_question_of(baseline)
     results = []
     for rule in rules:
-        higher = ((metric_info or {}).get(rule["metric"]) or {}).get("higher_is_better", True)
-        results.append(
-            {
-                "rule": rule_name(rule, higher),
-                **rule,
-                **_check_rule(rule, current, baseline, samples, seed, higher),
-            }
-        )
+        meta = info.get(rule["metric"]) or {}
+        higher = meta.get("higher_is_better", True)
+        checked = _check_rule(rule, current, baseline, blessed, samples, seed, higher, meta.get("kind"))
+        results.append({"rule": rule_name(rule, higher), **rule, **checked})
     if not rules:
         results.append({"rule": "(no rules)", "passed": False, "reason": "the gate has no rules"})
     failed = [r for r in results if not r["passed"]]
+    false_alarms = [
+        r["power"]["false_alarm"] for r in results if (r.get("power") or {}).get("false_alarm") is not None
+    ]
+    no_alarm = 1.0
+    for p in false_alarms:
+        no_alarm *= 1 - p
     return {
         "status": "fail" if failed else "pass",
         "blessed_run": baseline.get("run_id"),
         "rules": results,
         "failed": len(failed),
+        "family": {
+            "rules": len(rules),
+            "rule_level": RULE_LEVEL,
+            "pass_error": RULE_LEVEL,  # intersection-union: passing needs every rule to pass
+            "false_alarm_unchanged": 1 - no_alarm if false_alarms else None,
+        },
     }
 
 
-def _check_rule(rule: dict, current, baseline: dict, samples: int, seed: int, higher: bool = True) -> dict:
+def per_question_of(baseline: dict) -> dict:
+    return {
+        v: {m: s.get("per_question") or {} for m, s in per.items()}
+        for v, per in baseline.get("variants", {}).items()
+    }
+
+
+def _check_rule(rule: dict, current, baseline: dict, blessed, samples, seed, higher: bool, kind) -> dict:
     v, m = rule["variant"], rule["metric"]
     mine = current.get(v, {}).get(m)
     if mine is None:
@@ -147,7 +236,7 @@ def _check_rule(rule: dict, current, baseline: dict, samples: int, seed: int, hi
         return {"passed": False, "reason": "the suite is empty: no questions were scored"}
     bad = [q for q, x in mine.items() if not determined(x)]
     if bad:
-        return {"passed": False, "reason": f"{len(bad)} undetermined values (e.g. {bad[0]})"}
+        return {"passed": False, "reason": f"{len(bad)} undetermined values in this run (e.g. {bad[0]})"}
     mean = sum(mine.values()) / len(mine)
     out: dict = {"mean": mean, "n": len(mine)}
     reasons = []
@@ -156,27 +245,38 @@ def _check_rule(rule: dict, current, baseline: dict, samples: int, seed: int, hi
             f"mean {mean:.3f} is {'below the floor' if higher else 'above the ceiling'} {rule['floor']:g}"
         )
     if rule.get("margin") is not None:
-        blessed = baseline.get("variants", {}).get(v, {}).get(m)
-        if blessed is None:
+        theirs = blessed.get(v, {}).get(m)
+        if theirs is None:
             return out | {"passed": False, "reason": f"{v}.{m} is missing from the blessed baseline"}
-        theirs = blessed["per_question"]
+        bad = [q for q, x in theirs.items() if not determined(x)]
+        if bad:
+            return out | {
+                "passed": False,
+                "reason": f"{len(bad)} undetermined values in the blessed run (e.g. {bad[0]})",
+            }
         if set(theirs) != set(mine):
             gone, new = len(set(theirs) - set(mine)), len(set(mine) - set(theirs))
             return out | {
                 "passed": False,
                 "reason": f"questions differ from the blessed run ({gone} missing, {new} new): re-bless",
             }
-        ids = sorted(mine)
-        d = paired_delta([mine[q] for q in ids], [theirs[q] for q in ids], samples=samples, seed=seed)
-        out |= {"blessed_mean": blessed["mean"], "delta": d["mean"], "delta_ci95": d["ci95"]}
-        if higher and d["ci95"][0] < -rule["margin"]:
+        d = paired_delta(mine, theirs, kind=kind, samples=samples, seed=seed)
+        out |= {
+            "blessed_mean": baseline["variants"][v][m]["mean"],
+            "delta": d["mean"],
+            "delta_ci95": d["ci95"],
+            "test": d["test"],
+            "power": power(list(mine.values()), list(theirs.values()), margin=rule["margin"]),
+        }
+        lo, hi = d["ci95"]
+        if higher and lo < -rule["margin"]:
             reasons.append(
                 f"dropped {d['mean']:+.3f} against the blessed run (95% interval "
-                f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], lower bound below -{rule['margin']:g})"
+                f"[{lo:+.3f}, {hi:+.3f}], lower bound below -{rule['margin']:g})"
             )
-        if not higher and d["ci95"][1] > rule["margin"]:
+        if not higher and hi > rule["margin"]:
             reasons.append(
                 f"rose {d['mean']:+.3f} against the blessed run, where lower is better (95% interval "
-                f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], upper bound above {rule['margin']:g})"
+                f"[{lo:+.3f}, {hi:+.3f}], upper bound above {rule['margin']:g})"
             )
     return out | {"passed": not reasons, "reason": "; ".join(reasons) or "ok"}

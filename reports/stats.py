@@ -1,21 +1,29 @@
-"""Uncertainty: percentile bootstrap intervals for a mean and for a paired difference of means, and
-the exact McNemar test for paired 0/1 outcomes.
+"""Uncertainty, with one significance rule per kind of metric, the same rule for the bold mark, the
+interval and the p-value:
 
-Undetermined values (None/NaN) are dropped before resampling and counted by the caller; a paired
-difference uses only the questions both variants have a value for.
+* 0/1 metrics (em, accuracy, the judge's verdict): the exact McNemar test on the questions that
+  flipped, and its exact interval (Clopper-Pearson on the flips, on the scale of the difference);
+  the interval excludes zero exactly when p < 0.05.
+* graded metrics (f1, pairwise, ragas): the paired percentile bootstrap interval of the mean
+  difference, and the bootstrap p-value from the same resamples; significant when the interval
+  excludes zero.
+
+Deltas pair questions by id, never by position. Undetermined values (None/NaN) are dropped pairwise
+and counted: `paired_delta` reports how many pairs it left out on each side. Holm's step-down
+adjustment covers a family of comparisons; `power` says what a gate rule can see at this size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from core.values import determined
 
-def determined(value: float | None) -> bool:
-    """A value that was scored: not None (undetermined) and not NaN."""
-    return value is not None and not math.isnan(value)
+ALPHA = 0.05  # two-sided; a gate rule is the one-sided 2.5% half of it
+POWER = 0.8
 
 
 def clean(values: Sequence[float | None]) -> np.ndarray:
@@ -30,44 +38,143 @@ def bootstrap_ci(
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return None
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(samples, x.size))].mean(axis=1)
+    means = _resampled_means(x, samples, seed)
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(lo), float(hi)
 
 
+def _resampled_means(x: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return x[rng.integers(0, x.size, size=(samples, x.size))].mean(axis=1)
+
+
+def pair_by_id(
+    a: Mapping[str, float | None], b: Mapping[str, float | None]
+) -> tuple[list[str], list[str], list[str]]:
+    """(ids in both, ids only in a, ids only in b), each sorted."""
+    both = sorted(set(a) & set(b))
+    return both, sorted(set(a) - set(b)), sorted(set(b) - set(a))
+
+
 def paired_delta(
-    a: Sequence[float | None], b: Sequence[float | None], *, samples: int = 2000, seed: int = 0
+    a: Mapping[str, float | None] | Sequence[float | None],
+    b: Mapping[str, float | None] | Sequence[float | None],
+    *,
+    kind: str | None = None,
+    samples: int = 2000,
+    seed: int = 0,
 ) -> dict | None:
-    """Mean of (a - b) over questions where both are determined, with its paired bootstrap interval."""
-    pairs = [(x, y) for x, y in zip(a, b) if determined(x) and determined(y)]
+    """Mean of (a - b) over the questions both have a determined value for, with the interval and
+    p-value of the metric kind's rule ("binary" or "graded"; None: binary when every value is 0 or 1).
+
+    `a` and `b` map question ids to values (sequences are taken as already aligned, position i being
+    question i). None when no question pairs up. `undetermined` counts the questions left out because
+    either side had no value."""
+    if not isinstance(a, Mapping):
+        a, b = dict(enumerate(a)), dict(enumerate(b))
+    ids, _, _ = pair_by_id(a, b)
+    pairs = [(a[q], b[q]) for q in ids if determined(a[q]) and determined(b[q])]
+    left_out = {"undetermined": len(ids) - len(pairs)}
     if not pairs:
         return None
-    d = np.array([x - y for x, y in pairs])
-    lo, hi = bootstrap_ci(d, samples=samples, seed=seed)
-    out = {"mean": float(d.mean()), "ci95": [lo, hi], "n": len(pairs), "significant": bool(lo > 0 or hi < 0)}
-    if all(x in (0, 1) and y in (0, 1) for x, y in pairs):  # a 0/1 metric: McNemar decides significance
+    if kind is None:
+        kind = "binary" if all(x in (0, 1) and y in (0, 1) for x, y in pairs) else "graded"
+    d = np.array([x - y for x, y in pairs], dtype=float)
+    out = {"mean": float(d.mean()), "n": len(pairs)} | left_out
+    if kind == "binary":
         wins = sum(1 for x, y in pairs if x > y)
         losses = sum(1 for x, y in pairs if x < y)
         p = mcnemar_exact(wins, losses)
-        out |= {"test": "mcnemar", "wins": wins, "losses": losses, "p_value": p, "significant": p < 0.05}
-    else:
-        out["test"] = "paired bootstrap"
-    return out
+        lo, hi = mcnemar_interval(wins, losses, len(pairs))
+        return out | {
+            "ci95": [lo, hi],
+            "test": "mcnemar",
+            "wins": wins,
+            "losses": losses,
+            "p_value": p,
+            "significant": p < ALPHA,
+        }
+    means = _resampled_means(d, samples, seed)
+    lo, hi = (float(x) for x in np.percentile(means, [2.5, 97.5]))
+    p = min(1.0, 2 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
+    return out | {
+        "ci95": [lo, hi],
+        "test": "paired bootstrap",
+        "p_value": p,
+        "significant": bool(lo > 0 or hi < 0),
+    }
 
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs: `b` questions right only in the first
     variant, `c` right only in the second. Under no difference each discordant pair is a fair coin,
-    so p = 2 * P(Binomial(b + c, 1/2) <= min(b, c)), capped at 1.
-
-    Written here (a few lines of exact arithmetic) rather than adding scipy or statsmodels for it.
-    """
+    so p = 2 * P(Binomial(b + c, 1/2) <= min(b, c)), capped at 1."""
     n = b + c
     if n == 0:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+def mcnemar_interval(b: int, c: int, n: int) -> tuple[float, float]:
+    """95% interval of the paired difference of proportions (b - c) / n, exact given the b + c
+    discordant pairs: the Clopper-Pearson interval of the share b / (b + c), mapped to the difference.
+    It inverts the same doubled binomial tail as `mcnemar_exact`, so it excludes zero exactly when
+    that p-value is below 0.05."""
+    m = b + c
+    if m == 0 or n == 0:
+        return 0.0, 0.0
+    from scipy.stats import beta
+
+    lo = 0.0 if b == 0 else float(beta.ppf(ALPHA / 2, b, m - b + 1))
+    hi = 1.0 if b == m else float(beta.ppf(1 - ALPHA / 2, b + 1, m - b))
+    return (2 * lo - 1) * m / n, (2 * hi - 1) * m / n
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input's order.
+
+    Written here (a few lines) rather than adding statsmodels for it."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def power(
+    values: Sequence[float],
+    blessed: Sequence[float],
+    *,
+    margin: float | None,
+    alpha: float = ALPHA,
+    target: float = POWER,
+) -> dict | None:
+    """What a gate rule can see at this suite's size, from the per-question spread of both runs.
+
+    The standard error of the paired mean difference is taken as if the two runs' values were
+    uncorrelated (sqrt(var_a + var_b) / sqrt(n)): real runs of one model are positively correlated,
+    so the gate sees somewhat better than this says. Returns the smallest drop a one-sided test at
+    alpha/2 catches with `target` power (`min_detectable_drop`), the questions it would take to catch a
+    drop of `margin` (`questions_for_margin`), and the chance that an unchanged model fails the rule
+    (`false_alarm`: its interval's lower bound falls below -margin)."""
+    from scipy.stats import norm
+
+    a, b = clean(values), clean(blessed)
+    n = min(a.size, b.size)
+    if n < 2:
+        return None
+    sd = math.sqrt(float(a.var(ddof=1)) + float(b.var(ddof=1)))
+    z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(target))
+    se = sd / math.sqrt(n)
+    out = {"n": n, "sd_difference": sd, "se": se, "min_detectable_drop": z * se}
+    if margin:
+        out["questions_for_margin"] = math.ceil((z * sd / margin) ** 2) if sd > 0 else 0
+        out["false_alarm"] = float(norm.cdf(float(norm.ppf(1 - alpha / 2)) - margin / se)) if se > 0 else 0.0
+    return out
 
 
 def macro_f1(preds: Sequence[str | None], golds: Sequence[str]) -> float:

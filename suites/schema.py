@@ -98,5 +98,15 @@ class Suite:
         payload = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
+    def corpus_digest(self) -> str:
+        """A hash of the corpus alone (passage ids and texts): what indexes and the gate compare."""
+        return corpus_digest(self.passages)
+
     def passage_map(self) -> dict[str, Passage]:
         return {p.id: p for p in self.passages}
+
+
+def corpus_digest(passages) -> str:
+    """A hash of passages' ids and texts, in order."""
+    payload = json.dumps([(p.id, p.text) for p in passages], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]

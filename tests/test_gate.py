@@ -8,19 +8,28 @@ import pytest
 from reports import gate
 
 
-def _rows(values: dict[str, list[float | None]], metric="em"):
+def _rows(values: dict[str, list[float | None]], metric="em", gold=lambda i: [f"answer {i}"]):
     return [
-        {"variant": v, "question_id": f"q{i:03d}", "scores": {metric: {"value": x, "reason": ""}}}
+        {
+            "variant": v,
+            "question_id": f"q{i:03d}",
+            "question": f"question {i}?",
+            "gold_answers": gold(i),
+            "gold_passage_ids": [f"p{i}"],
+            "scores": {metric: {"value": x, "reason": ""}},
+        }
         for v, xs in values.items()
         for i, x in enumerate(xs)
     ]
 
 
 def _baseline(values, metric="em"):
-    per_q = gate.per_question(_rows(values, metric))
+    rows = _rows(values, metric)
+    per_q = gate.per_question(rows)
     return {
         "format": gate.BASELINE_FORMAT,
         "run_id": "blessed",
+        "questions": gate.question_content(rows),
         "variants": {
             v: {metric: {"mean": sum(xs) / len(xs), "per_question": per_q[v][metric]}}
             for v, xs in values.items()
@@ -57,15 +66,82 @@ def test_floor():
 @pytest.mark.parametrize(
     ("rows", "reason"),
     [
-        ({"rag": [1.0] * 10}, "missing from this run"),
+        ({"rag": [1.0] * 100}, "missing from this run"),
         ({"sft": [1.0] * 59 + [None] + [0.0] * 40}, "undetermined"),
         ({"sft": [1.0] * 59 + [math.nan] + [0.0] * 40}, "undetermined"),
-        ({"sft": [1.0] * 50}, "questions differ"),
     ],
 )
 def test_the_gate_fails_closed(rows, reason):
     result = gate.check(_rows(rows), _baseline(GOOD), [RULE], samples=200)
     assert result["status"] == "fail" and reason in result["rules"][0]["reason"]
+
+
+def test_a_blessed_value_that_is_undetermined_fails_closed_and_never_crashes():
+    """Defect: paired_delta dropped undetermined blessed values silently, and a blessed side that was
+    all undetermined crashed the gate (an uncaught TypeError: exit 1, read as a regression)."""
+    base = _baseline(GOOD)
+    base["variants"]["sft"]["em"]["per_question"]["q007"] = None
+    result = gate.check(_rows(GOOD), base, [RULE], samples=200)
+    assert (
+        result["status"] == "fail"
+        and "1 undetermined values in the blessed run (e.g. q007)" in result["rules"][0]["reason"]
+    )
+    for q in base["variants"]["sft"]["em"]["per_question"]:
+        base["variants"]["sft"]["em"]["per_question"][q] = None
+    assert gate.check(_rows(GOOD), base, [RULE], samples=200)["status"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        (
+            _rows(GOOD, gold=lambda i: ["changed"] if i == 5 else [f"answer {i}"]),
+            "1 questions' gold answers changed (e.g. q005)",
+        ),
+        (_rows({"sft": [1.0] * 50}), "questions differ (50 missing, 0 new"),
+        (
+            [r | {"question": "reworded"} if r["question_id"] == "q002" else r for r in _rows(GOOD)],
+            "questions' question changed (e.g. q002)",
+        ),
+        (
+            [r | {"gold_passage_ids": ["p99"]} if r["question_id"] == "q003" else r for r in _rows(GOOD)],
+            "gold passages changed (e.g. q003)",
+        ),
+    ],
+)
+def test_a_run_of_another_suite_is_an_error_not_a_pass(rows, needle):
+    """Defect: the gate compared question ids only, so a run whose gold answers changed under the same
+    ids passed against the old baseline."""
+    result = gate.check(rows, _baseline(GOOD), [RULE], samples=200)
+    assert result["status"] == "error" and needle in result["rules"][0]["reason"], result["rules"][0][
+        "reason"
+    ]
+
+
+def test_a_changed_corpus_is_an_error():
+    base = _baseline(GOOD) | {"suite": {"corpus_digest": "aaaa"}}
+    result = gate.check(_rows(GOOD), base, [RULE], samples=200, corpus_digest="bbbb")
+    assert result["status"] == "error" and "the corpus changed" in result["rules"][0]["reason"]
+    assert gate.check(_rows(GOOD), base, [RULE], samples=200, corpus_digest="aaaa")["status"] == "pass"
+
+
+def test_a_metric_where_lower_is_better_fails_on_a_rise():
+    rule = {"variant": "sft", "metric": "em", "margin": 0.05, "floor": 0.7}
+    info = {"em": {"kind": "binary", "higher_is_better": False}}
+    worse = {"sft": [1.0] * 80 + [0.0] * 20}
+    r = gate.check(_rows(worse), _baseline(GOOD), [rule], samples=200, metric_info=info)["rules"][0]
+    assert not r["passed"] and "rose +0.200" in r["reason"] and "above the ceiling 0.7" in r["reason"]
+    assert r["rule"] == "sft.em: non-inferior within 0.05 and mean <= 0.7"
+
+
+def test_rules_report_their_test_and_power():
+    result = gate.check(
+        _rows(GOOD), _baseline(GOOD), [RULE], samples=200, metric_info={"em": {"kind": "binary"}}
+    )
+    r = result["rules"][0]
+    assert r["test"] == "mcnemar" and r["power"]["n"] == 100
+    assert 0 < r["power"]["min_detectable_drop"] < 1 and r["power"]["questions_for_margin"] > 100
+    assert result["family"]["pass_error"] == 0.025 and 0 < result["family"]["false_alarm_unchanged"] < 1
 
 
 def test_a_variant_missing_from_the_baseline_and_no_rules_fail():

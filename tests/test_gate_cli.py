@@ -77,3 +77,69 @@ def test_every_command_has_help():
     for command in ("bench", "gate", "bless"):
         code, out = _invoke(command, "--help")
         assert code == 0 and "--help" in out and "Usage" in out
+
+
+def _blessed_run(tmp_path) -> tuple:
+    """A gated micro run (runs/latest) passing against a baseline blessed from an ungated run."""
+    ungated = tmp_path / "ungated.yaml"
+    ungated.write_text(MICRO_CONFIG)
+    assert _invoke("bench", "--config", ungated)[0] == 0
+    code, out = _invoke("bless", "--run", tmp_path / "runs" / "latest", "--out", tmp_path / "blessed.json")
+    assert code == 0, out
+    config = tmp_path / "bench.yaml"
+    config.write_text(
+        MICRO_CONFIG
+        + "gate:\n  baseline: blessed.json\n  rules:\n"
+        + "    - {variant: rag, metric: em, margin: 0.05}\n    - {variant: base, metric: f1, margin: 0.05}\n"
+    )
+    code, out = _invoke("bench", "--config", config)
+    assert code == 0 and "gate passed: 2/2" in out, out
+    return tmp_path / "runs" / "latest", tmp_path / "blessed.json"
+
+
+def test_the_gate_cli_fails_closed_on_edited_suites_null_values_and_malformed_files(tmp_path, cache_dir):
+    run, blessed = _blessed_run(tmp_path)
+    original = json.loads(blessed.read_text())
+    code, out = _invoke("gate", "--run", run)  # the baseline comes from the run's config
+    assert code == 0 and "gate passed" in out
+
+    # Gold answers edited under the same question ids: not the same suite, exit 2, naming what changed.
+    edited = json.loads(blessed.read_text())
+    q = sorted(edited["questions"])[3]
+    edited["questions"][q]["gold answers"] = "0" * 16
+    blessed.write_text(json.dumps(edited))
+    code, out = _invoke("gate", "--run", run, "--baseline", blessed)
+    assert code == 2 and f"1 questions' gold answers changed (e.g. {q})" in out and "Traceback" not in out
+
+    # A blessed value set to null: that rule fails closed with its reason (exit 1), no traceback.
+    nulled = json.loads(json.dumps(original))
+    nulled["variants"]["rag"]["em"]["per_question"][q] = None
+    blessed.write_text(json.dumps(nulled))
+    code, out = _invoke("gate", "--run", run, "--baseline", blessed)
+    assert (
+        code == 1 and f"undetermined values in the blessed run (e.g. {q})" in out and "Traceback" not in out
+    )
+
+    # Every blessed value null: still a reasoned failure, never a crash (it used to exit 1 on a TypeError).
+    for k in nulled["variants"]["rag"]["em"]["per_question"]:
+        nulled["variants"]["rag"]["em"]["per_question"][k] = None
+    blessed.write_text(json.dumps(nulled))
+    code, out = _invoke("gate", "--run", run, "--baseline", blessed)
+    assert code == 1 and "undetermined values in the blessed run" in out
+
+    # A malformed baseline: one line, exit 2.
+    broken = json.loads(json.dumps(original))
+    broken["variants"]["rag"]["em"] = 5
+    blessed.write_text(json.dumps(broken))
+    code, out = _invoke("gate", "--run", run, "--baseline", blessed)
+    assert code == 2 and out.startswith("error:") and "malformed" in out and "Traceback" not in out
+
+
+def test_bless_refuses_a_run_whose_gated_values_are_undetermined(tmp_path, cache_dir):
+    run, _ = _blessed_run(tmp_path)
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    rag = next(r for r in rows if r["variant"] == "rag")
+    rag["scores"]["em"]["value"] = None
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out = _invoke("bless", "--run", run, "--out", tmp_path / "again.json")
+    assert code == 2 and "cannot bless: rag.em has" in out and not (tmp_path / "again.json").exists()

@@ -76,15 +76,24 @@ def test_unparseable_reply_is_asked_again_then_undetermined():
 
 
 def test_reliability_measures_kappa_consistency_and_length_bias():
-    def row(em, f1, verdict):
-        return {"scores": {"em": {"value": em}, "f1": {"value": f1}, "judge": {"value": verdict}}}
+    def row(q, em, f1, verdict, answer=None):
+        scores = {"em": {"value": em}, "f1": {"value": f1}, "judge": {"value": verdict}}
+        return {"question_id": q, "answer": answer or f"answer to {q}", "scores": scores}
 
-    rows = [row(1.0, 1.0, 1.0), row(1.0, 1.0, 1.0), row(0.0, 0.0, 0.0), row(0.0, 0.0, 1.0)]
-    rows += [row(0.0, 0.5, 1.0), row(1.0, 1.0, None)]  # not decisive; undetermined
+    rows = [
+        row("q1", 1.0, 1.0, 1.0),
+        row("q2", 1.0, 1.0, 1.0),
+        row("q3", 0.0, 0.0, 0.0),
+        row("q4", 0.0, 0.0, 1.0),
+    ]
+    rows += [row("q5", 0.0, 0.5, 1.0), row("q6", 1.0, 1.0, None)]  # not decisive; undetermined
     from sklearn.metrics import cohen_kappa_score
 
     r = reliability(rows)["grade"]
     assert r["decisive_n"] == 4 and r["undetermined"] == 1
+    # The same answer to q4 given by three more variants is one decision, not four (defect: kappa
+    # pooled rows across variants, so an answer shared by many variants outweighed the others).
+    assert reliability(rows + [row("q4", 0.0, 0.0, 1.0)] * 3)["grade"]["kappa_with_em"] == pytest.approx(0.5)
     assert r["agreement_with_em"] == 0.75
     assert r["kappa_with_em"] == pytest.approx(cohen_kappa_score([1, 1, 0, 0], [1, 1, 0, 1]))  # 0.5
     assert r["kappa_with_em"] == pytest.approx(0.5)

@@ -40,8 +40,21 @@ def test_a_leaked_question_is_flagged_and_can_be_excluded(tmp_path, cache_dir):
     n = len(suite.questions)
     assert result.summary["variants"]["base"]["em"]["n"] == n
 
-    path.write_text(MICRO_CONFIG + "training: {extra_sft: extra.jsonl}\nleakage: {exclude: true}\n")
+    # Excluded: out of every number, the adapter check and the gate included (defect: only the summary
+    # got the filtered rows, so the gate still compared the leaked questions).
+    from reports.gate import bless
+
+    bless(result.run_dir, tmp_path / "blessed.json")
+    gated = (
+        "training: {extra_sft: extra.jsonl}\nleakage: {exclude: true}\n"
+        "variants:\n  - {name: base}\n  - {name: sft, adapter: sft}\n"
+        "gate:\n  baseline: blessed.json\n  rules:\n    - {variant: base, metric: em, floor: 0.0}\n"
+    )
+    path.write_text(MICRO_CONFIG.split("variants:")[0] + gated + "baseline: base\nmetrics: [em, f1]\n")
     excluded = bench(load_config(path))
     assert excluded.summary["leakage"]["excluded"]
     assert excluded.summary["variants"]["base"]["em"]["n"] == n - 2
+    assert excluded.summary["adapter_checks"]["sft"]["n"] == n - 2
+    assert excluded.summary["gate"]["status"] == "error"  # a suite of n - 2 questions is not the blessed one
+    assert "questions differ (2 missing" in excluded.summary["gate"]["rules"][0]["reason"]
     assert "excluded</b> from every number" in (excluded.run_dir / "report.html").read_text()
