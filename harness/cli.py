@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from core.errors import InputError
+from harness.console import EXIT_INPUT, print_calibration, print_gate, print_retrieval, print_summary
 
 app = typer.Typer(
     help="ragvft: should we fine-tune, retrieve, or both? Compare base, fine-tuned and retrieval-augmented "
@@ -17,8 +18,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-EXIT_OK, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
 
 
 @app.callback()
@@ -64,10 +63,10 @@ def bench(
         result = run_bench(cfg)
     except InputError as e:
         _fail_input(e)
-    _print_summary(result.summary, result.run_dir, result.manifest)
+    print_summary(result.summary, result.run_dir, result.manifest)
     gate_result = result.summary.get("gate", {})
     if gate_result.get("status") in ("pass", "fail", "error"):
-        raise typer.Exit(_print_gate(gate_result))
+        raise typer.Exit(print_gate(gate_result))
 
 
 @app.command()
@@ -96,41 +95,7 @@ def retrieval(
         run_dir, result = evaluate_retrievers(cfg, ks)
     except InputError as e:
         _fail_input(e)
-    _print_retrieval(result, run_dir)
-
-
-def _print_retrieval(result: dict, run_dir: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    ks = result["ks"]
-    table = Table(
-        title=f"ragvft retrieval · {result['suite']} · {result['questions']} questions, {result['passages']} passages"
-    )
-    table.add_column("retriever")
-    for k in ks:
-        table.add_column(f"R@{k}", justify="right")
-    for col in ("hit@10", "MRR@10", "nDCG@10", "q/s"):
-        table.add_column(col, justify="right")
-    for name, r in result["retrievers"].items():
-        m = r["metrics"]
-
-        def f(x):
-            return "–" if x is None else f"{x:.3f}"
-
-        table.add_row(
-            name,
-            *[f(m[f"recall@{k}"]) for k in ks],
-            f(m["hit@10"]),
-            f(m["mrr@10"]),
-            f(m["ndcg@10"]),
-            str(r["queries_per_s"]),
-        )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # a log file: no terminal width to fit, keep columns whole
-    console.print(table)
-    console.print(f"written: {run_dir / 'retrieval.json'}")
+    print_retrieval(result, run_dir)
 
 
 @app.command()
@@ -181,7 +146,7 @@ def gate(
         raise typer.Exit(EXIT_INPUT) from None
     if junit is not None:
         write_junit(junit, summary | {"gate": result})
-    raise typer.Exit(_print_gate(result))
+    raise typer.Exit(print_gate(result))
 
 
 @app.command()
@@ -205,6 +170,45 @@ def bless(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
     typer.echo(f"blessed run {blessed['run_id']} ({len(blessed['variants'])} variants) -> {out}")
+
+
+@app.command()
+def calibrate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Bench configuration (YAML).")] = Path(
+        "bench.yaml"
+    ),
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds", help="Training seeds, comma-separated [default: training.seeds, else 3 seeds]."
+        ),
+    ] = None,
+) -> None:
+    """Train every adapter once per seed and propose gate margins from the measured seed noise."""
+    from harness.config import load_config
+
+    try:
+        cfg = load_config(config)
+        if seeds is not None:
+            chosen = [int(x) for x in seeds.split(",") if x.strip()]
+        elif cfg.training.seeds and len(cfg.training.seeds) > 1:
+            chosen = list(cfg.training.seeds)
+        else:
+            chosen = [cfg.seed, cfg.seed + 1, cfg.seed + 2]
+        if len(chosen) < 2 or len(set(chosen)) != len(chosen):
+            raise InputError("--seeds", f"expected two or more distinct integers, got {seeds!r}")
+    except ValueError:
+        _fail_input(InputError("--seeds", f"expected integers separated by commas, got {seeds!r}"))
+    except InputError as e:
+        _fail_input(e)
+    _quiet_libraries()
+    from harness.run.calibrate import calibrate as run_calibrate
+
+    try:
+        run_dir, proposals = run_calibrate(cfg, chosen)
+    except InputError as e:
+        _fail_input(e)
+    print_calibration(proposals, chosen, run_dir)
 
 
 export_app = typer.Typer(help="Export a suite for other tools.", no_args_is_help=True)
@@ -237,95 +241,6 @@ def export_lm_eval(
     base = cfg.model.path or "<base folder>"  # the built-in model's folder exists only once it is built
     typer.echo("run it with:")
     typer.echo("  " + lmeval_command(yaml_path.parent, name, base=base, adapter="<adapter folder>"))
-
-
-def _print_gate(result: dict) -> int:
-    """Print the gate's verdict and every failing rule plainly; return the exit code."""
-    from rich.console import Console
-
-    console = Console()
-    for r in result["rules"]:
-        if not r["passed"]:
-            console.print(f"[bold red]FAIL[/] {r['rule']}: {r['reason']}", highlight=False, soft_wrap=True)
-    n = len(result["rules"])
-    if result["status"] == "error":
-        console.print(
-            f"[bold red]gate error[/]: this run cannot be compared with blessed run {result['blessed_run']}"
-        )
-        return EXIT_INPUT
-    if result["status"] == "pass":
-        console.print(
-            f"[bold green]gate passed[/]: {n}/{n} rules against blessed run {result['blessed_run']}"
-        )
-        return EXIT_OK
-    console.print(
-        f"[bold red]gate failed[/]: {result['failed']} of {n} rules against blessed run {result['blessed_run']}"
-    )
-    return EXIT_REGRESSION
-
-
-def _print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from judges import judged as judged_metrics
-
-    info = summary.get("metric_info") or {}
-    judged = judged_metrics(info, summary["metrics"])
-    exact = [m for m in summary["metrics"] if m not in judged]
-    shown = exact + [m for m in judged if info[m]["leaderboard"]]  # the rest: in the report
-    table = Table(title=f"ragvft · {summary['suite']}")
-    table.add_column("variant")
-    for m in shown:
-        table.add_column(m, justify="right")
-        if m in exact:
-            table.add_column(f"Δ{m}", justify="right")
-    for v, stats in summary["variants"].items():
-        cells = []
-        for m in shown:
-            mean = stats[m]["mean"]
-            cells.append("–" if mean is None else f"{mean:.3f}")
-            if m in exact:
-                d = summary["deltas"].get(v, {}).get(m)
-                cells.append("" if not d else f"{d['mean']:+.3f}")
-        table.add_row(v, *cells)
-    console = Console()
-    console.print(table)
-    jr = summary.get("judge_reliability") or {}
-    if jr.get("grade") or jr.get("pairwise"):
-        g, p = jr.get("grade") or {}, jr.get("pairwise") or {}
-
-        def f(x):
-            return "–" if x is None else f"{x:.2f}"
-
-        console.print(
-            f"judge: κ with exact match {f(g.get('kappa_with_em'))} on {g.get('decisive_n', 0)} decisive answers"
-            f" · position consistency {f(p.get('position_consistency'))}"
-            f" · undetermined {f(g.get('undetermined_rate'))} graded, {f(p.get('undetermined_rate'))} pairwise"
-            f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}",
-            highlight=False,
-        )
-        if jr.get("warnings"):
-            console.print(
-                "[bold yellow]warning:[/] do not decide on the judge's scores: "
-                + "; ".join(jr["warnings"])
-                + " (see the report's judge section)",
-                highlight=False,
-            )
-    c = manifest.get("cache", {})
-    trained = ", ".join(c.get("adapters_trained", [])) or "none"
-    cached = ", ".join(c.get("adapters_cached", [])) or "none"
-    console.print(
-        f"base model {c.get('base_model')} · adapters trained: {trained}; cached: {cached} · "
-        f"generations computed {c.get('generations_computed')}, cached {c.get('generations_cached')}"
-    )
-    for variant, check in summary.get("adapter_checks", {}).items():
-        if check.get("inert"):
-            console.print(
-                f"[bold yellow]warning:[/] {variant} answered exactly as {check['compared_with']} on every "
-                "question: its adapter changed nothing (did it load?)"
-            )
-    console.print(f"report: {run_dir / 'report.html'}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,16 @@ from collections import defaultdict
 import numpy as np
 
 from judges import SCORERS
-from reports.stats import bootstrap_ci, bootstrap_statistic, clean, holm, macro_f1, paired_delta
+from reports.stats import (
+    bootstrap_ci,
+    bootstrap_statistic,
+    clean,
+    hierarchical,
+    holm,
+    macro_f1,
+    paired_delta,
+    seed_matrix,
+)
 from retrievers.metrics import means
 
 
@@ -88,6 +97,66 @@ def metric_stats(values, *, samples: int, seed: int) -> dict:
     }
 
 
+def per_question(rows: list[dict], metric: str) -> dict[str, float | None]:
+    """{question id: value}; with several training seeds, the mean of the seeds' determined values
+    (None where none is determined, or the metric does not apply)."""
+    found: dict[str, list] = defaultdict(list)
+    for r in rows:
+        found[r["question_id"]].append(r["scores"][metric]["value"] if metric in r["scores"] else None)
+    out = {}
+    for q, xs in found.items():
+        ok = clean(xs)
+        out[q] = float(ok.mean()) if ok.size else None
+    return out
+
+
+def _seed_values(rows: list[dict], metric: str) -> dict[tuple, float | None]:
+    return {
+        (r.get("seed"), r["question_id"]): r["scores"][metric]["value"] for r in rows if metric in r["scores"]
+    }
+
+
+def seeded_stats(rows: list[dict], metric: str, *, samples: int, seed: int) -> dict:
+    """A variant trained with several seeds: its mean with an interval over seeds and questions."""
+    values = _seed_values(rows, metric)
+    if not values:
+        return {"mean": None, "ci95": None, "n": 0, "undetermined": 0}
+    matrix, _, questions = seed_matrix(values)
+    undetermined = sum(1 for v in values.values() if v is None)
+    if np.isnan(matrix).all():
+        return {"mean": None, "ci95": None, "n": 0, "undetermined": undetermined}
+    h = hierarchical(matrix, samples=samples, seed=seed)
+    h.pop("p_value")
+    return h | {"n": len(questions), "undetermined": undetermined}
+
+
+def seeded_delta(rows: list[dict], base: list[dict], metric: str, *, samples: int, seed: int) -> dict | None:
+    """(variant - baseline) for a variant with several training seeds: per question, each seed's value
+    minus the baseline's (seed-averaged) value, with the two-stage interval over seeds and questions."""
+    theirs = per_question(base, metric)
+    diffs = {
+        (s, q): v - theirs[q]
+        for (s, q), v in _seed_values(rows, metric).items()
+        if v is not None and theirs.get(q) is not None
+    }
+    if not diffs:
+        return None
+    matrix, _, questions = seed_matrix(diffs)
+    h = hierarchical(matrix, samples=samples, seed=seed)
+    lo, hi = h["ci95"]
+    return {
+        "mean": h["mean"],
+        "ci95": [lo, hi],
+        "n": len(questions),
+        "undetermined": 0,
+        "seeds": h["seeds"],
+        "seed_sd": h["seed_sd"],
+        "p_value": h["p_value"],
+        "significant": bool(lo > 0 or hi < 0),
+        "test": "hierarchical bootstrap",
+    }
+
+
 def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] | None = None) -> dict:
     """A metric a row has no score for (a ragas context metric on a closed-book row, the pairwise
     result of the baseline itself) does not apply to it: it is left out, not counted undetermined."""
@@ -98,12 +167,14 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
     for r in rows:
         by_variant[r["variant"]].append(r)
 
-    def values(rs, m):  # by question id: None where the metric does not apply
-        return {r["question_id"]: r["scores"][m]["value"] if m in r["scores"] else None for r in rs}
+    def values(rs, m):  # by question id, averaged over training seeds: None where nothing applies
+        return per_question(rs, m)
 
     def stats(rs, m):
         if _corpus_level(m):
             return corpus_stats(rs, m, samples=samples, seed=seed)
+        if len({r.get("seed") for r in rs}) > 1:
+            return seeded_stats(rs, m, samples=samples, seed=seed)
         applies = [r["scores"][m]["value"] for r in rs if m in r["scores"]]
         return metric_stats(applies, samples=samples, seed=seed)
 
@@ -124,9 +195,12 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
         if v == config.baseline:
             continue
         other = by_variant[v]
+        seeded = len({r.get("seed") for r in other}) > 1
         deltas[v] = {
             m: corpus_delta(other, base, m, samples=samples, seed=seed)
             if _corpus_level(m)
+            else seeded_delta(other, base, m, samples=samples, seed=seed)
+            if seeded
             else paired_delta(values(other, m), values(base, m), kind=_kind(m), samples=samples, seed=seed)
             for m in metrics
         }

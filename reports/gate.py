@@ -53,11 +53,19 @@ def read_run(run_dir: Path) -> tuple[list[dict], dict, dict]:
 
 
 def per_question(rows: list[dict]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """{variant: {metric: {question_id: value}}}."""
-    out: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
+    """{variant: {metric: {question_id: value}}}; a variant trained with several seeds gets each
+    question's mean over its seeds (undetermined where no seed's value is determined)."""
+    found: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in rows:
         for m, s in r["scores"].items():
-            out[r["variant"]][m][r["question_id"]] = s["value"]
+            found[r["variant"]][m][r["question_id"]].append(s["value"])
+    out: dict[str, dict[str, dict]] = defaultdict(dict)
+    for v, per in found.items():
+        for m, qs in per.items():
+            out[v][m] = {}
+            for q, xs in qs.items():
+                ok = [x for x in xs if determined(x)]
+                out[v][m][q] = xs[0] if len(xs) == 1 else (sum(ok) / len(ok) if ok else None)
     return out
 
 

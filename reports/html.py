@@ -124,7 +124,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
                 "flips": {},  # variant -> "up" (right where the baseline is wrong) or "down"
             },
         )
-        q["by_variant"][r["variant"]] = r
+        q["by_variant"].setdefault(r["variant"], r)  # with several training seeds: the first seed's
     baseline = summary["baseline_variant"]
     info = summary.get("metric_info") or {}
     flip = flip_metric(summary["metrics"], info)

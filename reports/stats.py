@@ -77,8 +77,9 @@ def paired_delta(
     left_out = {"undetermined": len(ids) - len(pairs)}
     if not pairs:
         return None
-    if kind is None:
-        kind = "binary" if all(x in (0, 1) and y in (0, 1) for x, y in pairs) else "graded"
+    zero_one = all(x in (0, 1) and y in (0, 1) for x, y in pairs)
+    if kind is None or (kind == "binary" and not zero_one):  # e.g. a 0/1 metric averaged over seeds
+        kind = "binary" if zero_one else "graded"
     d = np.array([x - y for x, y in pairs], dtype=float)
     out = {"mean": float(d.mean()), "n": len(pairs)} | left_out
     if kind == "binary":
@@ -175,6 +176,47 @@ def power(
         out["questions_for_margin"] = math.ceil((z * sd / margin) ** 2) if sd > 0 else 0
         out["false_alarm"] = float(norm.cdf(float(norm.ppf(1 - alpha / 2)) - margin / se)) if se > 0 else 0.0
     return out
+
+
+def seed_matrix(values: Mapping[tuple, float | None]) -> tuple[np.ndarray, list, list]:
+    """{(seed, question id): value} as a seeds x questions array (NaN where undetermined or absent),
+    with its seeds and question ids in order."""
+    seeds = sorted({s for s, _ in values}, key=str)
+    questions = sorted({q for _, q in values})
+    m = np.full((len(seeds), len(questions)), np.nan)
+    si, qi = {s: i for i, s in enumerate(seeds)}, {q: i for i, q in enumerate(questions)}
+    for (s, q), v in values.items():
+        if determined(v):
+            m[si[s], qi[q]] = v
+    return m, seeds, questions
+
+
+def hierarchical(matrix: np.ndarray, *, samples: int = 2000, seed: int = 0) -> dict:
+    """Mean of a seeds x questions array with a two-stage bootstrap interval: resample the seeds, then
+    the questions (the same questions for every seed drawn), so the interval covers both the training
+    seed and the question sample. Also the spread between seeds (SD of the seed means) and the
+    question-only interval of the seed-averaged values, to show which of the two dominates."""
+    rng = np.random.default_rng(seed)
+    s, q = matrix.shape
+    draws = np.empty(samples)
+    with np.errstate(all="ignore"):
+        for i in range(samples):
+            block = matrix[np.ix_(rng.integers(0, s, s), rng.integers(0, q, q))]
+            draws[i] = np.nanmean(block)
+        per_seed = np.nanmean(matrix, axis=1)
+        per_question = np.nanmean(matrix, axis=0)
+    draws = draws[~np.isnan(draws)]
+    lo, hi = (float(x) for x in np.percentile(draws, [2.5, 97.5]))
+    question_ci = bootstrap_ci(per_question[~np.isnan(per_question)], samples=samples, seed=seed)
+    return {
+        "mean": float(np.nanmean(matrix)),
+        "ci95": [lo, hi],
+        "p_value": min(1.0, 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))),
+        "seeds": s,
+        "seed_means": [float(x) for x in per_seed],
+        "seed_sd": float(np.std(per_seed, ddof=1)) if s > 1 else 0.0,
+        "question_ci95": list(question_ci) if question_ci else None,
+    }
 
 
 def macro_f1(preds: Sequence[str | None], golds: Sequence[str]) -> float:

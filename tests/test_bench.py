@@ -47,7 +47,7 @@ def test_bench_writes_the_contracted_outputs(micro_config):
     assert "rag" in summary["deltas"] and "base" not in summary["deltas"]
 
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["seeds"] == {"run": 3, "suite": 3}
+    assert manifest["seeds"] == {"run": 3, "suite": 3, "training": [3]}
     assert manifest["model"]["kind"] == "builtin"
     assert manifest["cache"]["base_model"] in {"built", "cached"}
     html = (run / "report.html").read_text()

@@ -2,7 +2,7 @@
 determines it: the suite, the base model, every variant's adapter (and the built-in judge's), and the
 retrievers with their indexes."""
 
-from harness.artifacts.adapters import adapter_job, judge_adapter, resolve_adapters
+from harness.artifacts.adapters import adapter_job, judge_adapter, primary, resolve_adapters
 from harness.artifacts.model import BaseModel, resolve_model
 from harness.artifacts.retrievers import resolve_retrievers
 from harness.artifacts.suite import load_suite
@@ -12,6 +12,7 @@ __all__ = [
     "adapter_job",
     "judge_adapter",
     "load_suite",
+    "primary",
     "resolve_adapters",
     "resolve_model",
     "resolve_retrievers",

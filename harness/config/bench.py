@@ -149,6 +149,10 @@ class BenchConfig(_Strict):
         by_mode = [n for mode in self.judge.modes for n in metrics_of(f"judge:{mode}")]
         return by_mode + list(self.judge.ragas)
 
+    def training_seeds(self) -> list[int]:
+        """The seeds every adapter is trained with: `training.seeds`, or the run's seed alone."""
+        return list(self.training.seeds or [self.seed])
+
     def manifest_dump(self) -> dict:
         """The config as a run's manifest records it: as given, plus the settings (defaults included) of
         every training method a variant uses, and of the adapters those start from."""

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from core.errors import known
 from harness.config.inputs import _Strict
 from harness.training import METHODS, AdapterTraining
 
-NOT_METHODS = ("extra_sft",)  # the fields of `training` that are not a method's section
+NOT_METHODS = ("extra_sft", "seeds")  # the fields of `training` that are not a method's section
 
 
 class TrainingConfig(_Strict):
@@ -23,6 +23,20 @@ class TrainingConfig(_Strict):
         description='A JSONL file of {"question", "answer"} rows added to the SFT pairs (relative to the '
         "config's folder). Checked for leakage like the rest.",
     )
+
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="Train every adapter once per seed (each cached by its key), so a variant's interval "
+        "covers training-seed noise as well as question sampling. Default: the run's seed alone.",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct")
+        return seeds
 
     @model_validator(mode="before")
     @classmethod

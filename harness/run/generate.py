@@ -31,7 +31,7 @@ def generate_missing(
         if p.key not in cached:
             missing.setdefault(p.key, p)  # variants sharing a prompt and a model generate it once
     if missing:
-        paths = {a.identity: a.path for a in adapters.values()}
+        paths = {a.identity: a.path for seeded in adapters.values() for a in seeded}
         groups: dict[str | None, list[Item]] = {}
         for p in missing.values():
             groups.setdefault(p.adapter, []).append(p)

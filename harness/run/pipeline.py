@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.cache import cache_root, library_versions
 from core.errors import InputError
-from harness.artifacts import load_suite, resolve_adapters, resolve_model, resolve_retrievers
+from harness.artifacts import load_suite, primary, resolve_adapters, resolve_model, resolve_retrievers
 from harness.config import BenchConfig
 from harness.engines import Decoding
 from harness.run.engine import LazyEngine
@@ -76,7 +76,7 @@ def bench(config: BenchConfig) -> RunResult:
     if config.forgetting is not None:
         from harness.run.forgetting import forgetting_check
 
-        forgetting = forgetting_check(config, base, adapters, timings)
+        forgetting = forgetting_check(config, base, primary(adapters), timings)
     compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
     metrics = config.all_metrics()
     summary = summarize(compared, config, suite_name=suite.name, metrics=metrics)
@@ -109,8 +109,15 @@ def bench(config: BenchConfig) -> RunResult:
         "engine": engine.identity | {"loaded": engine.loaded},
         "judge": judge_manifest,
         "retrievers": retriever_info,
-        "adapters": {v: a.manifest() for v, a in adapters.items()},
-        "seeds": {"run": config.seed, "suite": config.suite.builtin.seed if config.suite.builtin else None},
+        "adapters": {
+            v: a[0].manifest() | ({"by_seed": {str(x.seed): x.manifest() for x in a}} if len(a) > 1 else {})
+            for v, a in adapters.items()
+        },
+        "seeds": {
+            "run": config.seed,
+            "suite": config.suite.builtin.seed if config.suite.builtin else None,
+            "training": config.training_seeds(),
+        },
         "git": git_state(Path(config.source).resolve().parent),
         "versions": {"python": platform.python_version(), **library_versions()},
         "hardware": hardware(),
@@ -121,8 +128,8 @@ def bench(config: BenchConfig) -> RunResult:
             "scores_computed": scored,
             "scores_cached": len(plan) * len(config.metrics) - scored,
             "base_model": base.info["status"],
-            "adapters_trained": sorted(set(trained)),
-            "adapters_cached": sorted({a.name for a in adapters.values() if a.status == "cached"}),
+            "adapters_trained": trained,
+            "adapters_cached": sorted({a.name for a in primary(adapters).values() if a.status == "cached"}),
         },
     }
     run_dir = write_run(Path(config.runs_dir), rows, summary, manifest)

@@ -26,6 +26,7 @@ class Item:
     prompt: str
     adapter: str | None  # the adapter's identity
     key: str
+    seed: int | None = None  # the adapter's training seed (None: no adapter trained here)
 
 
 def generation_key(*, model: str, adapter: str | None, prompt: str, decoding: Decoding, engine: dict) -> str:
@@ -38,8 +39,9 @@ def generation_key(*, model: str, adapter: str | None, prompt: str, decoding: De
 def make_plan(
     config, suite: Suite, base, adapters: dict, retrievers: dict, *, engine: dict, decoding: Decoding
 ) -> list[Item]:
-    """Every variant's items, in config order then suite order; one search per retriever, as deep as
-    any variant that uses it needs (and at least 10, for the retrieval metrics)."""
+    """Every variant's items, in config order, then training seed, then suite order; one search per
+    retriever, as deep as any variant that uses it needs (and at least 10, for the retrieval metrics).
+    `adapters` maps a variant to its adapters, one per training seed."""
     passages = suite.passage_map()
     plan: list[Item] = []
     searched: dict[str, list] = {}
@@ -50,13 +52,14 @@ def make_plan(
                 [q.text for q in suite.questions], depth[v.retriever]
             )
         ranked = searched[v.retriever] if v.retriever else [None] * len(suite.questions)
-        adapter = adapters[v.name].identity if v.name in adapters else None
-        for q, deep in zip(suite.questions, ranked):
-            found = None if deep is None else deep[: v.k]  # the prompt reads the top k
-            context = None if found is None else [passages[h.passage_id].text for h in found]
-            prompt = prompts.build(q.text, context)
-            key = generation_key(
-                model=base.identity, adapter=adapter, prompt=prompt, decoding=decoding, engine=engine
-            )
-            plan.append(Item(v.name, q, found, deep, prompt, adapter, key))
+        for a in adapters.get(v.name) or [None]:  # one pass per training seed
+            adapter = a.identity if a else None
+            for q, deep in zip(suite.questions, ranked):
+                found = None if deep is None else deep[: v.k]  # the prompt reads the top k
+                context = None if found is None else [passages[h.passage_id].text for h in found]
+                prompt = prompts.build(q.text, context)
+                key = generation_key(
+                    model=base.identity, adapter=adapter, prompt=prompt, decoding=decoding, engine=engine
+                )
+                plan.append(Item(v.name, q, found, deep, prompt, adapter, key, a.seed if a else None))
     return plan

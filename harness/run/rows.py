@@ -29,6 +29,7 @@ def make_row(p: Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
         "tokens_out": g["tokens_out"],
         "latency_s": g["latency_s"],
         "adapter": p.adapter,
+        "seed": p.seed,
         "generation_key": p.key,
     }
 
@@ -36,10 +37,11 @@ def make_row(p: Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
 def adapter_checks(rows: list[dict], config) -> dict:
     """For each adapter variant, compare its answers with those of the variant that has the same
     retrieval and no adapter: identical on every question means the adapter did nothing (one that
-    silently failed to load, or a no-op). Flagged in the report."""
-    answers: dict[str, dict[str, str]] = {}
+    silently failed to load, or a no-op). Flagged in the report. With several training seeds, each
+    seed's adapter is checked and the most identical one is reported."""
+    answers: dict[tuple, dict[str, str]] = {}
     for r in rows:
-        answers.setdefault(r["variant"], {})[r["question_id"]] = r["answer"]
+        answers.setdefault((r["variant"], r.get("seed")), {})[r["question_id"]] = r["answer"]
     plain = {
         (v.retriever, v.k if v.retriever else None): v.name for v in config.variants if not v.has_adapter
     }
@@ -51,12 +53,16 @@ def adapter_checks(rows: list[dict], config) -> dict:
         if twin is None:
             checks[v.name] = {"compared_with": None, "identical": None, "n": None, "inert": None}
             continue
-        mine, theirs = answers[v.name], answers[twin]
-        same = sum(mine[q] == theirs.get(q) for q in mine)
-        checks[v.name] = {
-            "compared_with": twin,
-            "identical": same,
-            "n": len(mine),
-            "inert": same == len(mine),
-        }
+        theirs = answers[twin, None]
+        worst = None
+        for (name, seed), mine in answers.items():
+            if name != v.name:
+                continue
+            same = sum(mine[q] == theirs.get(q) for q in mine)
+            check = {"compared_with": twin, "identical": same, "n": len(mine), "inert": same == len(mine)}
+            if seed is not None:
+                check["seed"] = seed
+            if worst is None or same > worst["identical"]:
+                worst = check
+        checks[v.name] = worst
     return checks

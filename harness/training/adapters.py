@@ -66,6 +66,7 @@ class Adapter:
     status: str  # "trained" (this run), "cached", or "path" (a folder the config names)
     record: dict | None = None
     config: dict = field(default_factory=dict)
+    seed: int | None = None  # the training seed (None: a folder the config names)
 
     def manifest(self) -> dict:
         """What a run's manifest says of this adapter."""
@@ -75,13 +76,14 @@ class Adapter:
             "path": str(self.path),
             "config": self.config,
             "training": self.record,
+            "seed": self.seed,
         }
 
 
 def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str] | None = None) -> Adapter:
     """The adapter of `job`, trained first if its key is missing (and its `init` before it).
 
-    `trained` collects the methods trained by this call, the starting adapter included.
+    `trained` collects (method, seed) of every adapter trained by this call, the starting one included.
     """
     init = ensure_adapter(job.init, progress=progress, trained=trained) if job.init else None
     path = job.path()
@@ -91,7 +93,7 @@ def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str]
             _train(job, tmp, init.path if init else None, progress=progress)
         status = "trained"
         if trained is not None:
-            trained.append(job.method.name)
+            trained.append((job.method.name, job.seed))
     return Adapter(
         name=job.method.name,
         path=path,
@@ -99,6 +101,7 @@ def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str]
         status=status,
         record=json.loads((path / TRAINING_RECORD).read_text()),
         config=_adapter_config(path),
+        seed=job.seed,
     )
 
 

@@ -1,0 +1,107 @@
+"""`ragvft calibrate`: measure how far a retrained adapter moves its variant's scores, and propose
+gate margins from that noise, so that a margin is measured, not guessed.
+
+It runs the bench with every adapter trained once per seed (no judge, no forgetting check, no gate:
+only what the margins need), then, for each gate rule (or each adapter variant's first metric), pairs
+the seeds with each other as the gate would pair a rerun with its blessed run. The proposed margin is
+the smallest that every pair of seeds passes, in both directions, rounded up to 0.01. Variants without
+a trained adapter do not move with the seed: their current margin is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from itertools import permutations
+from pathlib import Path
+
+import yaml
+
+from harness.config import BenchConfig
+from harness.run.pipeline import bench
+from judges import SCORERS
+
+
+def calibrate(config: BenchConfig, seeds: list[int]) -> tuple[Path, list[dict]]:
+    training = config.training.model_copy(update={"seeds": seeds})
+    seeded = config.model_copy(update={"training": training, "judge": None, "forgetting": None, "gate": None})
+    seeded._source = config.source
+    result = bench(seeded)
+    rules = [r.model_dump() for r in config.gate.rules] if config.gate else []
+    if not rules:
+        metric = config.metrics[0]
+        rules = [
+            {"variant": v.name, "metric": metric, "margin": None, "floor": None}
+            for v in config.variants
+            if v.has_adapter
+        ]
+    proposals = [_propose(result.rows, rule, config) for rule in rules]
+    out = Path(result.run_dir)
+    tmp = out / f".calibration.{os.getpid()}.tmp"
+    tmp.mkdir()
+    (tmp / "calibration.json").write_text(json.dumps({"seeds": seeds, "rules": proposals}, indent=2))
+    snippet = {
+        "gate": {
+            "rules": [
+                {
+                    k: v
+                    for k, v in {
+                        "variant": p["variant"],
+                        "metric": p["metric"],
+                        "margin": p["proposed_margin"],
+                        "floor": p["floor"],
+                    }.items()
+                    if v is not None
+                }
+                for p in proposals
+            ]
+        }
+    }
+    (tmp / "margins.yaml").write_text(
+        f"# Proposed by `ragvft calibrate` from {len(seeds)} training seeds {seeds}: the smallest margin every\n"
+        "# pair of seeds passes. Paste under your config's `gate:` (keep `baseline:`).\n"
+        + yaml.safe_dump(snippet, sort_keys=False)
+    )
+    for f in tmp.iterdir():
+        os.replace(f, out / f.name)
+    tmp.rmdir()
+    return out, proposals
+
+
+def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
+    from reports.gate import per_question
+
+    v, m = rule["variant"], rule["metric"]
+    mine = [r for r in rows if r["variant"] == v and m in r["scores"]]
+    seeds = sorted({r.get("seed") for r in mine}, key=str)
+    base = {"variant": v, "metric": m, "current_margin": rule.get("margin"), "floor": rule.get("floor")}
+    if seeds == [None] or not mine:
+        return base | {
+            "seeds": 0,
+            "proposed_margin": rule.get("margin"),
+            "note": "no trained adapter: does not move with the seed",
+        }
+    by_seed = {s: per_question([r for r in mine if r.get("seed") == s])[v][m] for s in seeds}
+    means = {s: sum(x for x in vals.values() if x is not None) / len(vals) for s, vals in by_seed.items()}
+    worst, pairs = 0.0, []
+    kind = SCORERS[m].kind if m in SCORERS else None
+    from reports.stats import paired_delta
+
+    for a, b in permutations(seeds, 2):
+        d = paired_delta(
+            by_seed[a], by_seed[b], kind=kind, samples=config.bootstrap_samples, seed=config.seed
+        )
+        pairs.append({"run": a, "blessed": b, "delta": d["mean"], "ci95": d["ci95"]})
+        worst = max(worst, -d["ci95"][0])
+    spread = list(means.values())
+    mean = sum(spread) / len(spread)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in spread) / (len(spread) - 1)) if len(spread) > 1 else 0.0
+    return base | {
+        "seeds": len(seeds),
+        "seed_means": means,
+        "seed_sd": sd,
+        "pairs": pairs,
+        "worst_lower_bound": -worst,
+        "proposed_margin": math.ceil(worst * 100) / 100,
+    }
