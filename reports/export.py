@@ -16,6 +16,10 @@ def _md(text: object) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
 def _ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
@@ -44,8 +48,8 @@ def render_markdown(summary: dict, manifest: dict) -> str:
             d = summary["deltas"].get(v, {}).get(m)
             if d:
                 mark = (" **\\***" if d["significant"] else "") + (" ★" if d.get("significant_holm") else "")
-                p = f" p={d['p_value']:.3g}" if d.get("p_value") is not None else ""
-                p += f" (Holm {d['p_holm']:.3g})" if d.get("p_holm") is not None else ""
+                p = f" p={_p(d['p_value'])}" if d.get("p_value") is not None else ""
+                p += f" (Holm {_p(d['p_holm'])})" if d.get("p_holm") is not None else ""
                 cells.append(f"{d['mean']:+.3f} {_ci(d['ci95'])}{p}{mark}")
             else:
                 cells.append("baseline" if v == base else "–")
@@ -53,7 +57,7 @@ def render_markdown(summary: dict, manifest: dict) -> str:
     mc = summary.get("multiple_comparisons") or {}
     lines += [
         "",
-        "\\* significant at 5% on its own: the exact McNemar test and interval for 0/1 metrics, the paired "
+        "\\* significant at 5% on its own: McNemar's test with Tango's score interval for 0/1 metrics, the paired "
         "bootstrap interval and p-value for graded ones."
         + (
             f" ★ still significant after Holm's adjustment over the {mc['size']} comparisons against "

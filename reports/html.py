@@ -21,6 +21,16 @@ def _fmt(x, digits: int = 3) -> str:
 
 _env.filters["fmt"] = _fmt
 
+
+def _pfmt(p: float | None) -> str:
+    """A p-value as people read it: three significant digits, or "<0.001"."""
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
+_env.filters["pfmt"] = _pfmt
+
 FORGETTING_NOTABLE = 0.05  # an EM change on an outside task worth colouring (about 5 of 100 questions)
 
 

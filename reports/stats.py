@@ -1,9 +1,10 @@
 """Uncertainty, with one significance rule per kind of metric, the same rule for the bold mark, the
 interval and the p-value:
 
-* 0/1 metrics (em, accuracy, the judge's verdict): the exact McNemar test on the questions that
-  flipped, and its exact interval (Clopper-Pearson on the flips, on the scale of the difference);
-  the interval excludes zero exactly when p < 0.05.
+* 0/1 metrics (em, accuracy, the judge's verdict): McNemar's test on the questions that flipped
+  (the asymptotic form, without continuity correction) and Tango's score interval for the paired
+  difference of proportions, the interval that inverts that very test, so it excludes zero exactly
+  when p < 0.05 (the pair Fagerland, Lydersen and Laake recommend, BMC Med Res Methodol 2013).
 * graded metrics (f1, pairwise, ragas): the paired percentile bootstrap interval of the mean
   difference, and the bootstrap p-value from the same resamples; significant when the interval
   excludes zero.
@@ -85,8 +86,8 @@ def paired_delta(
     if kind == "binary":
         wins = sum(1 for x, y in pairs if x > y)
         losses = sum(1 for x, y in pairs if x < y)
-        p = mcnemar_exact(wins, losses)
-        lo, hi = mcnemar_interval(wins, losses, len(pairs))
+        p = mcnemar(wins, losses)
+        lo, hi = tango_interval(wins, losses, len(pairs))
         return out | {
             "ci95": [lo, hi],
             "test": "mcnemar",
@@ -106,30 +107,49 @@ def paired_delta(
     }
 
 
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant pairs: `b` questions right only in the first
-    variant, `c` right only in the second. Under no difference each discordant pair is a fair coin,
-    so p = 2 * P(Binomial(b + c, 1/2) <= min(b, c)), capped at 1."""
-    n = b + c
-    if n == 0:
+def mcnemar(b: int, c: int) -> float:
+    """Two-sided McNemar p-value from the discordant pairs: `b` questions right only in the first
+    variant, `c` right only in the second; z = (b - c) / sqrt(b + c), no continuity correction."""
+    if b + c == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    from scipy.stats import norm
+
+    return float(2 * norm.sf(abs(b - c) / math.sqrt(b + c)))
 
 
-def mcnemar_interval(b: int, c: int, n: int) -> tuple[float, float]:
-    """95% interval of the paired difference of proportions (b - c) / n, exact given the b + c
-    discordant pairs: the Clopper-Pearson interval of the share b / (b + c), mapped to the difference.
-    It inverts the same doubled binomial tail as `mcnemar_exact`, so it excludes zero exactly when
-    that p-value is below 0.05."""
-    m = b + c
-    if m == 0 or n == 0:
-        return 0.0, 0.0
-    from scipy.stats import beta
+def _tango(b: int, c: int, n: int, d0: float) -> float:
+    """Tango's score statistic for H0: (b - c) / n = d0, with the constrained maximum-likelihood
+    estimate of the discordant cell (Tango 1998, Stat Med 17:891); at d0 = 0 it is McNemar's z."""
+    a2 = 2 * n
+    bq = -b - c + (2 * n - b + c) * d0
+    cq = -c * d0 * (1 - d0)
+    p21 = (math.sqrt(max(bq * bq - 4 * a2 * cq, 0.0)) - bq) / (2 * a2)
+    var = n * (2 * p21 + d0 * (1 - d0))
+    diff = b - c - n * d0
+    if var <= 0:
+        return math.copysign(math.inf, diff) if diff else 0.0
+    return diff / math.sqrt(var)
 
-    lo = 0.0 if b == 0 else float(beta.ppf(ALPHA / 2, b, m - b + 1))
-    hi = 1.0 if b == m else float(beta.ppf(1 - ALPHA / 2, b + 1, m - b))
-    return (2 * lo - 1) * m / n, (2 * hi - 1) * m / n
+
+def tango_interval(b: int, c: int, n: int) -> tuple[float, float]:
+    """95% score interval of the paired difference of proportions (b - c) / n: every d0 that Tango's
+    test does not reject. It inverts the same statistic as `mcnemar`, so it excludes zero exactly when
+    that p-value is below 0.05. Found by bisection (the statistic falls as d0 rises)."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - ALPHA / 2))
+    d = (b - c) / n
+
+    def bisect(lo: float, hi: float, target: float) -> float:
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if _tango(b, c, n, mid) > target else (lo, mid)
+        return (lo + hi) / 2
+
+    eps = 1e-12
+    lower = bisect(-1.0, d, z) if _tango(b, c, n, -1 + eps) > z else -1.0
+    upper = bisect(d, 1.0, -z) if _tango(b, c, n, 1 - eps) < -z else 1.0
+    return lower, upper
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -39,10 +39,35 @@ def test_micro_model_builds_once_and_loads_with_from_pretrained(tmp_path):
     out = model.generate(**tokenizer(text, return_tensors="pt"), max_new_tokens=3, do_sample=False)
     assert out.shape[1] > len(tokenizer(text)["input_ids"])
 
+    # What loads is the trained model: on its own curriculum it beats the same architecture freshly
+    # initialised with the same seed (a save of untrained weights, or a loop that never steps, fails).
+    import torch
+    from transformers import LlamaForCausalLM
 
-def test_another_spec_gets_another_key():
-    assert replace(MICRO, steps=13).key() != MICRO.key()
-    assert replace(MICRO, seed=6).key() != MICRO.key()
+    assert record["loss_curve"][-1]["loss"] < record["loss_curve"][0]["loss"]
+    texts = [e["prompt"] + e["completion"] for e in curriculum(MICRO)[0][:32]]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    torch.manual_seed(MICRO.seed)
+    fresh = LlamaForCausalLM(model.config)
+    with torch.no_grad():
+        trained_loss = model(**batch, labels=labels).loss.item()
+        fresh_loss = fresh(**batch, labels=labels).loss.item()
+    assert trained_loss < fresh_loss - 0.1, (trained_loss, fresh_loss)
+
+
+def test_every_field_of_the_spec_is_in_the_key():
+    """The cache key must change with every setting that changes the model (a field left out of the
+    key would serve a stale model), and only with them."""
+    from dataclasses import fields
+
+    assert replace(MICRO).key() == MICRO.key()
+    keys = {MICRO.key()}
+    for f in fields(MICRO):
+        value = getattr(MICRO, f.name)
+        other = value + 1 if isinstance(value, int) else value + 0.01
+        keys.add(replace(MICRO, **{f.name: other}).key())
+    assert len(keys) == len(fields(MICRO)) + 1
 
 
 def test_curriculum_answers_change_between_draws_so_reading_is_required():

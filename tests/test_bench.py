@@ -85,9 +85,30 @@ def test_cli_bench_prints_table_and_exits_zero(micro_config):
     assert "rag" in result.output and "report:" in result.output
 
 
-def test_every_command_has_help():
-    result = CliRunner().invoke(app, ["bench", "--help"])
-    assert result.exit_code == 0 and "--config" in result.output
+def test_every_command_documents_its_options_and_rejects_unknown_ones():
+    """Every command and subcommand: --help exits 0 and explains every option it has; an unknown
+    option is a usage error (exit 2), as typer/click tools do."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    commands = [(name, cmd) for name, cmd in group.commands.items() if not hasattr(cmd, "commands")]
+    commands += [
+        (f"{g} {n}", c)
+        for g, sub in group.commands.items()
+        if hasattr(sub, "commands")
+        for n, c in sub.commands.items()
+    ]
+    assert {"bench", "retrieval", "gate", "bless", "calibrate", "export lm-eval"} <= {n for n, _ in commands}
+    for name, cmd in commands:
+        out = CliRunner().invoke(app, [*name.split(), "--help"])
+        assert out.exit_code == 0 and "Usage: " in out.output and name.split()[-1] in out.output, name
+        assert cmd.help, f"{name} has no description"
+        for param in cmd.params:
+            if param.name != "help":
+                assert getattr(param, "help", None), f"{name} --{param.name} has no help"
+                assert f"--{param.name.replace('_', '-')}" in out.output, (name, param.name)
+        bad = CliRunner().invoke(app, [*name.split(), "--no-such-option"])
+        assert bad.exit_code == 2 and "No such option" in bad.output, name
 
 
 def test_changing_one_variant_recomputes_only_its_rows(micro_config):
@@ -101,3 +122,16 @@ def test_changing_one_variant_recomputes_only_its_rows(micro_config):
     assert changed.manifest["cache"]["generations_computed"] == n
     assert changed.manifest["cache"]["generations_cached"] == n  # base's rows came from the store
     assert changed.manifest["cache"]["scores_computed"] == 2 * n  # em and f1 of rag's new answers
+
+
+def test_a_corpus_level_metric_has_no_per_row_value(micro_config):
+    """Defect: results.jsonl's macro_f1 column held each row's accuracy, which a reader (or pandas)
+    would average into a number that is not macro-F1."""
+    micro_config.write_text(micro_config.read_text().replace("metrics: [em, f1]", "metrics: [em, macro_f1]"))
+    result = bench(load_config(micro_config))
+    for r in result.rows:
+        s = r["scores"]["macro_f1"]
+        assert s["value"] is None and "whole set of answers" in s["reason"]
+    stats = result.summary["variants"]["base"]["macro_f1"]
+    assert stats["n"] == len({r["question_id"] for r in result.rows}) and stats["undetermined"] == 0
+    assert stats["mean"] is not None

@@ -71,6 +71,10 @@ def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path):
 
 
 def test_yaml_is_read_with_the_safe_loader(tmp_path):
-    path = _write(tmp_path, "!!python/object/apply:os.system ['echo pwned']\n")
-    with pytest.raises(InputError):
+    """An unsafe loader would run the command (and create the marker file) before any validation."""
+    marker = tmp_path / "pwned"
+    path = _write(tmp_path, f"name: x\nseed: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(InputError) as err:
         load_config(path)
+    assert not marker.exists()
+    assert err.value.line == 2 and "python/object/apply" in err.value.message

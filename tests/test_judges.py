@@ -225,6 +225,28 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
         assert g["raw"] is not None  # the model answered; parsed or undetermined, never zero by default
         assert (r["scores"]["judge"]["value"] is None) == ("verdict" not in g)
     assert result.manifest["judge"]["adapter"]["training"]["method"] == "judge"
+    # The verdicts are the trained adapter's own replies: the same prompts through the engine with the
+    # judge's adapter give the stored text, and the bare base replies otherwise (a constant judge, or a
+    # judge whose adapter did not load, fails here).
+    from harness.artifacts import resolve_model
+    from harness.engines import Decoding, HFEngine, Request
+    from judges.llm_judge import grade_prompt, retry_prompt
+
+    engine = HFEngine(resolve_model(load_config(micro_config), {}).path, batch_size=16)
+    engine.add_adapter("judge", result.manifest["judge"]["adapter"]["path"])
+    sample = result.rows[:16]
+    prompts = [grade_prompt(r["question"], r["gold_answers"], r["answer"]) for r in sample]
+    # the stored reply is the first asking's, or the second's (with a reminder) when that did not parse
+    prompts = [
+        p if r["judge"]["grade"]["attempts"] == 1 else retry_prompt(p) for p, r in zip(prompts, sample)
+    ]
+    decoding = Decoding(max_new_tokens=8, stop=())
+    mine = [
+        c.text for c in engine.generate([Request(p, adapter="judge", decoding=decoding) for p in prompts])
+    ]
+    assert mine == [r["judge"]["grade"]["raw"] for r in sample]
+    bare = [c.text for c in engine.generate([Request(p, decoding=decoding) for p in prompts])]
+    assert bare != mine
     kappa = jr["grade"]["kappa_with_em"]
     consistency = jr["pairwise"]["position_consistency"]
     weak = (kappa is not None and kappa < 0.2) or (consistency is not None and consistency < 0.5)

@@ -2,9 +2,11 @@
 same answers and the same exact match as ragvft's HF engine and scorer, for the base model and for a
 LoRA adapter, closed-book and retrieval-augmented; and `ragvft export lm-eval` writes such a task."""
 
+import json
 import os
 from dataclasses import replace
 
+import pytest
 from typer.testing import CliRunner
 
 from harness import prompts
@@ -114,6 +116,21 @@ def test_forgetting_check_runs_lm_eval_on_base_and_each_adapter_and_caches(tmp_p
     assert set(per) == {"base", "sft", "sft+rag"}  # sft+rag shares sft's adapter, and its figure
     assert per["sft"] == per["sft+rag"] and all(0 <= x <= 1 for x in per.values())
     assert fg["deltas"]["builtin_reading"]["sft"] == per["sft"] - per["base"]
+    # The measured values themselves: ragvft's own engine on the probe's prompts gives the same EM as
+    # lm-eval did, for the base and for the adapter (a check that returned any number in [0, 1] fails).
+    from core.cache import cache_root
+    from harness.artifacts import resolve_model
+
+    config = load_config(path)
+    base = resolve_model(config, {})
+    probe = cache_root() / "probes" / f"reading-{base.spec.key()}-12" / "builtin_reading.jsonl"
+    docs = [json.loads(line) for line in probe.read_text().splitlines()]
+    engine = HFEngine(base.path, batch_size=16)
+    engine.add_adapter("sft", result.manifest["adapters"]["sft"]["path"])
+    for name, adapter in (("base", None), ("sft", "sft")):
+        answers = complete(engine, [d["prompt"] for d in docs], adapter, config.generation.max_new_tokens)
+        em = sum(exact_match(a, d["answers"]).value for a, d in zip(answers, docs)) / len(docs)
+        assert per[name] == pytest.approx(em), name
     assert fg["runs"] == {"computed": 2, "cached": 0}
     assert 'id="forgetting"' in (result.run_dir / "report.html").read_text()
     again = bench(load_config(path))

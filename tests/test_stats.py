@@ -1,13 +1,16 @@
 import numpy as np
 import pytest
 
-from reports.stats import bootstrap_ci, holm, mcnemar_exact, mcnemar_interval, paired_delta, power
+from reports.stats import bootstrap_ci, holm, mcnemar, paired_delta, power, tango_interval
 
 
-def test_paired_bootstrap_on_identical_variants_is_zero():
+def test_identical_variants_differ_by_zero():
     a = [1, 0, 1, 1, 0, 0, 1, 0] * 10
-    d = paired_delta(a, a, samples=500, seed=1)
-    assert d["mean"] == 0 and d["ci95"] == [0.0, 0.0] and not d["significant"]
+    d = paired_delta(a, a, samples=500, seed=1)  # 0/1: no flip, and still an honest interval around 0
+    assert d["mean"] == 0 and not d["significant"] and d["ci95"][0] == pytest.approx(-d["ci95"][1])
+    assert 0 < d["ci95"][1] < 0.05
+    g = paired_delta([0.3, 0.5] * 40, [0.3, 0.5] * 40, samples=500, seed=1)  # graded: the bootstrap
+    assert g["mean"] == 0 and g["ci95"] == [0.0, 0.0] and not g["significant"]
 
 
 def test_paired_delta_detects_a_consistent_improvement():
@@ -30,40 +33,45 @@ def test_bootstrap_interval_contains_the_mean_and_is_deterministic():
     assert bootstrap_ci([], samples=10) is None
 
 
-def test_mcnemar_exact_against_hand_computed_cases():
-    # b=1, c=9: n=10, P(X<=1) = (1 + 10) / 1024, two-sided 22/1024.
-    assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
-    assert mcnemar_exact(9, 1) == pytest.approx(22 / 1024)  # symmetric
-    # b=0, c=5: 2 * 1/32 = 0.0625, not significant at 0.05 however lopsided.
-    assert mcnemar_exact(0, 5) == pytest.approx(0.0625)
-    # b=0, c=6: 2/64 = 0.03125.
-    assert mcnemar_exact(0, 6) == pytest.approx(0.03125)
-    assert mcnemar_exact(5, 5) == 1.0 and mcnemar_exact(0, 0) == 1.0
+def test_mcnemar_against_hand_computed_cases():
+    # z = (b - c) / sqrt(b + c): b=1, c=9 -> z = -8 / sqrt(10) = -2.530, p = 0.01141
+    assert mcnemar(1, 9) == pytest.approx(0.011412, abs=1e-5)
+    assert mcnemar(9, 1) == mcnemar(1, 9)  # symmetric
+    assert mcnemar(3, 3) == 1.0 and mcnemar(0, 0) == 1.0
+    # b=0, c=4: z = 2, p = 0.0455
+    assert mcnemar(0, 4) == pytest.approx(0.0455, abs=1e-4)
 
 
 def test_binary_deltas_use_mcnemar_for_the_mark_and_the_interval_alike():
     base = [0] * 20 + [1] * 20
-    # 6 wins, 0 losses: McNemar p = 0.031 -> significant, and its exact interval excludes zero
-    better = [1] * 6 + [0] * 14 + [1] * 20
+    better = [1] * 6 + [0] * 14 + [1] * 20  # 6 wins, 0 losses: z = 2.449, p = 0.0143
     d = paired_delta(better, base, samples=500, seed=2)
     assert d["test"] == "mcnemar" and (d["wins"], d["losses"]) == (6, 0)
-    assert d["p_value"] == pytest.approx(0.03125) and d["significant"] and d["ci95"][0] > 0
-    # 5 wins, 0 losses: p = 0.0625, and the interval now says the same (defect: the bootstrap interval
-    # shown beside McNemar's verdict excluded zero while the mark said not significant)
-    five = [1] * 5 + [0] * 15 + [1] * 20
-    d5 = paired_delta(five, base, samples=500, seed=2)
-    assert not d5["significant"] and d5["ci95"][0] <= 0 <= d5["ci95"][1]
+    assert d["p_value"] == pytest.approx(0.0143, abs=1e-4) and d["significant"] and d["ci95"][0] > 0
+    three = [1] * 3 + [0] * 17 + [1] * 20  # 3 wins: z = 1.732, p = 0.083: not significant, and the
+    d3 = paired_delta(three, base, samples=500, seed=2)  # interval says the same (defect: the bootstrap
+    assert not d3["significant"] and d3["ci95"][0] <= 0 <= d3["ci95"][1]  # interval excluded zero here)
     assert paired_delta([0.5, 0.2], [0.1, 0.2], samples=100)["test"] == "paired bootstrap"
 
 
 def test_the_mcnemar_interval_excludes_zero_exactly_when_p_is_below_five_percent():
     for n in (12, 60, 208):
-        for b in range(0, 13):
-            for c in range(0, 13):
+        for b in range(13):
+            for c in range(13):
                 if b + c <= n:
-                    lo, hi = mcnemar_interval(b, c, n)
-                    assert (mcnemar_exact(b, c) < 0.05) == (lo > 0 or hi < 0), (n, b, c)
+                    lo, hi = tango_interval(b, c, n)
+                    assert (mcnemar(b, c) < 0.05) == (lo > 0 or hi < 0), (n, b, c)
                     assert lo <= (b - c) / n <= hi
+
+
+def test_the_score_interval_is_not_fixed_by_the_flips_seen():
+    """With no flip at all the difference is still uncertain: Tango's interval is +-z^2 / (n + z^2);
+    and 13 flips all one way are a drop of 0.0625 with room below it (defect: an interval conditional
+    on the flips put the lower bound at the estimate itself)."""
+    z2 = 1.959964**2
+    assert tango_interval(0, 0, 208) == pytest.approx((-z2 / (208 + z2), z2 / (208 + z2)), abs=1e-6)
+    lo, hi = tango_interval(0, 13, 208)
+    assert lo < -0.0625 - 0.03 and hi < 0
 
 
 def test_deltas_pair_questions_by_id_not_by_position():
@@ -88,7 +96,7 @@ def test_graded_interval_covers_the_true_difference_about_95_percent_of_the_time
 
 
 def test_binary_interval_covers_the_true_difference_at_least_95_percent_of_the_time():
-    """Exact (Clopper-Pearson) intervals are conservative: coverage at or above the nominal level."""
+    """Tango's score interval keeps close to its nominal level."""
     rng = np.random.default_rng(2)
     covered = 0
     for _ in range(400):
