@@ -247,15 +247,20 @@ def retrieval_summary(rows: list[dict], metric: str | None) -> dict:
             by_variant[r["variant"]].append(r)
     out: dict[str, dict] = {}
     for v, rs in by_variant.items():
+        seeds = len({r.get("seed") for r in rs})  # several training seeds: counts are per seed
         wrong = [r for r in rs if metric and r["scores"].get(metric, {}).get("value") == 0]
         found = {
             k: x
             for k, x in means([r["retrieval"] for r in rs], skip=["gold_in_prompt"]).items()
             if x is not None
         }
+        missed = sum(not r["retrieval"]["gold_in_prompt"] for r in wrong)
+        misread = sum(bool(r["retrieval"]["gold_in_prompt"]) for r in wrong)
         out[v] = found | {
-            "n": len(rs),
-            "wrong_retrieval_failed": sum(not r["retrieval"]["gold_in_prompt"] for r in wrong),
-            "wrong_generation_failed": sum(bool(r["retrieval"]["gold_in_prompt"]) for r in wrong),
+            "n": len(rs) // seeds,
+            "wrong_retrieval_failed": missed if seeds == 1 else round(missed / seeds, 1),
+            "wrong_generation_failed": misread if seeds == 1 else round(misread / seeds, 1),
         }
+        if seeds > 1:
+            out[v]["seeds"] = seeds
     return out

@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from core.values import determined
-from reports.stats import paired_delta, power
+from reports.stats import paired_delta, power, seed_differences, seed_matrix
 
 BASELINE_FORMAT = "ragvft-baseline-1"
 RULE_LEVEL = 0.025  # each rule's one-sided level: the lower half of a 95% interval
@@ -203,7 +203,10 @@ def check(
     for rule in rules:
         meta = info.get(rule["metric"]) or {}
         higher = meta.get("higher_is_better", True)
-        checked = _check_rule(rule, current, baseline, blessed, samples, seed, higher, meta.get("kind"))
+        noise = _seed_noise(rows, rule["variant"], rule["metric"])
+        checked = _check_rule(
+            rule, current, baseline, blessed, samples, seed, higher, meta.get("kind"), noise
+        )
         results.append({"rule": rule_name(rule, higher), **rule, **checked})
     if not rules:
         results.append({"rule": "(no rules)", "passed": False, "reason": "the gate has no rules"})
@@ -235,7 +238,22 @@ def per_question_of(baseline: dict) -> dict:
     }
 
 
-def _check_rule(rule: dict, current, baseline: dict, blessed, samples, seed, higher: bool, kind) -> dict:
+def _seed_noise(rows: list[dict], variant: str, metric: str):
+    """The rerun noise measured between this run's training seeds for (variant, metric), if it has
+    several seeds (see `reports.stats.seed_differences`)."""
+    values = {
+        (r.get("seed"), r["question_id"]): r["scores"][metric]["value"]
+        for r in rows
+        if r["variant"] == variant and metric in r["scores"]
+    }
+    if len({s for s, _ in values}) < 2:
+        return None
+    return seed_differences(seed_matrix(values)[0])
+
+
+def _check_rule(
+    rule: dict, current, baseline: dict, blessed, samples, seed, higher: bool, kind, noise=None
+) -> dict:
     v, m = rule["variant"], rule["metric"]
     mine = current.get(v, {}).get(m)
     if mine is None:
@@ -274,7 +292,9 @@ def _check_rule(rule: dict, current, baseline: dict, blessed, samples, seed, hig
             "delta": d["mean"],
             "delta_ci95": d["ci95"],
             "test": d["test"],
-            "power": power(list(mine.values()), list(theirs.values()), margin=rule["margin"]),
+            "power": power(
+                list(mine.values()), list(theirs.values()), margin=rule["margin"], seed_differences=noise
+            ),
         }
         lo, hi = d["ci95"]
         if higher and lo < -rule["margin"]:

@@ -171,31 +171,49 @@ def power(
     blessed: Sequence[float],
     *,
     margin: float | None,
+    seed_differences: np.ndarray | None = None,
     alpha: float = ALPHA,
     target: float = POWER,
 ) -> dict | None:
-    """What a gate rule can see at this suite's size, from the per-question spread of both runs.
+    """What a gate rule can see at this suite's size.
 
-    The standard error of the paired mean difference is taken as if the two runs' values were
-    uncorrelated (sqrt(var_a + var_b) / sqrt(n)): real runs of one model are positively correlated,
-    so the gate sees somewhat better than this says. Returns the smallest drop a one-sided test at
-    alpha/2 catches with `target` power (`min_detectable_drop`), the questions it would take to catch a
-    drop of `margin` (`questions_for_margin`), and the chance that an unchanged model fails the rule
-    (`false_alarm`: its interval's lower bound falls below -margin)."""
+    The noise of a rerun's paired difference is measured where it can be: `seed_differences`, the
+    per-question differences between pairs of training seeds of this run (seeds x seeds x questions
+    flattened by the caller), give it directly (`basis` "between seeds"). Otherwise it is bounded by
+    treating the two runs as uncorrelated, sqrt(var_a + var_b) (`basis` "uncorrelated bound"): real
+    reruns of one model are positively correlated, so the gate then sees better than this says.
+    Returns the smallest drop a one-sided test at alpha/2 catches with `target` power
+    (`min_detectable_drop`), the questions it would take to catch a drop of `margin`
+    (`questions_for_margin`), and the chance that an unchanged model fails the rule (`false_alarm`:
+    its interval's lower bound falls below -margin)."""
     from scipy.stats import norm
 
     a, b = clean(values), clean(blessed)
     n = min(a.size, b.size)
     if n < 2:
         return None
-    sd = math.sqrt(float(a.var(ddof=1)) + float(b.var(ddof=1)))
+    if seed_differences is not None and seed_differences.size > 1:
+        sd, basis = float(np.std(seed_differences, ddof=1)), "between seeds"
+    else:
+        sd, basis = math.sqrt(float(a.var(ddof=1)) + float(b.var(ddof=1))), "uncorrelated bound"
     z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(target))
     se = sd / math.sqrt(n)
-    out = {"n": n, "sd_difference": sd, "se": se, "min_detectable_drop": z * se}
+    out = {"n": n, "sd_difference": sd, "se": se, "min_detectable_drop": z * se, "basis": basis}
     if margin:
         out["questions_for_margin"] = math.ceil((z * sd / margin) ** 2) if sd > 0 else 0
         out["false_alarm"] = float(norm.cdf(float(norm.ppf(1 - alpha / 2)) - margin / se)) if se > 0 else 0.0
     return out
+
+
+def seed_differences(matrix: np.ndarray) -> np.ndarray | None:
+    """Every question's difference between every pair of seeds of a seeds x questions array, divided
+    by sqrt(seeds): the noise of a seed-averaged rerun against another (None with fewer than 2 seeds)."""
+    s = matrix.shape[0]
+    if s < 2:
+        return None
+    diffs = [matrix[i] - matrix[j] for i in range(s) for j in range(i + 1, s)]
+    flat = np.concatenate(diffs)
+    return flat[~np.isnan(flat)] / math.sqrt(s)
 
 
 def seed_matrix(values: Mapping[tuple, float | None]) -> tuple[np.ndarray, list, list]:

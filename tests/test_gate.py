@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from reports import gate
@@ -162,3 +163,19 @@ def test_unreadable_baselines_are_errors(tmp_path):
     other.write_text(json.dumps({"hello": 1}))
     with pytest.raises(gate.GateError, match="not a ragvft baseline"):
         gate.load_baseline(other)
+
+
+def test_power_uses_the_noise_measured_between_training_seeds_when_there_is_some():
+    """Two seeds that disagree on 10 of 100 questions: the rerun noise is measured from them, far
+    below the uncorrelated bound (which treats every question as a fresh coin)."""
+    one = [1.0] * 60 + [0.0] * 40
+    two = [1.0] * 55 + [0.0] * 5 + [1.0] * 5 + [0.0] * 35
+    rows = [r | {"seed": 1} for r in _rows({"sft": one})] + [r | {"seed": 2} for r in _rows({"sft": two})]
+    base = _baseline({"sft": [(a + b) / 2 for a, b in zip(one, two)]})
+    result = gate.check(rows, base, [RULE], samples=200)
+    p = result["rules"][0]["power"]
+    assert p["basis"] == "between seeds"
+    diffs = np.array([a - b for a, b in zip(one, two)]) / np.sqrt(2)
+    assert p["sd_difference"] == pytest.approx(diffs.std(ddof=1))
+    bound = gate.check(_rows(GOOD), _baseline(GOOD), [RULE], samples=200)["rules"][0]["power"]
+    assert bound["basis"] == "uncorrelated bound" and bound["sd_difference"] > 2 * p["sd_difference"]
