@@ -136,6 +136,8 @@ def gate(
             metric_info=summary.get("metric_info"),
             corpus_digest=(manifest.get("suite") or {}).get("corpus_digest"),
         )
+        if junit is not None:
+            write_junit(junit, summary | {"gate": result})
     except InputError as e:
         _fail_input(e)
     except gating.GateError as e:
@@ -144,8 +146,9 @@ def gate(
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # a malformed run or baseline file
         typer.echo(f"error: {run} or {baseline} is malformed: {type(e).__name__}: {e}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
-    if junit is not None:
-        write_junit(junit, summary | {"gate": result})
+    except OSError as e:
+        typer.echo(f"error: {e.filename or junit}: {e.strerror or e}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
     raise typer.Exit(print_gate(result))
 
 
@@ -168,6 +171,9 @@ def bless(
         blessed = gating.bless(run, out)
     except gating.GateError as e:
         typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a malformed run folder
+        typer.echo(f"error: {run} is malformed: {type(e).__name__}: {e}", err=True)
         raise typer.Exit(EXIT_INPUT) from None
     typer.echo(f"blessed run {blessed['run_id']} ({len(blessed['variants'])} variants) -> {out}")
 

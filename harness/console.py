@@ -139,7 +139,9 @@ def print_calibration(proposals: list[dict], chosen: list[int], run_dir: Path) -
     for col in ("rule", "seed means", "seed SD", "worst pair's lower bound", "margin now", "proposed"):
         table.add_column(col, justify="left" if col == "rule" else "right")
     for p in proposals:
-        means = " ".join(f"{x:.3f}" for x in (p.get("seed_means") or {}).values()) or "–"
+        means = (
+            " ".join("–" if x is None else f"{x:.3f}" for x in (p.get("seed_means") or {}).values()) or "–"
+        )
         table.add_row(
             f"{p['variant']}.{p['metric']}",
             means,

@@ -10,6 +10,7 @@ import numpy as np
 from judges import SCORERS
 from reports.stats import (
     bootstrap_ci,
+    bootstrap_p,
     bootstrap_statistic,
     clean,
     hierarchical,
@@ -81,7 +82,7 @@ def corpus_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
         "n": len(ids),
         "undetermined": 0,
         "significant": bool(lo > 0 or hi < 0),
-        "p_value": min(1.0, 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))),
+        "p_value": bootstrap_p(draws),
         "test": "paired bootstrap",
     }
 

@@ -39,7 +39,8 @@ class GateError(Exception):
 
 
 def read_run(run_dir: Path) -> tuple[list[dict], dict, dict]:
-    """(rows, summary, manifest) of a run folder."""
+    """(rows, summary, manifest) of a run folder. The rows are those the run compared: with
+    `leakage.exclude`, its leaked questions are left out here as they were in the run's own gate."""
     run_dir = Path(run_dir)
     try:
         rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line]
@@ -49,6 +50,10 @@ def read_run(run_dir: Path) -> tuple[list[dict], dict, dict]:
         raise GateError(f"{run_dir}: not a ragvft run folder ({Path(e.filename).name} missing)") from None
     except json.JSONDecodeError as e:
         raise GateError(f"{run_dir}: unreadable run file: {e}") from None
+    except OSError as e:
+        raise GateError(f"{run_dir}: cannot read the run folder: {e.strerror or e}") from None
+    if ((manifest.get("config") or {}).get("leakage") or {}).get("exclude"):
+        rows = [r for r in rows if not r.get("leaked")]
     return rows, summary, manifest
 
 
@@ -63,9 +68,9 @@ def per_question(rows: list[dict]) -> dict[str, dict[str, dict[str, float | None
     for v, per in found.items():
         for m, qs in per.items():
             out[v][m] = {}
-            for q, xs in qs.items():
+            for q, xs in qs.items():  # one seed undetermined makes the question undetermined
                 ok = [x for x in xs if determined(x)]
-                out[v][m][q] = xs[0] if len(xs) == 1 else (sum(ok) / len(ok) if ok else None)
+                out[v][m][q] = xs[0] if len(xs) == 1 else (sum(ok) / len(ok) if len(ok) == len(xs) else None)
     return out
 
 
@@ -110,21 +115,24 @@ def bless(run_dir: Path, out: Path) -> dict:
         "git": manifest.get("git"),
         "suite": manifest.get("suite"),
         "questions": question_content(rows),
-        "variants": {
+        "variants": {  # a metric that does not apply to a variant (pairwise of the baseline) has none
             v: {
-                m: {"mean": summary["variants"][v][m]["mean"], "per_question": values[v][m]}
+                m: {"mean": summary["variants"][v][m]["mean"], "per_question": values.get(v, {}).get(m, {})}
                 for m in summary["metrics"]
             }
             for v in summary["variants"]
         },
     }
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(baseline, f, indent=1, sort_keys=True)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a baseline is committed and shared
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(baseline, f, indent=1, sort_keys=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a baseline is committed and shared
+        os.replace(tmp, out)
+    except OSError as e:
+        raise GateError(f"{out}: cannot write the baseline: {e.strerror or e}") from None
     return baseline
 
 
@@ -138,6 +146,8 @@ def load_baseline(path: Path) -> dict:
         ) from None
     except json.JSONDecodeError as e:
         raise GateError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GateError(f"{path}: cannot read the baseline: {getattr(e, 'strerror', None) or e}") from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         raise GateError(f"{path}: not a ragvft baseline (format {BASELINE_FORMAT!r} expected)")
     return data
@@ -286,7 +296,10 @@ def _check_rule(
                 "passed": False,
                 "reason": f"questions differ from the blessed run ({gone} missing, {new} new): re-bless",
             }
-        d = paired_delta(mine, theirs, kind=kind, samples=samples, seed=seed)
+        # seed-averaged values are graded whatever the metric: decide by the data's shape, not by chance
+        d = paired_delta(
+            mine, theirs, kind="graded" if noise is not None else kind, samples=samples, seed=seed
+        )
         out |= {
             "blessed_mean": baseline["variants"][v][m]["mean"],
             "delta": d["mean"],

@@ -98,13 +98,21 @@ def paired_delta(
         }
     means = _resampled_means(d, samples, seed)
     lo, hi = (float(x) for x in np.percentile(means, [2.5, 97.5]))
-    p = min(1.0, 2 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
     return out | {
         "ci95": [lo, hi],
         "test": "paired bootstrap",
-        "p_value": p,
-        "significant": bool(lo > 0 or hi < 0),
+        "p_value": bootstrap_p(means),
+        # one question says nothing about the spread: never significant on its own
+        "significant": bool(len(pairs) > 1 and (lo > 0 or hi < 0)),
     }
+
+
+def bootstrap_p(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the difference is zero" from resampled differences, counted
+    with the observed sample included ((k + 1) / (B + 1)), so it is never exactly zero."""
+    b = draws.size
+    below, above = int(np.sum(draws <= 0)), int(np.sum(draws >= 0))
+    return min(1.0, 2 * (min(below, above) + 1) / (b + 1))
 
 
 def mcnemar(b: int, c: int) -> float:
@@ -178,14 +186,20 @@ def power(
     """What a gate rule can see at this suite's size.
 
     The noise of a rerun's paired difference is measured where it can be: `seed_differences`, the
-    per-question differences between pairs of training seeds of this run (seeds x seeds x questions
-    flattened by the caller), give it directly (`basis` "between seeds"). Otherwise it is bounded by
-    treating the two runs as uncorrelated, sqrt(var_a + var_b) (`basis` "uncorrelated bound"): real
-    reruns of one model are positively correlated, so the gate then sees better than this says.
-    Returns the smallest drop a one-sided test at alpha/2 catches with `target` power
-    (`min_detectable_drop`), the questions it would take to catch a drop of `margin`
-    (`questions_for_margin`), and the chance that an unchanged model fails the rule (`false_alarm`:
-    its interval's lower bound falls below -margin)."""
+    per-question differences between pairs of training seeds of this run, give it directly (`basis`
+    "between seeds"). Otherwise it is bounded by treating the two runs as uncorrelated,
+    sqrt(var_a + var_b) (`basis` "uncorrelated bound"): real reruns of one model are positively
+    correlated, so the gate then sees better than this says.
+
+    A margin rule fails when the lower bound of the 95% interval falls below -margin. So, with
+    se the standard error and z = 1.96:
+    * `drop_caught`: the true drop the rule fails with `target` (80%) probability,
+      margin - (z - z_0.8) * se (at or below 0: even an unchanged model fails that often);
+    * `false_alarm`: the chance that an unchanged model fails, Phi(z - margin / se);
+    * `questions_for_margin`: the questions at which an unchanged model passes with 80% probability
+      while a drop of the margin still fails 97.5% of the time, ((z + z_0.8) * sd / margin)^2;
+    * `min_detectable_drop`: the drop a one-sided 2.5% test tells apart from no change with 80% power,
+      (z + z_0.8) * se, whatever the margin."""
     from scipy.stats import norm
 
     a, b = clean(values), clean(blessed)
@@ -196,12 +210,23 @@ def power(
         sd, basis = float(np.std(seed_differences, ddof=1)), "between seeds"
     else:
         sd, basis = math.sqrt(float(a.var(ddof=1)) + float(b.var(ddof=1))), "uncorrelated bound"
-    z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(target))
+    z_alpha, z_power = float(norm.ppf(1 - alpha / 2)), float(norm.ppf(target))
     se = sd / math.sqrt(n)
-    out = {"n": n, "sd_difference": sd, "se": se, "min_detectable_drop": z * se, "basis": basis}
-    if margin:
-        out["questions_for_margin"] = math.ceil((z * sd / margin) ** 2) if sd > 0 else 0
-        out["false_alarm"] = float(norm.cdf(float(norm.ppf(1 - alpha / 2)) - margin / se)) if se > 0 else 0.0
+    out = {
+        "n": n,
+        "sd_difference": sd,
+        "se": se,
+        "min_detectable_drop": (z_alpha + z_power) * se,
+        "basis": basis,
+    }
+    if margin is not None:
+        out["drop_caught"] = margin - (z_alpha - z_power) * se
+        out["questions_for_margin"] = (
+            math.ceil(((z_alpha + z_power) * sd / margin) ** 2)
+            if margin > 0 and sd > 0
+            else (0 if sd == 0 else None)
+        )
+        out["false_alarm"] = float(norm.cdf(z_alpha - margin / se)) if se > 0 else 0.0
     return out
 
 
@@ -235,6 +260,7 @@ def hierarchical(matrix: np.ndarray, *, samples: int = 2000, seed: int = 0) -> d
     seed and the question sample. Also the spread between seeds (SD of the seed means) and the
     question-only interval of the seed-averaged values, to show which of the two dominates."""
     rng = np.random.default_rng(seed)
+    matrix = matrix[~np.isnan(matrix).all(axis=1)]  # a seed with no determined value says nothing
     s, q = matrix.shape
     draws = np.empty(samples)
     with np.errstate(all="ignore"):
@@ -249,7 +275,7 @@ def hierarchical(matrix: np.ndarray, *, samples: int = 2000, seed: int = 0) -> d
     return {
         "mean": float(np.nanmean(matrix)),
         "ci95": [lo, hi],
-        "p_value": min(1.0, 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))),
+        "p_value": bootstrap_p(draws),
         "seeds": s,
         "seed_means": [float(x) for x in per_seed],
         "seed_sd": float(np.std(per_seed, ddof=1)) if s > 1 else 0.0,

@@ -179,3 +179,39 @@ def test_power_uses_the_noise_measured_between_training_seeds_when_there_is_some
     assert p["sd_difference"] == pytest.approx(diffs.std(ddof=1))
     bound = gate.check(_rows(GOOD), _baseline(GOOD), [RULE], samples=200)["rules"][0]["power"]
     assert bound["basis"] == "uncorrelated bound" and bound["sd_difference"] > 2 * p["sd_difference"]
+
+
+def test_a_question_undetermined_in_one_seed_fails_closed():
+    """With several seeds, a question undetermined in one of them is undetermined: it is not averaged
+    over the others (that would let a broken scorer pass the gate on the seeds that worked)."""
+    one = [1.0] * 60 + [0.0] * 40
+    two = list(one)
+    two[7] = None
+    rows = [r | {"seed": 1} for r in _rows({"sft": one})] + [r | {"seed": 2} for r in _rows({"sft": two})]
+    result = gate.check(rows, _baseline(GOOD), [RULE], samples=200)
+    assert (
+        result["status"] == "fail"
+        and "1 undetermined values in this run (e.g. q007)" in result["rules"][0]["reason"]
+    )
+
+
+def test_bless_keeps_a_metric_that_does_not_apply_to_a_variant(tmp_path):
+    """The baseline variant has no pairwise score against itself, a closed-book one no context
+    metric: blessing such a run must not crash (it raised KeyError)."""
+    rows = _rows({"base": [1.0, 0.0], "sft": [1.0, 1.0]})
+    for r in rows:
+        if r["variant"] == "sft":
+            r["scores"]["pairwise"] = {"value": 1.0, "reason": ""}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stats = {"mean": 0.5, "ci95": None, "n": 2, "undetermined": 0}
+    summary = {
+        "metrics": ["em", "pairwise"],
+        "variants": {v: {"em": stats, "pairwise": stats} for v in ("base", "sft")},
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "manifest.json").write_text(json.dumps({"run_id": "r1", "config": {}}))
+    baseline = gate.bless(run, tmp_path / "b.json")
+    assert baseline["variants"]["base"]["pairwise"]["per_question"] == {}
+    assert baseline["variants"]["sft"]["pairwise"]["per_question"] == {"q000": 1.0, "q001": 1.0}

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from reports.stats import bootstrap_ci, holm, mcnemar, paired_delta, power, tango_interval
 
@@ -95,8 +96,8 @@ def test_graded_interval_covers_the_true_difference_about_95_percent_of_the_time
     assert 0.93 <= covered / 400 <= 0.97
 
 
-def test_binary_interval_covers_the_true_difference_at_least_95_percent_of_the_time():
-    """Tango's score interval keeps close to its nominal level."""
+def test_binary_interval_covers_the_true_difference_close_to_95_percent_of_the_time():
+    """Tango's score interval is asymptotic: it keeps close to its nominal level (94-99% of 400)."""
     rng = np.random.default_rng(2)
     covered = 0
     for _ in range(400):
@@ -114,10 +115,23 @@ def test_holm_adjusts_a_family_step_down():
 def test_power_of_a_gate_rule_follows_the_suite_size():
     values = [1.0, 0.0] * 100  # sd 0.5 on each side
     p = power(values, values, margin=0.1)
-    assert p["se"] == pytest.approx(0.5025**0.5 / 200**0.5, rel=1e-3)
-    assert p["min_detectable_drop"] == pytest.approx(2.8016 * p["se"], rel=1e-3)
-    # the questions it takes to catch a 0.1 drop: (2.80 * sd / 0.1)^2
+    se = 0.5025**0.5 / 200**0.5
+    assert p["se"] == pytest.approx(se, rel=1e-3) and p["basis"] == "uncorrelated bound"
+    assert p["min_detectable_drop"] == pytest.approx(2.8016 * se, rel=1e-3)
+    # the rule fails when the lower bound drops below -margin: a true drop of margin - 1.12 se fails
+    # it with 80% probability, and an unchanged model fails it with probability Phi(1.96 - margin/se)
+    assert p["drop_caught"] == pytest.approx(0.1 - 1.1168 * se, abs=1e-3)
+    assert p["false_alarm"] == pytest.approx(norm.cdf(1.959964 - 0.1 / se), rel=1e-3)
     assert p["questions_for_margin"] == pytest.approx((2.8016 * 0.5025**0.5 / 0.1) ** 2, abs=1)
     bigger = power(values * 4, values * 4, margin=0.1)
     assert bigger["min_detectable_drop"] == pytest.approx(p["min_detectable_drop"] / 2, rel=0.01)
-    assert bigger["false_alarm"] < p["false_alarm"]
+    assert bigger["false_alarm"] < p["false_alarm"] and bigger["drop_caught"] > p["drop_caught"]
+    # margin 0: an unchanged model fails about half the time or more; it is still reported
+    assert power(values, values, margin=0.0)["false_alarm"] >= 0.5
+
+
+def test_a_bootstrap_p_value_is_never_zero_and_one_question_is_never_significant():
+    d = paired_delta([0.5, 0.7, 0.9] * 30, [0.1, 0.3, 0.5] * 30, kind="graded", samples=999)
+    assert d["significant"] and d["p_value"] == pytest.approx(2 / 1000)
+    one = paired_delta([0.9], [0.1], kind="graded", samples=200)
+    assert not one["significant"] and one["n"] == 1

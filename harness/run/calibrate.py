@@ -83,7 +83,10 @@ def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
             "note": "no trained adapter: does not move with the seed",
         }
     by_seed = {s: per_question([r for r in mine if r.get("seed") == s])[v][m] for s in seeds}
-    means = {s: sum(x for x in vals.values() if x is not None) / len(vals) for s, vals in by_seed.items()}
+    means = {}
+    for s, vals in by_seed.items():  # undetermined values are left out, never counted as 0
+        ok = [x for x in vals.values() if x is not None]
+        means[s] = sum(ok) / len(ok) if ok else None
     worst, pairs = 0.0, []
     kind = SCORERS[m].kind if m in SCORERS else None
     from reports.stats import paired_delta
@@ -92,9 +95,11 @@ def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
         d = paired_delta(
             by_seed[a], by_seed[b], kind=kind, samples=config.bootstrap_samples, seed=config.seed
         )
+        if d is None:  # no question with a value on both sides
+            continue
         pairs.append({"run": a, "blessed": b, "delta": d["mean"], "ci95": d["ci95"]})
         worst = max(worst, -d["ci95"][0])
-    spread = list(means.values())
+    spread = [x for x in means.values() if x is not None]
     mean = sum(spread) / len(spread)
     sd = math.sqrt(sum((x - mean) ** 2 for x in spread) / (len(spread) - 1)) if len(spread) > 1 else 0.0
     return base | {
@@ -103,5 +108,5 @@ def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
         "seed_sd": sd,
         "pairs": pairs,
         "worst_lower_bound": -worst,
-        "proposed_margin": math.ceil(worst * 100) / 100,
+        "proposed_margin": math.ceil(worst * 100 - 1e-9) / 100,  # up to the next hundredth, not past it
     }

@@ -144,13 +144,20 @@ def _gate(config: BenchConfig, rows: list[dict], metric_info: dict, corpus_diges
     except gate.GateError as e:
         raise InputError(config.source, str(e), field="gate.baseline") from None
     rules = [r.model_dump() for r in config.gate.rules]
-    result = gate.check(
-        rows,
-        baseline,
-        rules,
-        samples=config.bootstrap_samples,
-        seed=config.seed,
-        metric_info=metric_info,
-        corpus_digest=corpus_digest,
-    )
+    try:
+        result = gate.check(
+            rows,
+            baseline,
+            rules,
+            samples=config.bootstrap_samples,
+            seed=config.seed,
+            metric_info=metric_info,
+            corpus_digest=corpus_digest,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a hand-edited or broken baseline
+        raise InputError(
+            config.source,
+            f"{config.gate.baseline} is malformed ({type(e).__name__}: {e})",
+            field="gate.baseline",
+        ) from None
     return result | {"baseline": config.gate.baseline}
