@@ -51,8 +51,11 @@ def _grade_reliability(rows: list[dict]) -> dict:
     judge, exact = [], []
     # One vote per distinct (question, answer): variants that gave the same answer were judged on the
     # same prompt, and counting it once per variant would weigh common answers several times.
-    unique = {(r["question_id"], r["answer"]): r for r in reversed(rows)}
-    for r in (unique[k] for k in dict.fromkeys((r["question_id"], r["answer"]) for r in rows)):
+    seen: set[tuple] = set()
+    for r in rows:
+        if (r["question_id"], r["answer"]) in seen:
+            continue
+        seen.add((r["question_id"], r["answer"]))
         verdict, em, f1 = r["scores"]["judge"]["value"], _value(r, "em"), _value(r, "f1")
         if verdict is None or em is None:
             continue

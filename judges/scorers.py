@@ -72,7 +72,7 @@ def judged(info: dict, metrics: list[str]) -> list[str]:
 
 
 def _ragas(name: str, help: str, needs: tuple[str, ...] = ()) -> Scorer:
-    return Scorer(name, "graded", source="ragas", leaderboard=False, version="ragas", needs=needs, help=help)
+    return Scorer(name, "graded", source="ragas", leaderboard=False, needs=needs, help=help)
 
 
 SCORERS: dict[str, Scorer] = {

@@ -7,7 +7,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from core.values import determined
 from judges import SCORERS
+from reports.rows import per_question, seed_values
 from reports.stats import (
     bootstrap_ci,
     bootstrap_p,
@@ -66,6 +68,7 @@ def corpus_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
     ids = sorted(set(mine) & set(theirs))
     if not ids:
         return None
+    paired = {r["question_id"] for r in rows} & {r["question_id"] for r in base}
     (pa, ga), (pb, gb) = _labels([mine[q] for q in ids], metric), _labels([theirs[q] for q in ids], metric)
 
     def diff(idx):
@@ -80,7 +83,7 @@ def corpus_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
         "mean": macro_f1(pa, ga) - macro_f1(pb, gb),
         "ci95": [lo, hi],
         "n": len(ids),
-        "undetermined": 0,
+        "undetermined": len(paired) - len(ids),  # questions without a gold label
         "significant": bool(lo > 0 or hi < 0),
         "p_value": bootstrap_p(draws),
         "test": "paired bootstrap",
@@ -98,28 +101,9 @@ def metric_stats(values, *, samples: int, seed: int) -> dict:
     }
 
 
-def per_question(rows: list[dict], metric: str) -> dict[str, float | None]:
-    """{question id: value}; with several training seeds, the mean of the seeds' determined values
-    (None where none is determined, or the metric does not apply)."""
-    found: dict[str, list] = defaultdict(list)
-    for r in rows:
-        found[r["question_id"]].append(r["scores"][metric]["value"] if metric in r["scores"] else None)
-    out = {}
-    for q, xs in found.items():
-        ok = clean(xs)
-        out[q] = float(ok.mean()) if ok.size else None
-    return out
-
-
-def _seed_values(rows: list[dict], metric: str) -> dict[tuple, float | None]:
-    return {
-        (r.get("seed"), r["question_id"]): r["scores"][metric]["value"] for r in rows if metric in r["scores"]
-    }
-
-
 def seeded_stats(rows: list[dict], metric: str, *, samples: int, seed: int) -> dict:
     """A variant trained with several seeds: its mean with an interval over seeds and questions."""
-    values = _seed_values(rows, metric)
+    values = seed_values(rows, metric)
     if not values:
         return {"mean": None, "ci95": None, "n": 0, "undetermined": 0}
     matrix, _, questions = seed_matrix(values)
@@ -135,11 +119,8 @@ def seeded_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
     """(variant - baseline) for a variant with several training seeds: per question, each seed's value
     minus the baseline's (seed-averaged) value, with the two-stage interval over seeds and questions."""
     theirs = per_question(base, metric)
-    diffs = {
-        (s, q): v - theirs[q]
-        for (s, q), v in _seed_values(rows, metric).items()
-        if v is not None and theirs.get(q) is not None
-    }
+    mine = {k: v for k, v in seed_values(rows, metric).items() if k[1] in theirs}
+    diffs = {(s, q): v - theirs[q] for (s, q), v in mine.items() if determined(v) and determined(theirs[q])}
     if not diffs:
         return None
     matrix, _, questions = seed_matrix(diffs)
@@ -149,7 +130,7 @@ def seeded_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
         "mean": h["mean"],
         "ci95": [lo, hi],
         "n": len(questions),
-        "undetermined": 0,
+        "undetermined": len(mine) - len(diffs),  # (seed, question) pairs left out
         "seeds": h["seeds"],
         "seed_sd": h["seed_sd"],
         "p_value": h["p_value"],
@@ -167,9 +148,6 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
     by_variant: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_variant[r["variant"]].append(r)
-
-    def values(rs, m):  # by question id, averaged over training seeds: None where nothing applies
-        return per_question(rs, m)
 
     def stats(rs, m):
         if _corpus_level(m):
@@ -202,7 +180,9 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
             if _corpus_level(m)
             else seeded_delta(other, base, m, samples=samples, seed=seed)
             if seeded
-            else paired_delta(values(other, m), values(base, m), kind=_kind(m), samples=samples, seed=seed)
+            else paired_delta(
+                per_question(other, m), per_question(base, m), kind=_kind(m), samples=samples, seed=seed
+            )
             for m in metrics
         }
     family = adjust_family(deltas)

@@ -20,14 +20,16 @@ suite (questions, gold answers, gold passages or corpus), or a baseline without 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
+from core.cache import digest
 from core.values import determined
+from reports.rows import by_variant, seed_values
 from reports.stats import paired_delta, power, seed_differences, seed_matrix
 
 BASELINE_FORMAT = "ragvft-baseline-1"
@@ -35,7 +37,27 @@ RULE_LEVEL = 0.025  # each rule's one-sided level: the lower half of a 95% inter
 
 
 class GateError(Exception):
-    """The gate could not be evaluated at all (unreadable run or baseline): exit code 2."""
+    """The gate could not be evaluated at all (unreadable or malformed run or baseline): exit code 2."""
+
+
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)  # a file of the wrong shape
+
+
+def _checked_shape(what: str):
+    """Turn a malformed run or baseline (a missing key, a number where a table was) into a GateError
+    naming it, rather than a traceback."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except MALFORMED as e:
+                raise GateError(f"{what} is malformed: {type(e).__name__}: {e}") from None
+
+        return inner
+
+    return wrap
 
 
 def read_run(run_dir: Path) -> tuple[list[dict], dict, dict]:
@@ -58,42 +80,26 @@ def read_run(run_dir: Path) -> tuple[list[dict], dict, dict]:
 
 
 def per_question(rows: list[dict]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """{variant: {metric: {question_id: value}}}; a variant trained with several seeds gets each
-    question's mean over its seeds (undetermined where no seed's value is determined)."""
-    found: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for r in rows:
-        for m, s in r["scores"].items():
-            found[r["variant"]][m][r["question_id"]].append(s["value"])
-    out: dict[str, dict[str, dict]] = defaultdict(dict)
-    for v, per in found.items():
-        for m, qs in per.items():
-            out[v][m] = {}
-            for q, xs in qs.items():  # one seed undetermined makes the question undetermined
-                ok = [x for x in xs if determined(x)]
-                out[v][m][q] = xs[0] if len(xs) == 1 else (sum(ok) / len(ok) if len(ok) == len(xs) else None)
-    return out
+    """{variant: {metric: {question_id: value}}}, seeds averaged (see `reports.rows`)."""
+    return by_variant(rows)
 
 
 def question_content(rows: list[dict]) -> dict[str, dict[str, str]]:
     """{question id: digests of its text, gold answers and gold passage ids}, from result rows."""
-    from hashlib import sha256
-
-    def h(obj) -> str:
-        return sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-
     out = {}
     for r in rows:
         out.setdefault(
             r["question_id"],
             {
-                "question": h(r["question"]),
-                "gold answers": h(sorted(r["gold_answers"])),
-                "gold passages": h(sorted(r.get("gold_passage_ids") or [])),
+                "question": digest(r["question"]),
+                "gold answers": digest(sorted(r["gold_answers"])),
+                "gold passages": digest(sorted(r.get("gold_passage_ids") or [])),
             },
         )
     return out
 
 
+@_checked_shape("the run")
 def bless(run_dir: Path, out: Path) -> dict:
     """Write the blessed baseline of `run_dir` to `out` (atomically) and return it. A run whose gated
     values are undetermined cannot be blessed: the gate could never compare against them."""
@@ -183,6 +189,7 @@ def suite_differences(rows: list[dict], baseline: dict, corpus_digest: str | Non
     return out
 
 
+@_checked_shape("the run or the baseline")
 def check(
     rows: list[dict],
     baseline: dict,
@@ -251,11 +258,7 @@ def per_question_of(baseline: dict) -> dict:
 def _seed_noise(rows: list[dict], variant: str, metric: str):
     """The rerun noise measured between this run's training seeds for (variant, metric), if it has
     several seeds (see `reports.stats.seed_differences`)."""
-    values = {
-        (r.get("seed"), r["question_id"]): r["scores"][metric]["value"]
-        for r in rows
-        if r["variant"] == variant and metric in r["scores"]
-    }
+    values = seed_values([r for r in rows if r["variant"] == variant], metric)
     if len({s for s, _ in values}) < 2:
         return None
     return seed_differences(seed_matrix(values)[0])

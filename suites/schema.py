@@ -6,9 +6,9 @@ artifacts and result rows built from it can be keyed by exactly what they depend
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
+
+from core.cache import digest
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ class Suite:
 
     def digest(self) -> str:
         """A hash of the whole suite's content (corpus, questions, training sets)."""
-        payload = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False).encode()
-        return hashlib.sha256(payload).hexdigest()[:16]
+        return digest(asdict(self))
 
     def corpus_digest(self) -> str:
         """A hash of the corpus alone (passage ids and texts): what indexes and the gate compare."""
@@ -108,5 +107,4 @@ class Suite:
 
 def corpus_digest(passages) -> str:
     """A hash of passages' ids and texts, in order."""
-    payload = json.dumps([(p.id, p.text) for p in passages], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    return digest([(p.id, p.text) for p in passages], 32)

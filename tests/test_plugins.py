@@ -121,3 +121,22 @@ def test_engine_and_dtype_are_in_every_generation_key_and_the_manifest(tmp_path,
     assert other.manifest["engine"]["engine"] == "hf2"
     assert other.manifest["cache"]["generations_computed"] == n
     assert json.loads((other.run_dir / "manifest.json").read_text())["engine"]["engine"] == "hf2"
+
+
+def test_the_hf_engine_reads_chat_messages_through_the_tokenizer_template(micro_base):
+    """A request may carry chat messages instead of a prompt: the engine renders them with the
+    tokenizer's own chat template, and refuses them when the tokenizer has none."""
+    import pytest
+
+    from harness.engines import Request
+
+    engine = HFEngine(micro_base[2].path, batch_size=8)
+    text = "Question: What is the price of the Zorvex T9?\nAnswer:"
+    chat = Request(messages=({"role": "user", "content": text},), decoding=Decoding(max_new_tokens=6))
+    with pytest.raises(ValueError, match="chat template"):
+        engine.generate([chat])
+    engine.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    by_chat, by_text = engine.generate([chat, Request(text, decoding=Decoding(max_new_tokens=6))])
+    assert (by_chat.text, by_chat.tokens_in) == (by_text.text, by_text.tokens_in)
+    with pytest.raises(ValueError, match="exactly one"):
+        Request(prompt=text, messages=chat.messages)

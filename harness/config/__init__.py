@@ -36,7 +36,7 @@ from harness.config.judge import (
     HTTPJudgeConfig,
     JudgeConfig,
 )
-from harness.config.load import load_config, resolve_paths
+from harness.config.load import load_config
 from harness.config.training import TrainingConfig
 
 __all__ = [
@@ -68,5 +68,4 @@ __all__ = [
     "TrainingConfig",
     "VariantConfig",
     "load_config",
-    "resolve_paths",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from itertools import permutations
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import yaml
 from harness.config import BenchConfig
 from harness.run.pipeline import bench
 from judges import SCORERS
+from reports.rows import per_question
+from reports.stats import clean, paired_delta
 
 
 def calibrate(config: BenchConfig, seeds: list[int]) -> tuple[Path, list[dict]]:
@@ -70,8 +73,6 @@ def calibrate(config: BenchConfig, seeds: list[int]) -> tuple[Path, list[dict]]:
 
 
 def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
-    from reports.gate import per_question
-
     v, m = rule["variant"], rule["metric"]
     mine = [r for r in rows if r["variant"] == v and m in r["scores"]]
     seeds = sorted({r.get("seed") for r in mine}, key=str)
@@ -82,15 +83,11 @@ def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
             "proposed_margin": rule.get("margin"),
             "note": "no trained adapter: does not move with the seed",
         }
-    by_seed = {s: per_question([r for r in mine if r.get("seed") == s])[v][m] for s in seeds}
-    means = {}
-    for s, vals in by_seed.items():  # undetermined values are left out, never counted as 0
-        ok = [x for x in vals.values() if x is not None]
-        means[s] = sum(ok) / len(ok) if ok else None
+    by_seed = {s: per_question([r for r in mine if r.get("seed") == s], m) for s in seeds}
+    determined_ = {s: clean(list(vals.values())) for s, vals in by_seed.items()}  # never 0 for undetermined
+    means = {s: float(x.mean()) if x.size else None for s, x in determined_.items()}
     worst, pairs = 0.0, []
     kind = SCORERS[m].kind if m in SCORERS else None
-    from reports.stats import paired_delta
-
     for a, b in permutations(seeds, 2):
         d = paired_delta(
             by_seed[a], by_seed[b], kind=kind, samples=config.bootstrap_samples, seed=config.seed
@@ -100,8 +97,7 @@ def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
         pairs.append({"run": a, "blessed": b, "delta": d["mean"], "ci95": d["ci95"]})
         worst = max(worst, -d["ci95"][0])
     spread = [x for x in means.values() if x is not None]
-    mean = sum(spread) / len(spread)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in spread) / (len(spread) - 1)) if len(spread) > 1 else 0.0
+    sd = statistics.stdev(spread) if len(spread) > 1 else 0.0
     return base | {
         "seeds": len(seeds),
         "seed_means": means,

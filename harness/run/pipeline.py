@@ -154,10 +154,6 @@ def _gate(config: BenchConfig, rows: list[dict], metric_info: dict, corpus_diges
             metric_info=metric_info,
             corpus_digest=corpus_digest,
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a hand-edited or broken baseline
-        raise InputError(
-            config.source,
-            f"{config.gate.baseline} is malformed ({type(e).__name__}: {e})",
-            field="gate.baseline",
-        ) from None
+    except gate.GateError as e:  # a hand-edited or broken baseline
+        raise InputError(config.source, f"{config.gate.baseline}: {e}", field="gate.baseline") from None
     return result | {"baseline": config.gate.baseline}

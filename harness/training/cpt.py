@@ -25,5 +25,4 @@ METHOD = TrainingMethod(
     config=CPTTraining,
     data=cpt_rows,
     trainer=sft_trainer,  # a "text" dataset: SFTTrainer trains on every token
-    help="Continued pre-training on the suite's documents (TRL SFTTrainer, causal-LM loss).",
 )

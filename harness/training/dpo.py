@@ -74,5 +74,4 @@ METHOD = TrainingMethod(
     trainer=dpo_trainer,
     starts_from=lambda hyper: "sft" if hyper.init == "sft" else None,
     record=dpo_record,
-    help="DPO on the suite's preference pairs (TRL DPOTrainer), from the SFT adapter by default.",
 )

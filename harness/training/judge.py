@@ -86,5 +86,4 @@ METHOD = TrainingMethod(
     config=BuiltinJudge,
     data=lambda suite, hyper, seed: judge_rows(suite, seed=0),  # its rows are part of the key anyway
     trainer=sft_trainer,
-    help="The built-in judge: grading and pairwise replies on the training facts (TRL SFTTrainer).",
 )

@@ -60,4 +60,3 @@ class TrainingMethod:
     trainer: Callable[[TrainerInputs], Any]
     starts_from: Callable[[AdapterTraining], str | None] = lambda hyper: None
     record: Callable[[list[dict]], dict] = lambda logs: {}
-    help: str = ""

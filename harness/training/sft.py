@@ -58,5 +58,4 @@ METHOD = TrainingMethod(
     config=SFTTraining,
     data=sft_rows,
     trainer=sft_trainer,
-    help="LoRA SFT on the suite's question-answer pairs (TRL SFTTrainer).",
 )
