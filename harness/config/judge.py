@@ -51,6 +51,11 @@ class JudgeConfig(_Strict):
     builtin: BuiltinJudge | None = None
     http: HTTPJudgeConfig | None = None
     hf: HFJudgeConfig | None = None
+    engine: Literal["hf", "vllm"] | None = Field(
+        None,
+        description="The engine the builtin and hf judges run on; none: the run's (hf when the run generates "
+        "on a server: a judge on a server is `judge.http`).",
+    )
     modes: list[JudgeMode] = Field(
         default_factory=lambda: ["grade", "pairwise"],
         description="grade: verdict and 1-5 score against the reference; pairwise: each variant against "

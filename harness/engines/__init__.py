@@ -2,7 +2,9 @@
 plain dict naming them. `generation.engine` in a config picks one; an unknown name is a config error.
 
 To add an engine: a file with a class taking `(model path, *, revision, trust_remote_code,
-batch_size, dtype)` and an `identity(dtype)` function, plus one line in `ENGINES`.
+batch_size, dtype, options)`, an `identity(dtype, options)` function and, when it has settings of
+its own, a pydantic model of them (read from `generation.<name>` in a config), plus one line in
+`ENGINES`. Heavy libraries (vllm, ray, httpx) are imported where they are used, never here.
 """
 
 from __future__ import annotations
@@ -11,17 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.engines.hf import HFEngine, hf_identity, load_causal_lm
+from harness.engines.openai import OpenAIEngine, OpenAIOptions, openai_identity
 from harness.engines.types import Completion, Decoding, Engine, Request
+from harness.engines.vllm import VLLMEngine, VLLMOptions, preflight, vllm_identity
 
 
 @dataclass(frozen=True)
 class EngineKind:
-    make: Callable[..., Engine]  # (model path, *, revision, trust_remote_code, batch_size, dtype)
-    identity: Callable[[str], dict]  # dtype -> the identity its engines will have, before loading
+    make: Callable[..., Engine]  # (model path, *, revision, trust_remote_code, batch_size, dtype, options)
+    identity: Callable[..., dict]  # (dtype, options) -> the identity its engines will have, before loading
+    options: type | None = None  # its settings under `generation.<name>` (a pydantic model), if any
+    # (adapters [(label, folder)], options, base path) -> (options settled, problems): before loading
+    preflight: Callable | None = None
 
 
 ENGINES: dict[str, EngineKind] = {
     "hf": EngineKind(HFEngine, hf_identity),
+    "vllm": EngineKind(VLLMEngine, vllm_identity, VLLMOptions, preflight),
+    "openai": EngineKind(OpenAIEngine, openai_identity, OpenAIOptions),
 }
 
 __all__ = [

@@ -6,7 +6,16 @@ cache; completions come back in request order. LoRA adapters are added by name (
 a request names one, or none for the bare base with every adapter disabled. On CUDA, `batch_size`
 is where it starts: a batch that runs out of memory is retried at half the size, which then stays.
 A newline stop ends a row at its first newline token, as lm-eval's `until` does.
-"""
+
+Decoding is our own greedy loop (`_decode`): one prefill a batch, then one token a step; a row
+that stops (end of sequence, a newline token, another stop string in its text) leaves the batch,
+where `model.generate` pads it until the longest row ends, and the next batch joins the running
+one when its width is the cache's length (its keys and values then line up with the running rows').
+Answers and token counts are `generate`'s, kept as the reference path (`reference = True`; taken
+too when the model's generation config asks for a logits processor, e.g. a repetition penalty).
+No prompt KV cache is shared between variants: their prompts share a few template tokens at most,
+a LoRA adapter on attention changes every layer's keys and values, and a shared prefix would move
+the padding, which moves logits (~2e-6 on CPU) and so, now and then, a greedy answer."""
 
 from __future__ import annotations
 
@@ -45,13 +54,20 @@ def load_causal_lm(
     return tokenizer, model
 
 
-def hf_identity(dtype: str = "auto") -> dict:
+def hf_identity(dtype: str = "auto", options=None) -> dict:
     """The identity an `HFEngine` with these settings would have, known before loading anything."""
     return {"engine": "hf", "dtype": dtype, "device": device_class()}
 
 
 class HFEngine:
     """Greedy batched generation with a transformers causal LM (the `Engine` signature)."""
+
+    mixes_adapters = False  # PEFT runs one adapter at a time on the shared base
+    # A batch whose rows stop shrinks to no fewer rows than this (finished rows ride along, their
+    # tokens discarded): on CPU, matrix products of 1-3 rows take other kernels, whose last bits
+    # differ (measured: such rows' logits ~3e-6 off the same rows' among 32; equal from 4 rows on),
+    # and greedy answers are to be `model.generate`'s, which computes every row to the end.
+    min_rows = 4
 
     def __init__(
         self,
@@ -61,6 +77,7 @@ class HFEngine:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         dtype: str = "auto",
+        options=None,
     ):
         import torch
 
@@ -72,12 +89,20 @@ class HFEngine:
         self.model.to(self.device).eval()
         self.identity = hf_identity(dtype)
         self.batch_size = batch_size
+        self.chunk_size = 4 * batch_size  # commit often: a killed run keeps what it finished
         self.halve_on_oom = self.device == "cuda"  # batch_size is where CUDA starts; CPU keeps it
         self._torch = torch
         self.adapters: dict[str, Path] = {}
-        self._newline = None  # the newline stopping criterion, built on first use
+        self._newline: list[int] | None = None  # the ids of tokens holding a newline, on first use
+        self._tables: dict = {}  # (newline stop or not, width) -> a boolean per token id: a stop?
+        self._forward_args = _forward_args(self.model)
+        self._joins = _full_attention(self.model)  # a later batch may join a running one
+        self._own_mask = self._joins and getattr(self.model.config, "_attn_implementation", "") == "sdpa"
+        # The decoding loop takes a plain argmax a step; a model whose generation config asks for
+        # more (a repetition penalty, banned tokens...) decodes through `model.generate` instead.
+        self.reference = not _plain_greedy(self.model)
 
-    def add_adapter(self, name: str, path: str | Path) -> None:
+    def add_adapter(self, name: str, path: str | Path, *, label: str | None = None) -> None:
         """Load a PEFT adapter beside the others on the same base weights (no reload of the base)."""
         from peft import PeftModel
 
@@ -127,46 +152,29 @@ class HFEngine:
         lengths = [len(ids) for ids in encoded]
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a batch
         stops = [s for s in decoding.stop if s]
-        criteria, others = [], [s for s in stops if s != "\n"]
-        if "\n" in stops:
-            if self._newline is None:
-                self._newline = _newline_stop(tok, self.device)
-            criteria.append(self._newline)
-        extra = {"stop_strings": others, "tokenizer": tok} if others else {}
+        decode = self._reference_batch if self.reference else self._decode
         out: list[Completion | None] = [None] * len(prompts)
-        start = 0
+        pad, eos, start = tok.pad_token_id, tok.eos_token_id, 0
         while start < len(order):
-            idx = order[start : start + self.batch_size]
-            batch = tok.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(self.device)
+            size = self.batch_size
+            batches = [[encoded[i] for i in order[k : k + size]] for k in range(start, len(order), size)]
             t0 = time.perf_counter()
             try:
-                with torch.inference_mode():
-                    generated = self.model.generate(
-                        **batch,
-                        max_new_tokens=decoding.max_new_tokens,
-                        do_sample=False,
-                        num_beams=1,
-                        pad_token_id=tok.pad_token_id,
-                        eos_token_id=tok.eos_token_id,
-                        stopping_criteria=criteria or None,
-                        **extra,
-                    )
+                rows = decode(batches, decoding.max_new_tokens, stops)  # of the first batch, or more
             except torch.cuda.OutOfMemoryError:
                 if not self.halve_on_oom or self.batch_size == 1:
                     raise
-                generated = None
-            if generated is None:  # out of memory: free what the batch held (outside the except)
-                del batch
+                rows = None
+            if rows is None:  # out of memory: free what the batch held (outside the except)
                 torch.cuda.empty_cache()
                 self.batch_size //= 2  # and it stays halved: longer prompts come later
                 continue
-            start += len(idx)
+            idx, start = order[start : start + len(rows)], start + len(rows)
             elapsed = (time.perf_counter() - t0) / len(idx)
-            new = generated[:, batch["input_ids"].shape[1] :]
-            for row, i in enumerate(idx):
-                ids = [t for t in new[row].tolist() if t != tok.pad_token_id]
-                if tok.eos_token_id in ids:
-                    ids = ids[: ids.index(tok.eos_token_id)]
+            for row, i in zip(rows, idx):
+                ids = [t for t in row if t != pad]
+                if eos in ids:
+                    ids = ids[: ids.index(eos)]
                 text = tok.decode(ids, skip_special_tokens=True)
                 for s in stops:
                     text = text.split(s)[0]
@@ -175,17 +183,202 @@ class HFEngine:
                 progress(len(idx))
         return out  # type: ignore[return-value]
 
+    def _left_padded(self, rows: list[list[int]]):
+        """Token ids padded on the left and their attention mask, as `tokenizer.pad` makes them."""
+        width, pad = max(len(r) for r in rows), self.tokenizer.pad_token_id
+        ids = [[pad] * (width - len(r)) + r for r in rows]
+        mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+        return self._torch.tensor(ids, device=self.device), self._torch.tensor(mask, device=self.device)
 
-def _newline_stop(tokenizer, device: str):
-    """A stopping criterion: a row is done once its last token contains a newline."""
+    def _forward(self, ids, mask, positions, cache):
+        """One forward pass: the cache, and the greedy token of each row's last position."""
+        extra = {"position_ids": positions} if self._forward_args["position_ids"] else {}
+        if self._forward_args["logits_to_keep"]:
+            extra["logits_to_keep"] = 1  # a prefill's logits for the last position only
+        out = self.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, **extra)
+        return out.past_key_values, out.logits[:, -1].argmax(-1), out.logits.shape[-1]
+
+    def _decode(self, batches: list[list[list[int]]], max_new: int, stops: list[str]) -> list[list[int]]:
+        """Greedy decoding of the first of `batches` (token ids), and of the next ones that join it.
+
+        A batch is prefilled once (left-padded, alone, as `generate` does), then decodes one token a
+        step with the KV cache. Rows that stop leave (their rows of the cache, mask and positions
+        are dropped; down to `min_rows`), so later steps compute only the rows still running. The
+        next batch joins when its width is the running cache's length: after its own prefill, its
+        keys and values line up column for column with the running rows', so each row computes what
+        it would alone, and the two batches take one forward pass a step instead of two. Returns
+        the new tokens of the batches decoded, in order, padded after each row's stop."""
+        torch, tok = self._torch, self.tokenizer
+        if max_new <= 0:
+            return [[] for _ in batches[0]]
+        others, sink = [s for s in stops if s != "\n"], sum(map(len, batches))
+        gen = torch.full((sink + 1, max_new), tok.pad_token_id, device=self.device)  # row sink: riders'
+        cache = table = live = bias = padded = alive = None  # live: which rows still run, or None: all
+        taken = kv = running = first = 0  # batches taken, the cache's length, rows running, next row
+        with torch.inference_mode():
+            while True:
+                batch = batches[taken] if taken < len(batches) else None
+                join = batch is not None and (
+                    cache is None
+                    or self._joins
+                    and max(map(len, batch)) == kv
+                    and (len(set(map(len, batch))) > 1) == padded  # padded alike: the same masks
+                    and len(alive) + len(batch) <= 2 * self.batch_size
+                )
+                if join:
+                    ids, mask = self._left_padded(batch)
+                    pos = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 0)  # as `generate` derives them
+                    new, tok_new, width = self._forward(ids, mask, pos, None)
+                    rows = torch.arange(first, first + len(batch), device=ids.device)
+                    grown = (tok_new, torch.ones_like(rows), rows, pos[:, -1:] + 1)
+                    gen[rows, 0], first, taken = tok_new, first + len(batch), taken + 1
+                    if cache is None:
+                        cache, kv, padded = new, mask.shape[1], not bool(mask.all())
+                        nxt, count, alive, positions = grown
+                        full, old = mask, 0
+                        table = self._stop_table("\n" in stops, width, ids.device)
+                    else:  # one cache (of DynamicLayers: full attention), the running rows first
+                        for x, y in zip(cache.layers, new.layers):
+                            x.keys, x.values = torch.cat([x.keys, y.keys]), torch.cat([x.values, y.values])
+                        old = len(alive)
+                        full = torch.cat([full[:, :kv], mask])
+                        cols = (nxt, count, alive, positions)
+                        nxt, count, alive, positions = (torch.cat([a, b]) for a, b in zip(cols, grown))
+                        if live is not None:
+                            live = torch.cat([live, torch.ones_like(rows, dtype=torch.bool)])
+                    full = torch.cat([full, full.new_ones(len(alive), max_new)], dim=1)  # and the steps
+                elif running:
+                    step_mask = full[:, : kv + 1]
+                    if self._own_mask:  # the boolean mask the model would build, built once
+                        step_mask = bias[..., : kv + 1] if padded else None
+                    cache, nxt, _ = self._forward(nxt[:, None], step_mask, positions, cache)
+                    gen[alive, count] = nxt
+                    kv, positions = kv + 1, positions + 1
+                    count += 1 if live is None else live
+                else:
+                    return gen[:first].tolist()
+                done = table[nxt] | (count == max_new)
+                if others:  # a row whose text so far holds another stop string is done too
+                    texts = tok.batch_decode(
+                        [r[:c] for r, c in zip(gen[alive].tolist(), count.tolist())], skip_special_tokens=True
+                    )  # (not counting a last character whose bytes are still coming: "\ufffd" now)
+                    texts = [t.rstrip("\ufffd") for t in texts]
+                    done |= torch.tensor([any(s in t for s in others) for t in texts], device=done.device)
+                if join:
+                    done[:old] = False  # the running rows made no new token
+                if live is not None:
+                    done &= live
+                if join or done.any():
+                    still = ~done if live is None else live & ~done
+                    running = int(still.sum())
+                    size = max(running, self.min_rows)
+                    if size < len(alive):  # the rows still running first, then finished ones
+                        keep = still.int().argsort(descending=True, stable=True)[:size].sort().values
+                        still, nxt, count, alive = still[keep], nxt[keep], count[keep], alive[keep]
+                        positions, full = positions[keep], full[keep]
+                        cache.reorder_cache(keep)  # index_select on the batch
+                    alive, count = alive.masked_fill(~still, sink), count.masked_fill(~still, 0)
+                    live = None if running == len(alive) else still
+                    if self._own_mask and padded:  # `sdpa_mask` for one query: the padding, as booleans
+                        bias = full[:, None, None, :].bool()
+
+    def _reference_batch(self, batches, max_new: int, stops: list[str]) -> list[list[int]]:
+        """The first batch through transformers' `model.generate` (the reference the loop matches)."""
+        torch, tok = self._torch, self.tokenizer
+        criteria, others = [], [s for s in stops if s != "\n"]
+        if "\n" in stops:
+            newline = self._stop_ids(newline=True, eos=False, device=self.device)
+            criteria.append(_last_token_in(newline))
+        extra = {"stop_strings": others, "tokenizer": tok} if others else {}
+        ids, mask = self._left_padded(batches[0])
+        with torch.inference_mode():
+            generated = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                stopping_criteria=criteria or None,
+                **extra,
+            )
+        return generated[:, ids.shape[1] :].tolist()
+
+    def _stop_ids(self, *, newline: bool, eos: bool, device):
+        """The token ids that end a row: the end-of-sequence token and/or every token whose text
+        holds a newline."""
+        ids = []
+        if newline:
+            if self._newline is None:
+                texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+                self._newline = [i for i, t in enumerate(texts) if "\n" in t]
+            ids += self._newline
+        if eos and self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        return self._torch.tensor(ids, dtype=self._torch.long, device=device)
+
+    def _stop_table(self, newline: bool, width: int, device):
+        """A boolean per token id (`width` of them, the logits' width): does this token end a row."""
+        if (newline, width) not in self._tables:
+            table = self._torch.zeros(max(width, len(self.tokenizer)), dtype=self._torch.bool, device=device)
+            table[self._stop_ids(newline=newline, eos=True, device=device)] = True
+            self._tables[newline, width] = table
+        return self._tables[newline, width]
+
+
+def _plain_greedy(model) -> bool:
+    """Whether greedy `generate` on this model is a bare argmax a step: no logits processor from its
+    generation config (repetition penalty, banned or forced tokens, a minimum length), no encoder."""
+    from transformers import GenerationConfig
+
+    config, default = getattr(model, "generation_config", None), GenerationConfig()
+    if getattr(model.config, "is_encoder_decoder", False):
+        return False
+    return config is None or all(getattr(config, k, None) == getattr(default, k, None) for k in _PROCESSORS)
+
+
+_PROCESSORS = (
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "bad_words_ids",
+    "min_length",
+    "min_new_tokens",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "sequence_bias",
+)
+
+
+def _full_attention(model) -> bool:
+    """Whether every layer of this transformers model attends to all the past (no sliding window,
+    no chunks): then a decoding step's mask is the padding mask, and caches of equal length join."""
+    config = model.config
+    return (
+        type(model).__module__.startswith("transformers.models.")
+        and not getattr(config, "sliding_window", None)
+        and not getattr(config, "attention_chunk_size", None)
+        and all(t == "full_attention" for t in getattr(config, "layer_types", None) or ())
+    )
+
+
+def _forward_args(model) -> dict[str, bool]:
+    """Which of the decoding loop's optional arguments the model's forward takes."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {name: name in params for name in ("position_ids", "logits_to_keep")}
+
+
+def _last_token_in(ids):
+    """A stopping criterion for `generate`: a row is done once its last token is one of `ids`."""
     import torch
     from transformers import StoppingCriteria
 
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    newline = torch.tensor([i for i, t in enumerate(texts) if "\n" in t], dtype=torch.long, device=device)
-
-    class NewlineStop(StoppingCriteria):
+    class LastTokenIn(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            return torch.isin(input_ids[:, -1], newline)
+            return torch.isin(input_ids[:, -1], ids)
 
-    return NewlineStop()
+    return LastTokenIn()

@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Protocol
 
 
+class EngineUnavailable(RuntimeError):
+    """The configured engine cannot run here (not installed, no such interpreter): the message says
+    how to install it."""
+
+
 @dataclass(frozen=True)
 class Decoding:
     """How to decode. Greedy only for now: a bench compares variants, not samples."""
@@ -52,12 +57,21 @@ class Completion:
 
 
 class Engine(Protocol):
-    """What the harness needs of an engine."""
+    """What the harness needs of an engine.
+
+    Two class attributes tell the generation stage how to feed it: `mixes_adapters` (True: one
+    `generate` call may mix any adapters at no cost, as vLLM's multi-LoRA batches do; False: the
+    stage sends one adapter at a time, as PEFT switches adapters on one model) and `chunk_size`
+    (requests per call, and per committed transaction of the results store)."""
 
     identity: dict  # {"engine": name, "dtype": ..., "device": ...}: part of every generation key
+    mixes_adapters: bool
+    chunk_size: int
 
-    def add_adapter(self, name: str, path: str | Path) -> None:
-        """Make a PEFT adapter folder available to requests under `name` (the base stays loaded once)."""
+    def add_adapter(self, name: str, path: str | Path, *, label: str | None = None) -> None:
+        """Make a PEFT adapter folder available to requests under `name` (the base stays loaded once).
+        `label` is the adapter's human name (its method, `-s<seed>` when several seeds), which an
+        engine on a server maps to the model name the server serves it under."""
 
     def generate(
         self, requests: Sequence[Request], *, progress: Callable[[int], None] | None = None

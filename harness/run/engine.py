@@ -1,11 +1,20 @@
 """An engine loaded on first need: the run's engine on the base model is shared by every variant's
-adapter and the built-in judge's (PEFT multi-adapter on one base), and never loaded when everything it
-would generate is already in the store. A judge on another model (`judge.hf`) gets one of its own."""
+adapter and the built-in judge's (one base, many adapters), and never loaded when everything it would
+generate is already in the store. A judge on another model (`judge.hf`) gets one of its own.
+
+`generation.ray` wraps the configured engine in Ray actors; the identity (and so every generation
+key) stays the wrapped engine's, on the device its actors use.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.cache import digest
+from core.errors import InputError
 from harness.engines import ENGINES, Engine
+from harness.engines.peft_files import adapter_config, base_problem
+from harness.engines.types import EngineUnavailable
 
 
 class LazyEngine:
@@ -18,17 +27,28 @@ class LazyEngine:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         dtype: str = "auto",
+        options=None,
+        ray=None,
+        source: str = "(config)",
     ):
-        self.kind = ENGINES[kind]
-        self.identity = self.kind.identity(dtype)  # known before anything loads: it is in every key
+        self.name, self.kind = kind, ENGINES[kind]
+        if self.kind.options is not None and options is None:
+            options = self.kind.options()
+        self.identity = self.kind.identity(dtype, options)  # known before anything loads: in every key
+        if ray is not None:
+            from harness.engines.ray import ray_identity
+
+            self.identity = ray_identity(self.identity, ray)
         self._load = {
             "revision": revision,
             "trust_remote_code": trust_remote_code,
             "batch_size": batch_size,
             "dtype": dtype,
+            "options": options,
         }
-        self._path = path
+        self._ray, self._path, self._source = ray, path, source
         self._engine: Engine | None = None
+        self.labels: dict[str, str] = {}  # adapter name -> its label
 
     @classmethod
     def for_base(cls, config, base) -> LazyEngine:
@@ -40,19 +60,76 @@ class LazyEngine:
             trust_remote_code=base.trust_remote_code,
             batch_size=g.batch_size,
             dtype=g.dtype,
+            options=getattr(g, g.engine, None),
+            ray=g.ray,
+            source=config.source,
         )
 
     @property
     def loaded(self) -> bool:
         return self._engine is not None
 
+    def _fail(self, message: str):
+        return InputError(self._source, message, field="generation.engine")
+
+    def preflight(self, adapters: list[tuple[str, Path]]) -> None:
+        """Before loading: every adapter is a PEFT folder trained on this base, and one the engine can
+        serve (its `preflight`, e.g. vLLM's rank limit); else one InputError listing the problems."""
+        problems = []
+        for label, path in adapters:
+            try:
+                wrong = base_problem(adapter_config(path), self._path)
+            except ValueError as e:
+                wrong = str(e)
+            if wrong:
+                problems.append(f"adapter {label!r}: {wrong}")
+        if self.kind.preflight is not None and not problems:
+            settled, problems = self.kind.preflight(adapters, self._load["options"], self._path)
+            if not self.loaded:
+                self._load["options"] = settled
+        if problems:
+            raise self._fail("; ".join(dict.fromkeys(problems)))
+
     def get(self) -> Engine:
         if self._engine is None:
-            self._engine = self.kind.make(self._path, **self._load)
+            try:
+                if self._ray is not None:
+                    from harness.engines.ray import RayEngine
+
+                    self._engine = RayEngine(self.name, self._path, self._load, self._ray, self.identity)
+                else:
+                    self._engine = self.kind.make(self._path, **self._load)
+            except EngineUnavailable as e:
+                raise self._fail(f"{self.name}: {e}") from None
         return self._engine
 
-    def with_adapter(self, identity: str, path) -> str:
+    def with_adapter(self, identity: str, path, label: str | None = None) -> str:
         """Load the adapter (once) and return the name requests use for it."""
         name = "a" + digest(identity, 8)  # PEFT adapter names must be plain identifiers
-        self.get().add_adapter(name, path)
+        if name not in self.labels:
+            try:
+                self.get().add_adapter(name, path, label=label)
+            except ValueError as e:  # an adapter the engine cannot serve (vLLM's checks)
+                raise self._fail(str(e)) from None
+            self.labels[name] = label or name
         return name
+
+    def check(self, variants: dict[str, str | None]) -> None:
+        """Engines on a server say which variants' models it does not serve (InputError)."""
+        check = getattr(self.get(), "check", None)
+        problems = check(variants) if check is not None else []
+        if problems:
+            raise self._fail("; ".join(problems))
+
+    def info(self) -> dict:
+        """What the manifest says of the engine: its identity, whether it loaded, what it reported."""
+        out = self.identity | {"loaded": self.loaded}
+        if self._ray is not None:
+            out["ray"] = self._ray.model_dump() | {"replaced_workers": getattr(self._engine, "replaced", 0)}
+        return out | ({"details": self._engine.info} if hasattr(self._engine, "info") else {})
+
+    def close(self) -> None:
+        close = getattr(self._engine, "close", None)
+        if close is not None:
+            close()
+        self._engine = None

@@ -1,4 +1,12 @@
-"""Generate what the store lacks, one adapter at a time on one loaded base, committing as it goes."""
+"""Generate what the store lacks on one loaded base, committing chunk by chunk.
+
+Before anything loads, the pipeline has checked every adapter (`LazyEngine.preflight`); here an engine
+on a server says which variants' models it lacks. Then the requests go out in chunks of
+the engine's `chunk_size`: for an engine that mixes adapters in one call (vLLM, a server) each chunk
+holds every variant's requests for a run of questions; for one that switches adapters (HF + PEFT) a
+chunk holds one adapter's. Each finished chunk is one transaction of the results store (inserts are
+idempotent), so a killed run keeps what it committed and the next run generates only the rest.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,17 @@ from harness.run.plan import Item
 from harness.store import Store
 
 
+def adapter_labels(adapters: dict) -> dict[str, str]:
+    """{adapter identity: its human name}: its method (or variant), `-s<seed>` added when the run
+    trains several seeds. A server engine serves each adapter under this name (`generation.openai`)."""
+    several = len({a.seed for seeded in adapters.values() for a in seeded}) > 1
+    return {
+        a.identity: f"{a.name}-s{a.seed}" if several and a.seed is not None else a.name
+        for seeded in adapters.values()
+        for a in seeded
+    }
+
+
 def generate_missing(
     store: Store,
     plan: list[Item],
@@ -19,11 +38,9 @@ def generate_missing(
     adapters: dict,
     decoding: Decoding,
     *,
-    batch_size: int,
     timings: dict,
 ) -> int:
-    """Generate every item whose key the store lacks; returns how many were generated. A killed run
-    keeps every chunk it committed and generates only the rest next time."""
+    """Generate every item whose key the store lacks; returns how many were generated."""
     t0 = time.time()
     cached = store.generations(p.key for p in plan)
     missing: dict[str, Item] = {}
@@ -31,21 +48,43 @@ def generate_missing(
         if p.key not in cached:
             missing.setdefault(p.key, p)  # variants sharing a prompt and a model generate it once
     if missing:
-        paths = {a.identity: a.path for seeded in adapters.values() for a in seeded}
-        groups: dict[str | None, list[Item]] = {}
-        for p in missing.values():
-            groups.setdefault(p.adapter, []).append(p)
-        step = 4 * batch_size  # commit often: a killed run keeps what it finished
+        labels = adapter_labels(adapters)
+        by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
+        needed = {p.adapter for p in missing.values()} - {None}
+        names = {i: engine.with_adapter(i, by_identity[i].path, labels[i]) for i in sorted(needed)}
+        engine.check({p.variant: labels.get(p.adapter) for p in missing.values()})
+        live = engine.get()
+        chunks = _chunks(list(missing.values()), live.mixes_adapters, live.chunk_size)
         with progress_bar("generating", len(missing)) as advance:
-            for identity, items in groups.items():
-                name = None if identity is None else engine.with_adapter(identity, paths[identity])
-                for i in range(0, len(items), step):
-                    chunk = items[i : i + step]
-                    done = engine.get().generate(
-                        [Request(p.prompt, adapter=name, decoding=decoding) for p in chunk], progress=advance
-                    )
-                    store.put_generations(
-                        (p.key, asdict(c) | {"answer": c.text}) for p, c in zip(chunk, done)
-                    )
+            requests = [
+                [Request(p.prompt, adapter=names.get(p.adapter), decoding=decoding) for p in c]
+                for c in chunks
+            ]
+            for i, done in _each_chunk(live, requests, advance):
+                store.put_generations(
+                    (p.key, asdict(c) | {"answer": c.text}) for p, c in zip(chunks[i], done)
+                )
     timings["generate_s"] = round(time.time() - t0, 2)
     return len(missing)
+
+
+def _chunks(items: list[Item], mixes_adapters: bool, size: int) -> list[list[Item]]:
+    if mixes_adapters:
+        # question by question, every variant's request for it together: each call holds them all
+        order = sorted(range(len(items)), key=lambda i: (items[i].question.id, i))
+        ordered = [items[i] for i in order]
+        return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+    groups: dict[str | None, list[Item]] = {}
+    for p in items:
+        groups.setdefault(p.adapter, []).append(p)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def _each_chunk(engine, chunks: list[list[Request]], progress):
+    """(index, completions) per chunk as it finishes: the engine's own `generate_chunks` where it has
+    one (Ray: in parallel, in any order), else one `generate` call after another."""
+    if hasattr(engine, "generate_chunks"):
+        yield from engine.generate_chunks(chunks, progress=progress)
+        return
+    for i, chunk in enumerate(chunks):
+        yield i, engine.generate(chunk, progress=progress)

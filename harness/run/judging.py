@@ -16,7 +16,7 @@ from dataclasses import asdict
 from core.cache import digest, model_identity
 from core.errors import InputError
 from core.progress import progress_bar
-from harness.engines import Decoding, Engine, Request
+from harness.engines import ENGINES, Decoding, Engine, Request
 from harness.run.engine import LazyEngine
 from judges.llm_judge import (
     PAIRWISE_VALUE,
@@ -257,12 +257,30 @@ def _engine_tag(identity: dict) -> str:
     return "/".join(str(identity[k]) for k in ("engine", "dtype", "device"))
 
 
-def make_judge(config, suite, base, store, engine, timings: dict) -> CachedJudge:
+def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) -> CachedJudge:
     """The configured judge behind the call cache: built-in (trained when missing, on the run's shared
     engine), HF (the run's engine kind; the shared one when it is the base model) or HTTP."""
     import os
 
-    j = config.judge
+    j, g = config.judge, config.generation
+    kind = j.engine or (g.engine if g.engine != "openai" else "hf")  # a server judges through judge.http
+
+    def options(name):
+        return getattr(g, name, None) if name == g.engine else None
+
+    def judge_engine(model) -> LazyEngine:
+        """An engine of the judge's own: another model, or another engine kind than the run's."""
+        return LazyEngine(
+            kind,
+            model.path,
+            revision=model.revision,
+            trust_remote_code=model.trust_remote_code,
+            batch_size=g.batch_size,
+            dtype=g.dtype,
+            options=options(kind),
+            source=config.source,
+        )
+
     if j.http is not None:
         h = j.http
         key = None
@@ -294,29 +312,21 @@ def make_judge(config, suite, base, store, engine, timings: dict) -> CachedJudge
         info = {"kind": "hf", "path": j.hf.path, "adapter_path": j.hf.adapter_path}
 
         def hf():
-            if model == base.identity:  # the base model itself: reuse the loaded one
-                shared = engine
-            else:
-                shared = LazyEngine(
-                    config.generation.engine,
-                    j.hf.path,
-                    revision=j.hf.revision,
-                    trust_remote_code=j.hf.trust_remote_code,
-                    batch_size=config.generation.batch_size,
-                    dtype=config.generation.dtype,
-                )
-            name = shared.with_adapter(adapter_id, j.hf.adapter_path) if adapter_id else None
+            shared = engine if model == base.identity and kind == engine.name else judge_engine(j.hf)
+            name = shared.with_adapter(adapter_id, j.hf.adapter_path, "judge") if adapter_id else None
             return EngineJudge(shared.get(), name, max_new)
 
     else:
         from harness.artifacts import judge_adapter
 
-        a = judge_adapter(config, suite, base, timings)
+        a = adapter or judge_adapter(config, suite, base, timings)
         identity, max_new = f"builtin:{a.identity}", 8
         info = {"kind": "builtin", "adapter": a.manifest()}
 
         def hf():
-            return EngineJudge(engine.get(), engine.with_adapter(a.identity, a.path), max_new)
+            shared = engine if kind == engine.name else judge_engine(base)
+            return EngineJudge(shared.get(), shared.with_adapter(a.identity, a.path, "judge"), max_new)
 
-    identity = f"{identity}|max_new_tokens={max_new}|engine={_engine_tag(engine.identity)}"
-    return CachedJudge(identity, hf, store, info | {"engine": engine.identity})
+    tag = engine.identity if kind == engine.name else ENGINES[kind].identity(g.dtype, options(kind))
+    identity = f"{identity}|max_new_tokens={max_new}|engine={_engine_tag(tag)}"
+    return CachedJudge(identity, hf, store, info | {"engine": tag})

@@ -15,7 +15,7 @@ from harness.artifacts import load_suite, primary, resolve_adapters, resolve_mod
 from harness.config import BenchConfig
 from harness.engines import Decoding
 from harness.run.engine import LazyEngine
-from harness.run.generate import generate_missing
+from harness.run.generate import adapter_labels, generate_missing
 from harness.run.plan import make_plan
 from harness.run.rows import adapter_checks, make_row
 from harness.run.score import score
@@ -43,6 +43,17 @@ def bench(config: BenchConfig) -> RunResult:
     adapters, trained = resolve_adapters(config, suite, base, timings)
     retrievers, retriever_info = resolve_retrievers(config, suite, timings)
     engine = LazyEngine.for_base(config, base)
+    judge_adapter = None
+    if config.judge is not None and config.judge.builtin is not None:  # on the shared engine: check it too
+        from harness.artifacts import judge_adapter as builtin_judge_adapter
+
+        judge_adapter = builtin_judge_adapter(config, suite, base, timings)
+    labels = adapter_labels(adapters)
+    ready = {a.identity: a for seeded in adapters.values() for a in seeded}
+    engine.preflight(
+        [(labels[i], a.path) for i, a in ready.items()]
+        + ([("judge", judge_adapter.path)] if judge_adapter else [])
+    )
     decoding = Decoding(max_new_tokens=config.generation.max_new_tokens)
     plan = make_plan(config, suite, base, adapters, retrievers, engine=engine.identity, decoding=decoding)
     passages = suite.passage_map()
@@ -50,9 +61,7 @@ def bench(config: BenchConfig) -> RunResult:
     store = Store(cache_root() / "results.sqlite")
     judge_info, judge_manifest = {}, None
     try:
-        missing = generate_missing(
-            store, plan, engine, adapters, decoding, batch_size=config.generation.batch_size, timings=timings
-        )
+        missing = generate_missing(store, plan, engine, adapters, decoding, timings=timings)
         generations = store.generations(p.key for p in plan)
         t0 = time.time()
         scores, scored = score(store, plan, generations, config.metrics, passages)
@@ -65,12 +74,14 @@ def bench(config: BenchConfig) -> RunResult:
         if config.judge is not None:
             from harness.run.judging import make_judge, run_judge
 
-            judge = make_judge(config, suite, base, store, engine, timings)
+            judge = make_judge(config, suite, base, store, engine, timings, adapter=judge_adapter)
             encoder = retrievers[config.judge.embedder].encoder if config.judge.embedder else None
             judge_info = run_judge(config, rows, judge, passages=passages, encoder=encoder, timings=timings)
             judge_manifest = judge.info
     finally:
         store.close()
+        engine_info = engine.info()
+        engine.close()
 
     forgetting = {}
     if config.forgetting is not None:
@@ -106,7 +117,7 @@ def bench(config: BenchConfig) -> RunResult:
             "questions": len(suite.questions),
         },
         "model": base.info,
-        "engine": engine.identity | {"loaded": engine.loaded},
+        "engine": engine_info,
         "judge": judge_manifest,
         "retrievers": retriever_info,
         "adapters": {
