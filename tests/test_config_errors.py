@@ -8,7 +8,6 @@ from harness.cli import app
 from harness.config import load_config
 from tests.conftest import MICRO_CONFIG
 
-
 GEN = "generation: {max_new_tokens: 6, batch_size: 16}"
 
 
