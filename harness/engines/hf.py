@@ -175,10 +175,8 @@ class HFEngine:
                 ids = [t for t in row if t != pad]
                 if eos in ids:
                     ids = ids[: ids.index(eos)]
-                text = tok.decode(ids, skip_special_tokens=True)
-                for s in stops:
-                    text = text.split(s)[0]
-                out[i] = Completion(text.strip(), lengths[i], len(ids), elapsed)
+                text = decoding.finish(tok.decode(ids, skip_special_tokens=True))
+                out[i] = Completion(text, lengths[i], len(ids), elapsed)
             if progress is not None:
                 progress(len(idx))
         return out  # type: ignore[return-value]

@@ -166,10 +166,7 @@ class OpenAIEngine:
         out = []
         for request, reply in zip(requests, replies):
             text, tokens_in, tokens_out = reply.text
-            for stop in request.decoding.stop:
-                if stop:
-                    text = text.split(stop)[0]
-            out.append(Completion(text.strip(), tokens_in, tokens_out, reply.latency_s))
+            out.append(Completion(request.decoding.finish(text), tokens_in, tokens_out, reply.latency_s))
         return out
 
     def _call(self, request: Request) -> tuple[str, dict]:

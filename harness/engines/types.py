@@ -26,6 +26,14 @@ class Decoding:
     max_new_tokens: int = 16
     stop: tuple[str, ...] = ("\n",)  # cut the completion at the first of these (an answer is one line)
 
+    def finish(self, text: str) -> str:
+        """A completion as every engine returns it: cut at the first of the stop strings (also where
+        an engine or a server stopped on its own), stripped."""
+        for stop in self.stop:
+            if stop:
+                text = text.split(stop)[0]
+        return text.strip()
+
     def key(self) -> dict:
         """What generation keys hash. `greedy` stays in for keys written before stops were settable."""
         out: dict = {"greedy": True, "max_new_tokens": self.max_new_tokens}

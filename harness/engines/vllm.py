@@ -267,11 +267,7 @@ class VLLMEngine:
         each = (time.perf_counter() - t0) / len(requests)
         out = []
         for r, c in zip(requests, reply["completions"]):
-            text = c["text"]
-            for s in r.decoding.stop:
-                if s:
-                    text = text.split(s)[0]
-            out.append(Completion(text.strip(), c["tokens_in"], c["tokens_out"], each))
+            out.append(Completion(r.decoding.finish(c["text"]), c["tokens_in"], c["tokens_out"], each))
         if progress is not None:
             progress(len(requests))
         return out
