@@ -148,7 +148,9 @@ def test_no_api_key_no_header():
 
 def test_missing_api_key_env_var(monkeypatch):
     monkeypatch.delenv("RAGVFT_NO_SUCH_KEY", raising=False)
-    with pytest.raises(ValueError) as info:
+    from harness.engines.types import EngineUnavailable  # the run turns it into one line, exit 2
+
+    with pytest.raises(EngineUnavailable) as info:
         engine("http://127.0.0.1:9/v1", api_key_env="RAGVFT_NO_SUCH_KEY")
     assert "RAGVFT_NO_SUCH_KEY" in str(info.value) and "\n" not in str(info.value)
 
@@ -200,3 +202,24 @@ def test_generate_inside_a_running_loop():
 
         out = asyncio.run(caller())
     assert out == [Completion(default_answer("l"), 1, 3, out[0].latency_s)]
+
+
+def test_a_bench_whose_api_key_variable_is_unset_stops_with_one_line_and_exit_2(micro_config, monkeypatch):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from tests.conftest import MICRO_CONFIG
+
+    monkeypatch.delenv("RAGVFT_NO_SUCH_KEY", raising=False)
+    micro_config.write_text(
+        MICRO_CONFIG.replace(
+            "generation: {max_new_tokens: 6, batch_size: 16}",
+            "generation: {engine: openai, openai: {base_url: 'http://127.0.0.1:9/v1', "
+            "api_key_env: RAGVFT_NO_SUCH_KEY}}",
+        )
+    )
+    out = CliRunner().invoke(app, ["bench", "--config", str(micro_config)])
+    assert out.exit_code == 2, out.output
+    assert "RAGVFT_NO_SUCH_KEY is not set" in out.output and "generation.engine" in out.output
+    assert len([x for x in out.output.strip().splitlines() if "━" not in x]) == 1  # past progress bars
+    assert not (micro_config.parent / "runs").exists()  # nothing half-written

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.engines.types import Completion, Request
+from harness.engines.types import Completion, EngineUnavailable, Request
 
 
 class OpenAIOptions(BaseModel):
@@ -95,7 +95,7 @@ class OpenAIEngine:
         if options.api_key_env:
             api_key = os.environ.get(options.api_key_env)
             if not api_key:
-                raise ValueError(
+                raise EngineUnavailable(
                     f"environment variable {options.api_key_env} is not set "
                     "(generation.openai.api_key_env names it as holding the API key)"
                 )
