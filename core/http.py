@@ -12,6 +12,7 @@ OpenAI-compatible generation engine (`harness.engines.openai`).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -36,6 +37,17 @@ class Reply(Generic[T]):
     error: str | None
     attempts: int
     latency_s: float = field(default=0.0, compare=False)
+
+
+def api_key(env_name: str | None) -> str | None:
+    """The API key held by the environment variable `env_name` (None when no variable is named);
+    LookupError naming the variable, never a value, when it is unset or empty."""
+    if not env_name:
+        return None
+    key = os.environ.get(env_name)
+    if not key:
+        raise LookupError(f"environment variable {env_name} is not set")
+    return key
 
 
 def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

