@@ -1,9 +1,21 @@
-"""The prompt formats. The built-in base model is trained on exactly these, so a variant's prompt
-and the base model's curriculum can never drift apart."""
+"""The prompt formats, one home for every prompt a model reads: generation, training rows (SFT, DPO, the
+built-in judge) and judge calls.
+
+Raw text (`Question: ...\nAnswer:`) for a base model without a chat template: the built-in base model is
+trained on exactly these, so a variant's prompt and its curriculum can never drift apart. For an
+instruct model (`model.chat_template`: auto and the tokenizer has one, or true) the same question
+becomes chat messages (an optional system prompt, the user turn) rendered by the tokenizer's own
+template with the generation prompt added; training rows are TRL's conversational format, so TRL
+renders them through the same template and puts the loss on the assistant turn only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SYSTEM = "Answer the question in a few words. When passages are given, answer from them."
 
 
 def closed_book(question: str) -> str:
@@ -16,5 +28,114 @@ def with_passages(question: str, passages: Sequence[str]) -> str:
 
 
 def build(question: str, passages: Sequence[str] | None) -> str:
-    """Closed-book when `passages` is None, else the retrieval-augmented prompt."""
+    """Closed-book when `passages` is None, else the retrieval-augmented prompt (raw text)."""
     return closed_book(question) if passages is None else with_passages(question, passages)
+
+
+def user_turn(question: str, passages: Sequence[str] | None) -> str:
+    """The user's message of a chat prompt: the passages (if any), then the question."""
+    if passages is None:
+        return f"Question: {question}"
+    numbered = "\n".join(f"[{i}] {text}" for i, text in enumerate(passages, 1))
+    return f"Passages:\n{numbered}\n\nQuestion: {question}"
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How prompts reach one model: raw text, or chat messages through its tokenizer's template.
+
+    `key()` is what cache keys hash of it; the rendered prompt text itself goes into every generation
+    key, so a changed template or system prompt never reuses an answer."""
+
+    chat: bool = False
+    system: str | None = None  # the system prompt of chat prompts (None: no system turn)
+    tokenizer: Any = field(default=None, compare=False, repr=False)  # renders the template (chat only)
+
+    @classmethod
+    def of(cls, tokenizer, chat_template: bool | str = "auto", system: str | None = DEFAULT_SYSTEM):
+        """The format for a model with this tokenizer: `chat_template` auto uses the tokenizer's
+        template when it has one; true requires one (ValueError without); false never uses it."""
+        has = bool(getattr(tokenizer, "chat_template", None))
+        if chat_template is True and not has:
+            raise ValueError("the tokenizer has no chat template: set `chat_template: false` (or auto)")
+        chat = has if chat_template == "auto" else bool(chat_template)
+        return cls(chat=chat, system=system if chat else None, tokenizer=tokenizer if chat else None)
+
+    @property
+    def template(self) -> str | None:
+        return self.tokenizer.chat_template if self.chat else None
+
+    def key(self) -> dict:
+        if not self.chat:
+            return {"chat": False}
+        from core.cache import digest
+
+        return {"chat": True, "system": self.system, "template": digest(self.template)}
+
+    # --- messages -------------------------------------------------------------------------------
+    def messages(self, question: str, passages: Sequence[str] | None) -> list[dict[str, str]]:
+        """A question's chat messages: the system prompt (if any) and the user turn."""
+        return self._with_system(user_turn(question, passages))
+
+    def _with_system(self, user: str, system: str | None = ...) -> list[dict[str, str]]:
+        system = self.system if system is ... else system
+        head = [{"role": "system", "content": system}] if system else []
+        return head + [{"role": "user", "content": user}]
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """Chat messages as the text the model reads: the template with its generation prompt. A BOS
+        token the tokenizer adds by itself is left out of the text (it would be there twice)."""
+        tok = self.tokenizer
+        text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        bos = tok.bos_token
+        if bos and text.startswith(bos) and _adds_bos(tok):
+            text = text[len(bos) :]
+        return text
+
+    # --- what engines read ----------------------------------------------------------------------
+    def prompt(self, question: str, passages: Sequence[str] | None) -> str:
+        """The exact text a model reads for a question (closed-book when `passages` is None)."""
+        if not self.chat:
+            return build(question, passages)
+        return self.render(self.messages(question, passages))
+
+    def instruction(self, text: str) -> str:
+        """A self-contained instruction (a judge's prompt) as the model reads it: one user turn, no
+        system prompt (the instruction carries its own)."""
+        return self.render(self._with_system(text, None)) if self.chat else text
+
+    # --- training rows (TRL's formats) ----------------------------------------------------------
+    def completion_row(self, question: str, answer: str, passages: Sequence[str] | None = None) -> dict:
+        """An SFT row: prompt-completion; conversational for a chat model (loss on the assistant turn).
+        A raw completion starts with a space and TRL ends it with EOS, as the base model answers."""
+        if not self.chat:
+            return {"prompt": build(question, passages), "completion": " " + answer}
+        return {"prompt": self.messages(question, passages), "completion": _assistant(answer)}
+
+    def instruction_row(self, text: str, reply: str) -> dict:
+        """An SFT row for a self-contained instruction (the built-in judge's training)."""
+        if not self.chat:
+            return {"prompt": text, "completion": " " + reply}
+        return {"prompt": self._with_system(text, None), "completion": _assistant(reply)}
+
+    def preference_row(self, question: str, chosen: str, rejected: str) -> dict:
+        """A DPO row: prompt, chosen and rejected; conversational for a chat model."""
+        if not self.chat:
+            return {"prompt": build(question, None), "chosen": " " + chosen, "rejected": " " + rejected}
+        return {
+            "prompt": self.messages(question, None),
+            "chosen": _assistant(chosen),
+            "rejected": _assistant(rejected),
+        }
+
+
+RAW = PromptFormat()  # the built-in base model's format
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def _adds_bos(tokenizer) -> bool:
+    ids = tokenizer("x")["input_ids"]
+    return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id

@@ -34,7 +34,9 @@ def adapter_job(
         method=method,
         base_identity=base.identity,
         base_path=base.path,
-        rows=method.data(suite, hyper, config.seed),  # the data is the run's; the seed is training's
+        rows=method.data(
+            suite, hyper, config.seed, base.prompt_format
+        ),  # the data is the run's; the seed is training's
         hyper=hyper.model_dump(),
         seed=seed,
         init=adapter_job(config, suite, base, start, seed) if start else None,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.cache import model_identity
+from core.errors import InputError
 from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
+from harness.prompts import RAW, PromptFormat
 
 
 @dataclass
@@ -19,6 +21,22 @@ class BaseModel:
     spec: BaseModelSpec | None = None  # the built-in model's settings
     revision: str | None = None
     trust_remote_code: bool = False
+    prompt_format: PromptFormat = field(default=RAW)  # raw text, or chat through its template
+
+
+def prompt_format(config, base: BaseModel) -> PromptFormat:
+    """The base model's prompt format (`model.chat_template`, `model.system_prompt`), read from its
+    tokenizer (loaded alone: seconds, even for a large model)."""
+    from transformers import AutoTokenizer
+
+    m = config.model
+    tokenizer = AutoTokenizer.from_pretrained(
+        base.path, revision=base.revision, trust_remote_code=base.trust_remote_code
+    )
+    try:
+        return PromptFormat.of(tokenizer, m.chat_template, m.system_prompt)
+    except ValueError as e:
+        raise InputError(config.source, f"{base.path}: {e}", field="model.chat_template") from None
 
 
 def resolve_model(config, timings: dict) -> BaseModel:
@@ -41,6 +59,11 @@ def resolve_model(config, timings: dict) -> BaseModel:
             "status": "cached" if cached else "built",
             "build": record,
         }
-        return BaseModel(str(path), f"builtin:{spec.key()}", info, spec, m.revision, m.trust_remote_code)
-    info = {"kind": "path", "path": m.path, "revision": m.revision, "status": "external"}
-    return BaseModel(m.path, model_identity(m.path, m.revision), info, None, m.revision, m.trust_remote_code)
+        base = BaseModel(str(path), f"builtin:{spec.key()}", info, spec, m.revision, m.trust_remote_code)
+    else:
+        info = {"kind": "path", "path": m.path, "revision": m.revision, "status": "external"}
+        identity = model_identity(m.path, m.revision)
+        base = BaseModel(m.path, identity, info, None, m.revision, m.trust_remote_code)
+    base.prompt_format = prompt_format(config, base)
+    base.info["prompt_format"] = base.prompt_format.key()
+    return base

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.builtin.basemodel import BaseModelSpec
+from harness.prompts import DEFAULT_SYSTEM
 
 
 class _Strict(BaseModel):
@@ -106,6 +107,14 @@ class ModelConfig(_Strict):
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for `path`.")
     trust_remote_code: bool = Field(
         False, description="Run model code from the hub. Off unless you turn it on."
+    )
+    chat_template: Literal["auto"] | bool = Field(
+        "auto",
+        description="Prompts through the tokenizer's chat template: auto (when the tokenizer has one), "
+        "true (required) or false (raw `Question: ...` text). Generation, SFT/DPO rows and judge prompts alike.",
+    )
+    system_prompt: str | None = Field(
+        DEFAULT_SYSTEM, description="The system turn of chat prompts; null: none. Unused without a template."
     )
 
     @model_validator(mode="after")

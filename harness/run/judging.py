@@ -17,6 +17,7 @@ from core.cache import digest, model_identity
 from core.errors import InputError
 from core.progress import progress_bar
 from harness.engines import ENGINES, Decoding, Engine, Request
+from harness.prompts import RAW, PromptFormat
 from harness.run.engine import LazyEngine
 from judges.llm_judge import (
     PAIRWISE_VALUE,
@@ -238,17 +239,19 @@ def _ragas(
 
 class EngineJudge:
     """A judge backend on an engine (the `complete(prompts) -> [Reply]` interface of every judge
-    backend): greedy, not cut at newlines (a judge's JSON may span lines), with an adapter or none."""
+    backend): greedy, not cut at newlines (a judge's JSON may span lines), with an adapter or none,
+    each judge prompt a user turn of the judge model's chat template when it has one (`fmt`)."""
 
-    def __init__(self, engine: Engine, adapter: str | None, max_new_tokens: int):
-        self.engine, self.adapter = engine, adapter
+    def __init__(self, engine: Engine, adapter: str | None, max_new_tokens: int, fmt: PromptFormat = RAW):
+        self.engine, self.adapter, self.fmt = engine, adapter, fmt
         self.decoding = Decoding(max_new_tokens=max_new_tokens, stop=())
 
     def complete(self, prompts, *, progress=None):
         from judges.http import Reply
 
         done = self.engine.generate(
-            [Request(p, adapter=self.adapter, decoding=self.decoding) for p in prompts], progress=progress
+            [Request(self.fmt.instruction(p), adapter=self.adapter, decoding=self.decoding) for p in prompts],
+            progress=progress,
         )
         return [Reply(c.text, None, 1) for c in done]
 
@@ -308,22 +311,36 @@ def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) 
         max_new = j.hf.max_new_tokens
         info = {"kind": "hf", "path": j.hf.path, "adapter_path": j.hf.adapter_path}
 
+        fmt = base.prompt_format if model == base.identity else _judge_format(j.hf)
+
         def hf():
             shared = engine if model == base.identity and kind == engine.name else judge_engine(j.hf)
             name = shared.with_adapter(adapter_id, j.hf.adapter_path, "judge") if adapter_id else None
-            return EngineJudge(shared.get(), name, max_new)
+            return EngineJudge(shared.get(), name, max_new, fmt)
 
     else:
         from harness.artifacts import judge_adapter
 
         a = adapter or judge_adapter(config, suite, base, timings)
-        identity, max_new = f"builtin:{a.identity}", 8
+        identity, max_new, fmt = f"builtin:{a.identity}", 8, base.prompt_format
         info = {"kind": "builtin", "adapter": a.manifest()}
 
         def hf():
             shared = engine if kind == engine.name else judge_engine(base)
-            return EngineJudge(shared.get(), shared.with_adapter(a.identity, a.path, "judge"), max_new)
+            return EngineJudge(shared.get(), shared.with_adapter(a.identity, a.path, "judge"), max_new, fmt)
 
     tag = engine.identity if kind == engine.name else ENGINES[kind].identity(g.dtype, options(kind))
     identity = f"{identity}|max_new_tokens={max_new}|engine={_engine_tag(tag)}"
-    return CachedJudge(identity, hf, store, info | {"engine": tag})
+    if fmt.chat:  # a prompt's key holds the judge prompt; the template it is rendered through, here
+        identity += f"|format={digest(fmt.key(), 12)}"
+    return CachedJudge(identity, hf, store, info | {"engine": tag, "prompt_format": fmt.key()})
+
+
+def _judge_format(model) -> PromptFormat:
+    """A judge model's prompt format: its tokenizer's chat template when it has one, no system turn."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model.path, revision=model.revision, trust_remote_code=model.trust_remote_code
+    )
+    return PromptFormat.of(tokenizer, "auto", None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.cache import digest
-from harness import prompts
 from harness.engines import Decoding
 from suites.schema import Question, Suite
 
@@ -23,7 +22,7 @@ class Item:
     question: Question
     hits: list | None  # the top k, in the prompt
     ranked: list | None  # the top max(k, 10), for retrieval metrics
-    prompt: str
+    prompt: str  # exactly what the model reads (through its chat template, for a chat model)
     adapter: str | None  # the adapter's identity
     key: str
     seed: int | None = None  # the adapter's training seed (None: no adapter trained here)
@@ -57,7 +56,7 @@ def make_plan(
             for q, deep in zip(suite.questions, ranked):
                 found = None if deep is None else deep[: v.k]  # the prompt reads the top k
                 context = None if found is None else [passages[h.passage_id].text for h in found]
-                prompt = prompts.build(q.text, context)
+                prompt = base.prompt_format.prompt(q.text, context)  # the exact text the model reads
                 key = generation_key(
                     model=base.identity, adapter=adapter, prompt=prompt, decoding=decoding, engine=engine
                 )

@@ -20,6 +20,7 @@ def make_row(p: Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
         "slice": q.slice,
         "gold_answers": list(q.answers),
         "gold_passage_ids": list(q.gold_passage_ids),
+        "prompt": p.prompt,
         "answer": g["answer"],
         "retrieved": None if p.hits is None else [{"id": h.passage_id, "score": h.score} for h in p.hits],
         "retrieved_text": None if p.hits is None else [passages[h.passage_id].text for h in p.hits],

@@ -16,7 +16,8 @@ class CPTTraining(AdapterTraining):
     learning_rate: float = Field(1e-3, gt=0)
 
 
-def cpt_rows(suite: Suite, hyper: CPTTraining, seed: int) -> list[dict[str, str]]:
+def cpt_rows(suite: Suite, hyper: CPTTraining, seed: int, fmt=None) -> list[dict[str, str]]:
+    """The documents as raw text (continued pre-training reads no template)."""
     return [{"text": d} for d in suite.training.documents]
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness import prompts
+from harness.prompts import RAW, PromptFormat
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 from harness.training.sft import shuffled
 from suites.schema import Suite
@@ -29,13 +29,11 @@ class DPOTraining(AdapterTraining):
     )
 
 
-def dpo_rows(suite: Suite, hyper: DPOTraining, seed: int) -> list[dict[str, str]]:
+def dpo_rows(suite: Suite, hyper: DPOTraining, seed: int, fmt: PromptFormat = RAW) -> list[dict]:
+    """Preference rows in the model's prompt format (conversational for a chat model)."""
     pairs = suite.training.preferences
     chosen = shuffled([p.chosen for p in pairs], seed if hyper.shuffle_answers else None)
-    return [
-        {"prompt": prompts.closed_book(p.question), "chosen": " " + a, "rejected": " " + p.rejected}
-        for p, a in zip(pairs, chosen)
-    ]
+    return [fmt.preference_row(p.question, a, p.rejected) for p, a in zip(pairs, chosen)]
 
 
 def dpo_trainer(x: TrainerInputs):

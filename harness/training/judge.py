@@ -15,6 +15,7 @@ import random
 
 from pydantic import Field
 
+from harness.prompts import RAW, PromptFormat
 from harness.training.method import AdapterTraining, TrainingMethod
 from harness.training.sft import sft_trainer
 from judges.llm_judge import grade_prompt, pairwise_prompt
@@ -37,10 +38,6 @@ _WRONG = "incorrect 1"
 _PART = "incorrect 2"
 
 
-def _reply(text: str) -> str:
-    return " " + text
-
-
 def _restyle(answer: str, rng: random.Random) -> str:
     """The same answer as exact match sees it: case, a leading article or final punctuation."""
     style = rng.randrange(3)
@@ -51,15 +48,16 @@ def _restyle(answer: str, rng: random.Random) -> str:
     return answer + "."
 
 
-def judge_rows(suite: Suite, seed: int) -> list[dict[str, str]]:
-    """Prompt-completion rows teaching grade and pairwise replies (SFT format)."""
+def judge_rows(suite: Suite, seed: int, fmt: PromptFormat = RAW) -> list[dict]:
+    """Prompt-completion rows teaching grade and pairwise replies (SFT format), each prompt a
+    self-contained instruction in the model's prompt format."""
     rng = random.Random(seed)
     pairs = list(suite.training.preferences)
     answers = [p.chosen for p in pairs]
     rows: list[dict[str, str]] = []
 
     def add(prompt: str, reply: str) -> None:
-        rows.append({"prompt": prompt, "completion": _reply(reply)})
+        rows.append(fmt.instruction_row(prompt, reply))
 
     for i, p in enumerate(pairs):
         q, right, wrong, gold = p.question, p.chosen, p.rejected, [p.chosen]
@@ -84,6 +82,8 @@ def judge_rows(suite: Suite, seed: int) -> list[dict[str, str]]:
 METHOD = TrainingMethod(
     name="judge",
     config=BuiltinJudge,
-    data=lambda suite, hyper, seed: judge_rows(suite, seed=0),  # its rows are part of the key anyway
+    data=lambda suite, hyper, seed, fmt=RAW: judge_rows(
+        suite, seed=0, fmt=fmt
+    ),  # its rows are part of the key anyway
     trainer=sft_trainer,
 )

@@ -11,8 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from suites.schema import Suite
-
 
 class AdapterTraining(BaseModel):
     """LoRA fine-tuning through TRL. Every method's config extends this; defaults suit the built-in
@@ -48,7 +46,8 @@ class TrainerInputs:
 class TrainingMethod:
     """One way to train an adapter.
 
-    `data(suite, hyper, seed)` returns the rows in TRL's dataset format; `trainer(inputs)` returns a
+    `data(suite, hyper, seed, fmt)` returns the rows in TRL's dataset format, prompts in the base
+    model's `harness.prompts.PromptFormat` (raw text, or TRL's conversational format for a chat model); `trainer(inputs)` returns a
     TRL trainer ready to `train()`; `starts_from(hyper)` names another method whose adapter this one
     starts from (DPO from SFT), or None; `record(log_history)` adds method-specific figures to the
     training record.
@@ -56,7 +55,7 @@ class TrainingMethod:
 
     name: str
     config: type[AdapterTraining]
-    data: Callable[[Suite, AdapterTraining, int], list[dict]]
+    data: Callable[..., list[dict]]
     trainer: Callable[[TrainerInputs], Any]
     starts_from: Callable[[AdapterTraining], str | None] = lambda hyper: None
     record: Callable[[list[dict]], dict] = lambda logs: {}

@@ -6,7 +6,7 @@ import random
 
 from pydantic import Field
 
-from harness import prompts
+from harness.prompts import RAW, PromptFormat
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 from suites.schema import Suite
 
@@ -30,14 +30,11 @@ def shuffled(values: list[str], seed: int | None) -> list[str]:
     return values
 
 
-def sft_rows(suite: Suite, hyper: SFTTraining, seed: int) -> list[dict[str, str]]:
-    """Prompt-completion rows; completions start with a space and end (TRL appends it) with EOS, as
-    the base model answers."""
+def sft_rows(suite: Suite, hyper: SFTTraining, seed: int, fmt: PromptFormat = RAW) -> list[dict]:
+    """Prompt-completion rows in the model's prompt format (conversational for a chat model)."""
     pairs = suite.training.sft
     answers = shuffled([p.answer for p in pairs], seed if hyper.shuffle_answers else None)
-    return [
-        {"prompt": prompts.closed_book(p.question), "completion": " " + a} for p, a in zip(pairs, answers)
-    ]
+    return [fmt.completion_row(p.question, a) for p, a in zip(pairs, answers)]
 
 
 def sft_trainer(x: TrainerInputs):
