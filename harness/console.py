@@ -122,6 +122,13 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
         f"base model {c.get('base_model')} · adapters trained: {trained}; cached: {cached} · "
         f"generations computed {c.get('generations_computed')}, cached {c.get('generations_cached')}"
     )
+    engine = (manifest.get("engine") or {}).get("details") or {}
+    if engine.get("truncated_prompts"):
+        console.print(
+            f"[bold yellow]warning:[/] {engine['truncated_prompts']} prompts did not fit the model's context "
+            f"({engine.get('context')} tokens less max_new_tokens): their beginning was cut",
+            highlight=False,
+        )
     for variant, check in summary.get("adapter_checks", {}).items():
         if check.get("inert"):
             console.print(

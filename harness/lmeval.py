@@ -5,6 +5,10 @@ questions as JSON Lines (id, prompt, answers) and a `utils.py` that scores exact
 SQuAD normalisation of `judges.exact`, its source copied in so the folder works without ragvft.
 The prompts are ragvft's (`harness.prompts`), greedy decoding is cut at the first newline, and the
 answer is stripped, as the HF engine does: the same model gives the same answers and the same EM.
+
+`run_lmeval` runs any tasks of a task folder (generation, multiple choice...) and reads every metric
+they report, on a model lm-eval loads itself or on one already loaded (`hflm`, the forgetting check's
+way: one load of the base, its PEFT adapters switched between runs).
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import inspect
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import prompts
 from judges import exact
 from suites.schema import Suite
+
+if TYPE_CHECKING:
+    from lm_eval.api.model import LM
 
 _UTILS = '''"""Exact match with the official SQuAD v1.1 normalisation, as ragvft's judges.exact scores it.
 Written by ragvft's export; `normalize_answer` is a copy of judges.exact.normalize_answer."""
@@ -113,43 +121,84 @@ def lmeval_command(task_dir: Path, task: str, *, base: str, adapter: str | None 
     )
 
 
+def hflm(model, tokenizer, *, batch_size: int) -> LM:
+    """lm-eval's `hf` model (`HFLM`) on a model already loaded, a PEFT model included: the forgetting
+    check runs every adapter on one load, switching adapters on the model between runs."""
+    _quiet_offline()
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
 def run_lmeval(
     task_dir: Path,
-    task: str,
+    tasks: list[str],
+    model: str | LM,
     *,
-    base: str,
-    adapter: str | None,
+    adapter: str | None = None,
     batch_size: int = 16,
     limit: int | None = None,
-) -> dict:
-    """Run an exported task with lm-eval's `hf` model, offline, on CUDA when present.
+) -> dict[str, dict]:
+    """Run tasks of a task folder through lm-eval, offline: on `model`, an lm-eval model (`hflm`) as it
+    stands, or a base folder or hub id that lm-eval's `hf` model loads itself (with `adapter`, a PEFT
+    folder, on top), on CUDA when present.
 
-    Returns {"exact_match": mean, "n": questions, "answers": {question id: stripped answer}}.
+    Returns {task: {"metrics": {metric: value}, "primary": metric, "higher_is_better": bool, "n":
+    documents, "answers": {document id: stripped answer}}}: every metric the task reports, named as
+    lm-eval names it ("acc", "exact_match", "/filter" appended when not lm-eval's "none" filter),
+    the primary being the first (the first of the task's `metric_list`, `acc` for multiple choice);
+    answers only for a `generate_until` task.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and datasets' bars; ragvft shows its own
+    _quiet_offline()
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     from core.device import torch_device
 
-    model_args = {"pretrained": base} | ({"peft": adapter} if adapter else {})
+    if isinstance(model, str):
+        model_args = {"pretrained": model} | ({"peft": adapter} if adapter else {})
+        loaded = {"model": "hf", "model_args": model_args, "batch_size": batch_size, "device": torch_device()}
+    else:
+        loaded = {"model": model}
     out = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=model_args,
-        tasks=[task],
+        **loaded,
+        tasks=list(tasks),
         task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
-        batch_size=batch_size,
-        device=torch_device(),
         limit=limit,
         log_samples=True,
         bootstrap_iters=0,
-        verbosity="ERROR",
     )
-    samples = out["samples"][task]
-    return {
-        "exact_match": out["results"][task]["exact_match,none"],
-        "n": len(samples),
-        "answers": {s["doc"]["id"]: s["filtered_resps"][0].strip() for s in samples},
+    return {task: _task_result(out, task) for task in tasks}
+
+
+def _task_result(out: dict, task: str) -> dict:
+    """One task's figures out of `simple_evaluate`'s output (see `run_lmeval`)."""
+    metrics = {}
+    for key, value in out["results"][task].items():
+        name, _, kept = key.partition(",")  # "acc,none": metric, filter; "alias", "sample_len": neither
+        if kept and not name.endswith("_stderr") and isinstance(value, int | float):
+            metrics[name if kept == "none" else f"{name}/{kept}"] = value
+    if not metrics:
+        raise ValueError(f"lm-eval task {task!r} reported no metric")
+    primary = next(iter(metrics))
+    result = {
+        "metrics": metrics,
+        "primary": primary,
+        "higher_is_better": out["higher_is_better"][task].get(primary.split("/")[0], True),
+        "n": out["n-samples"][task]["effective"],
     }
+    if out["configs"][task]["output_type"] == "generate_until":
+        samples = out["samples"][task]
+        result["answers"] = {s["doc"].get("id", s["doc_id"]): s["filtered_resps"][0].strip() for s in samples}
+    return result
+
+
+def _quiet_offline() -> None:
+    """No hub, no bars, errors only: lm-eval's info lines (and its warning that a loaded model
+    ignores the loading arguments, which `hflm` means) would bury ragvft's progress."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and datasets' bars; ragvft shows its own
+    from lm_eval.utils import setup_logging
+
+    setup_logging("ERROR")  # LMEVAL_LOG_LEVEL, when set, still wins

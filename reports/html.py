@@ -31,7 +31,7 @@ def _pfmt(p: float | None) -> str:
 
 _env.filters["pfmt"] = _pfmt
 
-FORGETTING_NOTABLE = 0.05  # an EM change on an outside task worth colouring (about 5 of 100 questions)
+FORGETTING_NOTABLE = 0.05  # a change on an outside task worth colouring (EM or accuracy: 5 of 100)
 
 
 def _change_class(delta: float | None, notable: float) -> str:

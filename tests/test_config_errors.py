@@ -48,6 +48,14 @@ def _write(tmp_path, text):
             "auto",
         ),
         ((GEN, "generation: {ray: {workers: 0}}"), 7, "generation.ray.workers", "greater than or equal to 1"),
+        ((GEN, "generation: {dtype: float32}"), 7, "generation", "moved to model.dtype"),
+        (("model:\n", "model:\n  dtype: float64\n"), 6, "model.dtype", "unknown dtype 'float64'"),
+        (
+            ("model:\n", "model:\n  device_map: balanced\n"),
+            6,
+            "model.device_map",
+            "'balanced' is neither null",
+        ),
     ],
 )
 def test_bad_field_names_file_line_and_field(tmp_path, edit, line, field, words):
@@ -85,6 +93,29 @@ def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.yaml"]
+
+
+def test_a_dtype_the_device_cannot_run_exits_2_before_anything_loads(tmp_path, monkeypatch):
+    """bfloat16 on a GPU without it (faked here): one line naming model.dtype, before the base model
+    is built or loaded, and nothing written."""
+    import torch
+
+    import harness.artifacts.model
+
+    def never(*args, **kwargs):
+        raise AssertionError("the base model was built before the dtype was checked")
+
+    monkeypatch.setattr(harness.artifacts.model, "build_base_model", never)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    path = _write(tmp_path, MICRO_CONFIG.replace("model:\n", "model:\n  dtype: bfloat16\n"))
+    result = CliRunner().invoke(app, ["bench", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        f"error: {path}: model.dtype: this GPU does not support bfloat16: use float16, float32 or auto"
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.yaml"]
 
 

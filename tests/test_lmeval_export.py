@@ -59,14 +59,14 @@ def test_exported_task_scores_the_same_under_lm_eval_as_under_ragvft(micro_base,
         em, answers = _ragvft(engine, s, adapter, retrieved)
         theirs = run_lmeval(
             yaml_path.parent,
-            yaml_path.stem,
-            base=base.path,
+            [yaml_path.stem],
+            base.path,
             adapter=str(sft.path) if adapter else None,
             batch_size=8,  # lm-eval batches longest first, ragvft shortest first: different batches
-        )
+        )[yaml_path.stem]
         assert theirs["n"] == len(s.questions), label
         assert theirs["answers"] == answers, label
-        assert theirs["exact_match"] == em, label
+        assert theirs["metrics"] == {"exact_match": em} and theirs["primary"] == "exact_match", label
         ems[label] = em
     assert ems["sft"] > ems["base"]  # the adapter was applied under lm-eval too
 

@@ -6,6 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
+from core.device import resolve_dtype
 from harness.cli import app
 from harness.config import load_config
 from harness.engines import ENGINES, Decoding, EngineKind, HFEngine
@@ -25,12 +26,9 @@ class ToyTraining(AdapterTraining):
     batch_size: int = 8
 
 
-def _toy_rows(suite, hyper, seed):
-    """Closed-book prompts and their answers, in TRL's prompt-completion format."""
-    return [
-        {"prompt": f"Question: {p.question}\nAnswer:", "completion": f" {p.answer}"}
-        for p in suite.training.sft
-    ]
+def _toy_rows(suite, hyper, seed, fmt):
+    """Closed-book prompts and their answers, in the base model's prompt format (TRL's rows)."""
+    return [fmt.completion_row(p.question, p.answer) for p in suite.training.sft]
 
 
 def _words(a: Answer) -> Score:
@@ -106,11 +104,12 @@ def test_engine_and_dtype_are_in_every_generation_key_and_the_manifest(tmp_path,
     assert first.manifest["config"]["generation"]["engine"] == "hf"
     n = len(first.rows)
 
-    path.write_text(MICRO_CONFIG.replace("generation: {", "generation: {dtype: float32, "))
+    path.write_text(MICRO_CONFIG.replace("model:\n", "model:\n  dtype: float32\n"))
     fp32 = bench(load_config(path))
     assert fp32.manifest["engine"]["dtype"] == "float32"
     assert fp32.manifest["cache"]["generations_computed"] == n  # nothing reused from the other dtype
-    assert [r["answer"] for r in fp32.rows] == [r["answer"] for r in first.rows]  # the model is fp32 anyway
+    if resolve_dtype("auto") == "float32":  # on a CPU, or a GPU without bfloat16: the same weights
+        assert [r["answer"] for r in fp32.rows] == [r["answer"] for r in first.rows]
 
     # Another engine kind (here the HF engine under a second name) recomputes everything too.
     monkeypatch.setitem(

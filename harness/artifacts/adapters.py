@@ -3,9 +3,12 @@ cache, or a folder the config names, each with the identity its results are keye
 
 from __future__ import annotations
 
+import importlib.util
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+from core.device import torch_device
 from core.errors import InputError
 from harness.artifacts.model import BaseModel
 from harness.training import (
@@ -28,7 +31,13 @@ def adapter_job(
     if isinstance(method, str):
         method = METHODS[method]
     seed = config.seed if seed is None else seed
-    hyper = config.judge.builtin if method is JUDGE_METHOD else config.training.hyper(method.name)
+    if method is JUDGE_METHOD:
+        hyper = method.config.of_profile(config.training.profile_of(config.model), config.judge.builtin)
+    else:
+        hyper = config.training.hyper(method.name, config.model)
+    if (problem := hyper.problem()) is not None:
+        where = "judge.builtin" if method is JUDGE_METHOD else f"training.{method.name}"
+        raise InputError(config.source, problem, field=where)
     start = method.starts_from(hyper)
     return AdapterJob(
         method=method,
@@ -37,12 +46,44 @@ def adapter_job(
         rows=method.data(
             suite, hyper, config.seed, base.prompt_format
         ),  # the data is the run's; the seed is training's
-        hyper=hyper.model_dump(),
+        hyper=hyper.settings(),
         seed=seed,
         init=adapter_job(config, suite, base, start, seed) if start else None,
         revision=base.revision,
         trust_remote_code=base.trust_remote_code,
+        dtype=config.model.dtype,
+        quantization=config.training.quantization,
+        device_map=config.model.device_map,
+        attn_implementation=config.model.attn_implementation,
     )
+
+
+def _chain(job: AdapterJob) -> Iterable[AdapterJob]:
+    """`job` and the jobs it starts from."""
+    while job is not None:
+        yield job
+        job = job.init
+
+
+def check_quantization(config, jobs: Iterable[AdapterJob]) -> None:
+    """4bit (QLoRA) needs a LoRA, CUDA and bitsandbytes: without one of them, one line naming
+    `training.quantization` before anything trains, rather than a traceback from deep inside a load."""
+    if config.training.quantization != "4bit":
+        return
+
+    def refuse(message: str) -> None:
+        raise InputError(config.source, message, field="training.quantization")
+
+    for job in (j for top in jobs for j in _chain(top)):
+        if job.hyper["finetune"] == "full":
+            refuse(
+                f"4bit quantises the frozen base under a LoRA, but {job.method.name} has finetune: full: "
+                "set quantization: none or finetune: lora"
+            )
+    if torch_device() != "cuda":
+        refuse("4bit (QLoRA through bitsandbytes) needs a CUDA GPU and this machine has none: set none")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        refuse("4bit needs the bitsandbytes package, which is not installed: pip install bitsandbytes")
 
 
 def resolve_adapters(
@@ -51,6 +92,18 @@ def resolve_adapters(
     """{variant name: its adapters, one per training seed (an adapter folder: one)} for every variant
     that has one, and the methods trained now. The first seed's adapter is the variant's primary one."""
     t0 = time.time()
+    jobs: dict[tuple[str, int], AdapterJob] = {}  # every job first: the checks come before any training
+    for i, v in enumerate(config.variants):
+        for seed in config.training_seeds() if v.adapter is not None else ():
+            if (v.adapter, seed) not in jobs:
+                jobs[v.adapter, seed] = job = adapter_job(config, suite, base, v.adapter, seed)
+                if not job.rows:
+                    raise InputError(
+                        config.source,
+                        f"the suite {suite.name!r} has no training data for a {v.adapter} adapter",
+                        field=f"variants.{i}.adapter",
+                    )
+    check_quantization(config, jobs.values())
     by_job: dict[tuple[str, int], Adapter] = {}
     out: dict[str, list[Adapter]] = {}
     trained: list[str] = []
@@ -58,14 +111,7 @@ def resolve_adapters(
         if v.adapter is not None:
             for seed in config.training_seeds():
                 if (v.adapter, seed) not in by_job:
-                    job = adapter_job(config, suite, base, v.adapter, seed)
-                    if not job.rows:
-                        raise InputError(
-                            config.source,
-                            f"the suite {suite.name!r} has no training data for a {v.adapter} adapter",
-                            field=f"variants.{i}.adapter",
-                        )
-                    by_job[v.adapter, seed] = ensure_adapter(job, trained=trained)
+                    by_job[v.adapter, seed] = ensure_adapter(jobs[v.adapter, seed], trained=trained)
                 out.setdefault(v.name, []).append(by_job[v.adapter, seed])
         elif v.adapter_path is not None:
             try:
@@ -96,6 +142,7 @@ def judge_adapter(config, suite: Suite, base: BaseModel, timings: dict) -> Adapt
             "give judge.http or judge.hf",
             field="judge.builtin",
         )
+    check_quantization(config, [job])
     adapter = ensure_adapter(job)
     timings["judge_adapter_s"] = round(time.time() - t0, 2)
     return adapter

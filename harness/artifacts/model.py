@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from core.cache import model_identity
+from core.device import check_dtype, resolve_attention
 from core.errors import InputError
 from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
 from harness.prompts import RAW, PromptFormat
@@ -41,6 +42,7 @@ def prompt_format(config, base: BaseModel) -> PromptFormat:
 
 def resolve_model(config, timings: dict) -> BaseModel:
     m = config.model
+    dtype = check_dtype(m.dtype, config.source)  # before anything trains or loads
     if m.builtin is not None:
         b = config.suite.builtin  # the pool's names avoid the built-in domain's; other suites use defaults
         spec = BaseModelSpec(
@@ -61,9 +63,24 @@ def resolve_model(config, timings: dict) -> BaseModel:
         }
         base = BaseModel(str(path), f"builtin:{spec.key()}", info, spec, m.revision, m.trust_remote_code)
     else:
-        info = {"kind": "path", "path": m.path, "revision": m.revision, "status": "external"}
+        t0 = time.perf_counter()
         identity = model_identity(m.path, m.revision)
+        info = {
+            "kind": "path",
+            "path": m.path,
+            "revision": m.revision,
+            "status": "external",
+            "identity": identity,
+            # a hub id's commit, or "<revision> (unresolved)"; a folder has none
+            "resolved_revision": identity.partition("@")[2] or None,
+            "identity_s": round(time.perf_counter() - t0, 4),  # a fingerprint: well under a second
+        }
         base = BaseModel(m.path, identity, info, None, m.revision, m.trust_remote_code)
+    base.info["loading"] = {
+        "dtype": dtype,
+        "device_map": m.device_map,
+        "attn_implementation": resolve_attention(m.attn_implementation, m.dtype) or "default",
+    }
     base.prompt_format = prompt_format(config, base)
     base.info["prompt_format"] = base.prompt_format.key()
     return base

@@ -12,7 +12,6 @@ from harness.config.inputs import ModelConfig, RetrieverConfig, SuiteConfig, _St
 from harness.config.judge import ForgettingConfig, JudgeConfig
 from harness.config.training import TrainingConfig
 from harness.engines import ENGINES
-from harness.engines.hf import DTYPES
 from harness.engines.openai import OpenAIOptions
 from harness.engines.ray import RayOptions
 from harness.engines.vllm import VLLMOptions
@@ -64,10 +63,6 @@ class GenerationConfig(_Strict):
         description="The engine that generates: hf (transformers + PEFT, in-process), vllm (vLLM, every "
         "adapter a LoRA of one engine), openai (any OpenAI-compatible server, `generation.openai`).",
     )
-    dtype: str = Field(
-        "auto",
-        description="Weights' dtype for the engine: auto (as the checkpoint), float32, bfloat16, float16.",
-    )
     max_new_tokens: int = Field(16, ge=1, le=4096)
     batch_size: int = Field(32, ge=1, le=4096)
     vllm: VLLMOptions | None = Field(None, description="vLLM's settings (engine: vllm).")
@@ -75,6 +70,14 @@ class GenerationConfig(_Strict):
     ray: RayOptions | None = Field(
         None, description="Spread generation over Ray actors, each running the engine: {workers: N}."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dtype_moved(cls, data):
+        """The dtype is the model's (training and every engine load it so): one home, `model.dtype`."""
+        if isinstance(data, dict) and "dtype" in data:
+            raise ValueError("`generation.dtype` moved to model.dtype: set `dtype` under `model`")
+        return data
 
     @model_validator(mode="after")
     def _engine_settings(self):
@@ -93,11 +96,6 @@ class GenerationConfig(_Strict):
     @classmethod
     def _known_engine(cls, engine: str) -> str:
         return known(engine, ENGINES, "engine")
-
-    @field_validator("dtype")
-    @classmethod
-    def _known_dtype(cls, dtype: str) -> str:
-        return known(dtype, DTYPES, "dtype")
 
 
 class GateRule(_Strict):
@@ -180,16 +178,20 @@ class BenchConfig(_Strict):
 
     def manifest_dump(self) -> dict:
         """The config as a run's manifest records it: as given, plus the settings (defaults included) of
-        every training method a variant uses, and of the adapters those start from."""
+        every training method a variant uses, and of the adapters those start from, and of the
+        built-in judge, each as trained: over the defaults of the model's training profile."""
         out = self.model_dump()
         methods = [v.adapter for v in self.variants if v.adapter]
         while methods:
             name = methods.pop()
-            hyper = self.training.hyper(name)
-            out["training"][name] = hyper.model_dump()
+            hyper = self.training.hyper(name, self.model)
+            out["training"][name] = hyper.settings()
             start = METHODS[name].starts_from(hyper)
             if start and start not in out["training"]:
                 methods.append(start)
+        if self.judge is not None and self.judge.builtin is not None:
+            judge = self.judge.builtin.of_profile(self.training.profile_of(self.model), self.judge.builtin)
+            out["judge"]["builtin"] = judge.settings()
         return out
 
     def all_metrics(self) -> list[str]:

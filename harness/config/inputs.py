@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.device import DTYPES
+from core.errors import known
 from harness.builtin.basemodel import BaseModelSpec
 from harness.prompts import DEFAULT_SYSTEM
 
@@ -116,6 +118,37 @@ class ModelConfig(_Strict):
     system_prompt: str | None = Field(
         DEFAULT_SYSTEM, description="The system turn of chat prompts; null: none. Unused without a template."
     )
+    dtype: str = Field(
+        "auto",
+        description="The weights' dtype, for every engine, training and the judge on this model: auto "
+        "(bfloat16 on a CUDA GPU that supports it, else float32), float32, bfloat16, float16. In every "
+        "answer's key; one the device cannot run stops the run before anything loads.",
+    )
+    device_map: Literal["auto"] | None = Field(
+        None,
+        description="null: the whole model loaded straight onto the one device (the GPU when present); "
+        "auto: accelerate spreads a model too big for one GPU over every GPU (then CPU memory). The hf "
+        "engine and training; vLLM spreads with `generation.vllm.tensor_parallel_size`.",
+    )
+    attn_implementation: str = Field(
+        "auto",
+        description="The attention kernel (`from_pretrained(attn_implementation=)`): auto (flash_attention_2 "
+        "when flash_attn imports and the model runs on CUDA in bfloat16 or float16, else transformers' "
+        "default, sdpa), or a name transformers knows (eager, sdpa, flash_attention_2, ...). The hf engine "
+        "and training.",
+    )
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, dtype: str) -> str:
+        return known(dtype, DTYPES, "dtype")
+
+    @field_validator("device_map", mode="before")
+    @classmethod
+    def _device_map(cls, value):
+        if value is not None and value != "auto":
+            raise ValueError(f"{value!r} is neither null (the one device) nor auto (spread by accelerate)")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self):

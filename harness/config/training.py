@@ -1,18 +1,20 @@
 """The bench configuration's `training` section: one entry per training method (`training.sft`,
 `training.dpo`, ...), each validated by the method's own config class from `harness.training.METHODS`
-(see harness.config)."""
+(see harness.config), over the defaults of the profile the model calls for (`training.profile`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from core.errors import known
-from harness.config.inputs import _Strict
+from harness.config.inputs import ModelConfig, _Strict
 from harness.training import METHODS, AdapterTraining
+from harness.training.method import Profile
 
-NOT_METHODS = ("extra_sft", "seeds")  # the fields of `training` that are not a method's section
+# The fields of `training` that are not a method's section
+NOT_METHODS = ("extra_sft", "seeds", "profile", "quantization")
 
 
 class TrainingConfig(_Strict):
@@ -22,6 +24,19 @@ class TrainingConfig(_Strict):
         None,
         description='A JSONL file of {"question", "answer"} rows added to the SFT pairs (relative to the '
         "config's folder). Checked for leakage like the rest.",
+    )
+
+    profile: Literal["auto", "builtin", "model"] = Field(
+        "auto",
+        description="Whose defaults every method's settings start from: builtin (the built-in tiny model's "
+        "recipe: many epochs at a high rate, LoRA r 32) or model (a user's 1-8B model on one GPU: LoRA r 16, "
+        "lr 2e-4, a few epochs, 16 rows a step). auto: builtin for `model.builtin`, else model. What "
+        "`training.<method>` sets always wins.",
+    )
+
+    quantization: Literal["none", "4bit"] = Field(
+        "none",
+        description="4bit: QLoRA, the frozen base in NF4 through bitsandbytes (CUDA only; LoRA only).",
     )
 
     seeds: list[int] | None = Field(
@@ -57,7 +72,12 @@ class TrainingConfig(_Strict):
                 raise ValueError(f"training.{name}: expected a mapping of settings")
         return out
 
-    def hyper(self, method: str) -> AdapterTraining:
-        """The method's settings: as the config gives them, else its defaults."""
-        given = (self.model_extra or {}).get(method)
-        return given if given is not None else METHODS[method].config()
+    def profile_of(self, model: ModelConfig) -> Profile:
+        """The profile in force: as set, or for auto the built-in model's when it is the base."""
+        if self.profile != "auto":
+            return self.profile
+        return "builtin" if model.builtin is not None else "model"
+
+    def hyper(self, method: str, model: ModelConfig) -> AdapterTraining:
+        """The method's settings: what the config sets, over the defaults of `model`'s profile."""
+        return METHODS[method].config.of_profile(self.profile_of(model), (self.model_extra or {}).get(method))

@@ -2,9 +2,11 @@
 plain dict naming them. `generation.engine` in a config picks one; an unknown name is a config error.
 
 To add an engine: a file with a class taking `(model path, *, revision, trust_remote_code,
-batch_size, dtype, options)`, an `identity(dtype, options)` function and, when it has settings of
-its own, a pydantic model of them (read from `generation.<name>` in a config), plus one line in
-`ENGINES`. Heavy libraries (vllm, ray, httpx) are imported where they are used, never here.
+batch_size, dtype, device_map, attn_implementation, options)` (the loading settings are `model.*`'s;
+an engine that does not load weights itself takes and ignores them), an `identity(dtype, options)`
+function and, when it has settings of its own, a pydantic model of them (read from
+`generation.<name>` in a config), plus one line in `ENGINES`. Heavy libraries (vllm, ray, httpx) are
+imported where they are used, never here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from harness.engines.vllm import VLLMEngine, VLLMOptions, preflight, vllm_identi
 
 @dataclass(frozen=True)
 class EngineKind:
-    make: Callable[..., Engine]  # (model path, *, revision, trust_remote_code, batch_size, dtype, options)
+    # (model path, *, revision, trust_remote_code, batch_size, dtype, device_map, attn_implementation, options)
+    make: Callable[..., Engine]
     identity: Callable[..., dict]  # (dtype, options) -> the identity its engines will have, before loading
     options: type | None = None  # its settings under `generation.<name>` (a pydantic model), if any
     # (adapters [(label, folder)], options, base path) -> (options settled, problems): before loading

@@ -5,7 +5,7 @@ Requests are tokenised once and decoded in batches of similar length with left p
 cache; completions come back in request order. LoRA adapters are added by name (PEFT multi-adapter);
 a request names one, or none for the bare base with every adapter disabled. On CUDA, `batch_size`
 is where it starts: a batch that runs out of memory is retried at half the size, which then stays.
-A newline stop ends a row at its first newline token, as lm-eval's `until` does.
+A newline stop ends a row at its first newline token once the answer has begun (`hf_stops`).
 
 Decoding is our own greedy loop (`_decode`): one prefill a batch, then one token a step; a row
 that stops (end of sequence, a newline token, another stop string in its text) leaves the batch,
@@ -25,33 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.device import device_class, torch_device
+from harness.engines.hf_model import forward_args, full_attention, load_causal_lm, plain_greedy
+from harness.engines.hf_stops import stop_criterion, stopped, token_tables
 from harness.engines.types import Completion, Request
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def load_causal_lm(
-    name_or_path: str,
-    *,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    dtype: str = "auto",
-):
-    """Tokenizer and model through `from_pretrained`, exactly as for a hub model; a tokenizer without
-    a pad token pads with its end-of-sequence token. `trust_remote_code` stays off unless the user's
-    config turns it on. `dtype` "auto" keeps what the checkpoint says."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    load = {"revision": revision, "trust_remote_code": trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **load)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if dtype != "auto":
-        import torch
-
-        load["dtype"] = getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, **load)
-    return tokenizer, model
+__all__ = ["HFEngine", "hf_identity", "load_causal_lm"]
 
 
 def hf_identity(dtype: str = "auto", options=None) -> dict:
@@ -68,6 +46,7 @@ class HFEngine:
     # differ (measured: such rows' logits ~3e-6 off the same rows' among 32; equal from 4 rows on),
     # and greedy answers are to be `model.generate`'s, which computes every row to the end.
     min_rows = 4
+    truncated = 0  # prompts cut to fit the context (`_fit_context`)
 
     def __init__(
         self,
@@ -77,30 +56,36 @@ class HFEngine:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         dtype: str = "auto",
+        device_map: str | None = None,
+        attn_implementation: str = "auto",
         options=None,
     ):
         import torch
 
         self.tokenizer, self.model = load_causal_lm(
-            name_or_path, revision=revision, trust_remote_code=trust_remote_code, dtype=dtype
+            name_or_path,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype,
+            device_map=device_map,
+            attn_implementation=attn_implementation,
         )
         self.tokenizer.padding_side = "left"
-        self.device = torch_device()
-        self.model.to(self.device).eval()
+        self.device = torch_device()  # where inputs go: the one device, or the first of a spread model
+        self.model.eval()  # already on its device(s): moving a model accelerate spread would break it
         self.identity = hf_identity(dtype)
         self.batch_size = batch_size
         self.chunk_size = 4 * batch_size  # commit often: a killed run keeps what it finished
         self.halve_on_oom = self.device == "cuda"  # batch_size is where CUDA starts; CPU keeps it
         self._torch = torch
         self.adapters: dict[str, Path] = {}
-        self._newline: list[int] | None = None  # the ids of tokens holding a newline, on first use
-        self._tables: dict = {}  # (newline stop or not, width) -> a boolean per token id: a stop?
-        self._forward_args = _forward_args(self.model)
-        self._joins = _full_attention(self.model)  # a later batch may join a running one
+        self._tables: dict = {}  # width -> boolean tables per token id (`_token_tables`)
+        self._forward_args = forward_args(self.model)
+        self._joins = full_attention(self.model)  # a later batch may join a running one
         self._own_mask = self._joins and getattr(self.model.config, "_attn_implementation", "") == "sdpa"
         # The decoding loop takes a plain argmax a step; a model whose generation config asks for
         # more (a repetition penalty, banned tokens...) decodes through `model.generate` instead.
-        self.reference = not _plain_greedy(self.model)
+        self.reference = not plain_greedy(self.model)
 
     def add_adapter(self, name: str, path: str | Path, *, label: str | None = None) -> None:
         """Load a PEFT adapter beside the others on the same base weights (no reload of the base)."""
@@ -112,7 +97,7 @@ class HFEngine:
             self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
         else:
             self.model.load_adapter(str(path), adapter_name=name)
-        self.model.to(self.device).eval()
+        self.model.eval()  # PEFT puts each adapter layer on its base layer's device
         self.adapters[name] = Path(path)
 
     def _using(self, adapter: str | None):
@@ -148,13 +133,13 @@ class HFEngine:
 
     def _generate(self, prompts: list[str], decoding, progress) -> list[Completion]:
         torch, tok = self._torch, self.tokenizer
-        encoded = tok(prompts)["input_ids"]  # tokenised once; batches are padded from these
+        encoded = self._fit_context(tok(prompts)["input_ids"], decoding.max_new_tokens)  # tokenised once
         lengths = [len(ids) for ids in encoded]
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a batch
         stops = [s for s in decoding.stop if s]
         decode = self._reference_batch if self.reference else self._decode
         out: list[Completion | None] = [None] * len(prompts)
-        pad, eos, start = tok.pad_token_id, tok.eos_token_id, 0
+        pad, ends, start = tok.pad_token_id, set(self.end_ids), 0
         while start < len(order):
             size = self.batch_size
             batches = [[encoded[i] for i in order[k : k + size]] for k in range(start, len(order), size)]
@@ -173,13 +158,53 @@ class HFEngine:
             elapsed = (time.perf_counter() - t0) / len(idx)
             for row, i in zip(rows, idx):
                 ids = [t for t in row if t != pad]
-                if eos in ids:
-                    ids = ids[: ids.index(eos)]
+                ids = ids[: next((k for k, t in enumerate(ids) if t in ends), len(ids))]  # to the end token
                 text = decoding.finish(tok.decode(ids, skip_special_tokens=True))
                 out[i] = Completion(text, lengths[i], len(ids), elapsed)
             if progress is not None:
                 progress(len(idx))
         return out  # type: ignore[return-value]
+
+    @property
+    def end_ids(self) -> list[int]:
+        """Every token that ends an answer: the tokenizer's end of sequence and each end token the
+        model's generation config lists (an instruct model's end of turn, e.g. `<|eot_id|>`)."""
+        if getattr(self, "_end_ids", None) is None:
+            listed = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+            listed = [listed] if isinstance(listed, int) else list(listed or [])
+            ids = [self.tokenizer.eos_token_id, *listed]
+            self._end_ids = sorted({i for i in ids if i is not None})
+        return self._end_ids
+
+    @property
+    def context(self) -> int | None:
+        """The model's context in tokens (its config's `max_position_embeddings`), if it says."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    def _fit_context(self, encoded: list[list[int]], max_new: int) -> list[list[int]]:
+        """Prompts cut to fit the context with room for `max_new` tokens: their beginning goes (a BOS
+        stays), as the question and the generation prompt are at the end. Counted in `truncated`,
+        which the run reports; never silent."""
+        limit = None if self.context is None else self.context - max_new
+        if limit is None or all(len(ids) <= limit for ids in encoded):
+            return encoded
+        if limit < 1:
+            raise ValueError(
+                f"max_new_tokens {max_new} leaves no room in the model's context of {self.context}"
+            )
+        bos, out = self.tokenizer.bos_token_id, []
+        for ids in encoded:
+            if len(ids) > limit:
+                self.truncated += 1
+                head = [bos] if bos is not None and ids[0] == bos else []
+                ids = head + ids[len(ids) - (limit - len(head)) :]
+            out.append(ids)
+        return out
+
+    @property
+    def info(self) -> dict:
+        """What the manifest says of this engine's run: prompts cut to fit the context."""
+        return {"context": self.context, "truncated_prompts": self.truncated, "end_token_ids": self.end_ids}
 
     def _left_padded(self, rows: list[list[int]]):
         """Token ids padded on the left and their attention mask, as `tokenizer.pad` makes them."""
@@ -211,7 +236,7 @@ class HFEngine:
             return [[] for _ in batches[0]]
         others, sink = [s for s in stops if s != "\n"], sum(map(len, batches))
         gen = torch.full((sink + 1, max_new), tok.pad_token_id, device=self.device)  # row sink: riders'
-        cache = table = live = bias = padded = alive = None  # live: which rows still run, or None: all
+        cache = tables = live = bias = padded = alive = None  # live: which rows still run, or None: all
         taken = kv = running = first = 0  # batches taken, the cache's length, rows running, next row
         with torch.inference_mode():
             while True:
@@ -234,7 +259,7 @@ class HFEngine:
                         cache, kv, padded = new, mask.shape[1], not bool(mask.all())
                         nxt, count, alive, positions = grown
                         full, old = mask, 0
-                        table = self._stop_table("\n" in stops, width, ids.device)
+                        tables = self._token_tables(width, ids.device)
                     else:  # one cache (of DynamicLayers: full attention), the running rows first
                         for x, y in zip(cache.layers, new.layers):
                             x.keys, x.values = torch.cat([x.keys, y.keys]), torch.cat([x.values, y.values])
@@ -255,12 +280,12 @@ class HFEngine:
                     count += 1 if live is None else live
                 else:
                     return gen[:first].tolist()
-                done = table[nxt] | (count == max_new)
+                done = stopped(tables, nxt, gen[alive], count, "\n" in stops) | (count == max_new)
                 if others:  # a row whose text so far holds another stop string is done too
                     texts = tok.batch_decode(
                         [r[:c] for r, c in zip(gen[alive].tolist(), count.tolist())], skip_special_tokens=True
                     )  # (not counting a last character whose bytes are still coming: "\ufffd" now)
-                    texts = [t.rstrip("\ufffd") for t in texts]
+                    texts = [t.rstrip("\ufffd").lstrip() for t in texts]  # as `Decoding.finish` reads it
                     done |= torch.tensor([any(s in t for s in others) for t in texts], device=done.device)
                 if join:
                     done[:old] = False  # the running rows made no new token
@@ -283,12 +308,11 @@ class HFEngine:
     def _reference_batch(self, batches, max_new: int, stops: list[str]) -> list[list[int]]:
         """The first batch through transformers' `model.generate` (the reference the loop matches)."""
         torch, tok = self._torch, self.tokenizer
-        criteria, others = [], [s for s in stops if s != "\n"]
-        if "\n" in stops:
-            newline = self._stop_ids(newline=True, eos=False, device=self.device)
-            criteria.append(_last_token_in(newline))
-        extra = {"stop_strings": others, "tokenizer": tok} if others else {}
         ids, mask = self._left_padded(batches[0])
+        criteria = []
+        if stops:
+            width = self.model.get_output_embeddings().weight.shape[0]
+            criteria.append(stop_criterion(self._token_tables(width, self.device), ids.shape[1], tok, stops))
         with torch.inference_mode():
             generated = self.model.generate(
                 input_ids=ids,
@@ -297,86 +321,12 @@ class HFEngine:
                 do_sample=False,
                 num_beams=1,
                 pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
+                eos_token_id=self.end_ids,
                 stopping_criteria=criteria or None,
-                **extra,
             )
         return generated[:, ids.shape[1] :].tolist()
 
-    def _stop_ids(self, *, newline: bool, eos: bool, device):
-        """The token ids that end a row: the end-of-sequence token and/or every token whose text
-        holds a newline."""
-        ids = []
-        if newline:
-            if self._newline is None:
-                texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
-                self._newline = [i for i, t in enumerate(texts) if "\n" in t]
-            ids += self._newline
-        if eos and self.tokenizer.eos_token_id is not None:
-            ids.append(self.tokenizer.eos_token_id)
-        return self._torch.tensor(ids, dtype=self._torch.long, device=device)
-
-    def _stop_table(self, newline: bool, width: int, device):
-        """A boolean per token id (`width` of them, the logits' width): does this token end a row."""
-        if (newline, width) not in self._tables:
-            table = self._torch.zeros(max(width, len(self.tokenizer)), dtype=self._torch.bool, device=device)
-            table[self._stop_ids(newline=newline, eos=True, device=device)] = True
-            self._tables[newline, width] = table
-        return self._tables[newline, width]
-
-
-def _plain_greedy(model) -> bool:
-    """Whether greedy `generate` on this model is a bare argmax a step: no logits processor from its
-    generation config (repetition penalty, banned or forced tokens, a minimum length), no encoder."""
-    from transformers import GenerationConfig
-
-    config, default = getattr(model, "generation_config", None), GenerationConfig()
-    if getattr(model.config, "is_encoder_decoder", False):
-        return False
-    return config is None or all(getattr(config, k, None) == getattr(default, k, None) for k in _PROCESSORS)
-
-
-_PROCESSORS = (
-    "repetition_penalty",
-    "no_repeat_ngram_size",
-    "bad_words_ids",
-    "min_length",
-    "min_new_tokens",
-    "forced_bos_token_id",
-    "forced_eos_token_id",
-    "suppress_tokens",
-    "begin_suppress_tokens",
-    "sequence_bias",
-)
-
-
-def _full_attention(model) -> bool:
-    """Whether every layer of this transformers model attends to all the past (no sliding window,
-    no chunks): then a decoding step's mask is the padding mask, and caches of equal length join."""
-    config = model.config
-    return (
-        type(model).__module__.startswith("transformers.models.")
-        and not getattr(config, "sliding_window", None)
-        and not getattr(config, "attention_chunk_size", None)
-        and all(t == "full_attention" for t in getattr(config, "layer_types", None) or ())
-    )
-
-
-def _forward_args(model) -> dict[str, bool]:
-    """Which of the decoding loop's optional arguments the model's forward takes."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return {name: name in params for name in ("position_ids", "logits_to_keep")}
-
-
-def _last_token_in(ids):
-    """A stopping criterion for `generate`: a row is done once its last token is one of `ids`."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class LastTokenIn(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return torch.isin(input_ids[:, -1], ids)
-
-    return LastTokenIn()
+    def _token_tables(self, width: int, device) -> dict:
+        if width not in self._tables:
+            self._tables[width] = token_tables(self.tokenizer, self.end_ids, width, device)
+        return self._tables[width]

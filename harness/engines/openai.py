@@ -87,6 +87,8 @@ class OpenAIEngine:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         dtype: str = "auto",
+        device_map: str | None = None,  # loading settings of in-process engines: the server has loaded
+        attn_implementation: str = "auto",
         options: OpenAIOptions,
     ):
         if options is None:
@@ -182,7 +184,7 @@ class OpenAIEngine:
         else:
             path, body["messages"] = "/chat/completions", [dict(m) for m in request.messages]
         body |= {"max_tokens": decoding.max_new_tokens, "temperature": 0, "top_p": 1, "n": 1}
-        stop = [s for s in decoding.stop if s]
+        stop = decoding.server_stops()
         if stop:
             body["stop"] = stop
         return path, body

@@ -27,12 +27,20 @@ class Decoding:
     stop: tuple[str, ...] = ("\n",)  # cut the completion at the first of these (an answer is one line)
 
     def finish(self, text: str) -> str:
-        """A completion as every engine returns it: cut at the first of the stop strings (also where
-        an engine or a server stopped on its own), stripped."""
+        """A completion as every engine returns it: leading whitespace skipped (an instruct model may
+        open its turn with a newline), cut at the first of the stop strings (also where an engine or
+        a server stopped on its own), stripped."""
+        text = text.lstrip()
         for stop in self.stop:
             if stop:
                 text = text.split(stop)[0]
         return text.strip()
+
+    def server_stops(self) -> list[str]:
+        """The stops an engine may leave to a server or to vLLM: those with a non-blank character.
+        A whitespace stop (the newline) is applied by `finish` only, after the answer's leading
+        whitespace: vLLM would cut an answer that opens with a newline to nothing."""
+        return [s for s in self.stop if s.strip()]
 
     def key(self) -> dict:
         """What generation keys hash. `greedy` stays in for keys written before stops were settable."""

@@ -28,7 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.device import device_class
+from core.device import device_class, resolve_dtype
 from harness.engines.peft_files import adapter_config, base_problem
 from harness.engines.types import Completion, EngineUnavailable, Request
 
@@ -125,17 +125,6 @@ def preflight(adapters: Sequence[tuple[str, Path]], options: VLLMOptions, base_p
     return options, problems
 
 
-def checkpoint_dtype(model: str) -> str:
-    """The dtype a local checkpoint says it has, which `auto` means for every engine here. vLLM's own
-    `auto` would run a float32 checkpoint in float16 (and so answer otherwise than the HF engine)."""
-    try:
-        config = json.loads((Path(model) / "config.json").read_text())
-    except (OSError, ValueError):
-        return "auto"  # a hub id: vLLM reads its config
-    found = config.get("dtype") or config.get("torch_dtype")
-    return found if found in ("float32", "bfloat16", "float16") else "auto"
-
-
 def _round_rank(rank: int) -> int:
     return next((r for r in LORA_RANKS if r >= rank), rank)
 
@@ -153,6 +142,8 @@ class VLLMEngine:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         dtype: str = "auto",
+        device_map: str | None = None,  # the hf engine's: vLLM places the model (tensor_parallel_size)
+        attn_implementation: str = "auto",  # the hf engine's: vLLM picks its attention backend itself
         options: VLLMOptions | None = None,
     ):
         options = options or VLLMOptions()
@@ -168,7 +159,7 @@ class VLLMEngine:
             "enable_lora": True,
             "max_lora_rank": options.max_lora_rank,
             "max_loras": options.max_loras,
-            "dtype": checkpoint_dtype(name_or_path) if dtype == "auto" else dtype,
+            "dtype": resolve_dtype(dtype),  # not vLLM's auto, which runs float32 as float16: the hf engine's
             "gpu_memory_utilization": options.gpu_memory_utilization or (0.9 if gpu else 0.2),
             "tensor_parallel_size": options.tensor_parallel_size,
             "enforce_eager": options.enforce_eager,
@@ -258,7 +249,7 @@ class VLLMEngine:
                     "messages": list(r.messages) if r.messages is not None else None,
                     "adapter": r.adapter,
                     "max_tokens": r.decoding.max_new_tokens,
-                    "stop": list(r.decoding.stop),
+                    "stop": r.decoding.server_stops(),
                 }
             )
         t0 = time.perf_counter()

@@ -46,6 +46,19 @@ GREEDY = {
 }
 
 
+def _end_ids(model: str, revision: str | None) -> list[int]:
+    """The end tokens the model's generation config lists (an instruct model's end of turn beside its
+    end of sequence). `generation_config="vllm"` keeps vLLM from reading that file's sampling
+    defaults, so the end tokens are passed explicitly, as the HF engine stops on them."""
+    from transformers import GenerationConfig
+
+    try:
+        listed = GenerationConfig.from_pretrained(model, revision=revision).eos_token_id
+    except OSError:  # no generation_config.json: the tokenizer's end of sequence, which vLLM knows
+        return []
+    return sorted({listed} if isinstance(listed, int) else set(listed or []))
+
+
 class Worker:
     def __init__(self):
         self.llm = None
@@ -55,7 +68,12 @@ class Worker:
 
         self.llm = vllm.LLM(model=model, generation_config="vllm", **llm)
         config = self.llm.llm_engine.model_config
-        return {"version": vllm.__version__, "max_model_len": config.max_model_len}
+        self.end_ids = _end_ids(model, llm.get("revision"))
+        return {
+            "version": vllm.__version__,
+            "max_model_len": config.max_model_len,
+            "end_token_ids": self.end_ids,
+        }
 
     def generate(self, requests: list[dict], adapters: dict) -> dict:
         from vllm import SamplingParams
@@ -73,7 +91,11 @@ class Worker:
                 text = r["prompt"]
             prompts.append(text)
             stop = [s for s in r["stop"] if s]
-            params.append(SamplingParams(max_tokens=r["max_tokens"], stop=stop or None, **GREEDY))
+            params.append(
+                SamplingParams(
+                    max_tokens=r["max_tokens"], stop=stop or None, stop_token_ids=self.end_ids, **GREEDY
+                )
+            )
             name = r.get("adapter")
             if name is not None and name not in loras:
                 raise KeyError(f"adapter {name!r} is not loaded (loaded: {sorted(loras)})")

@@ -17,6 +17,15 @@ from harness.engines.peft_files import adapter_config, base_problem
 from harness.engines.types import EngineUnavailable
 
 
+def loading(model) -> dict:
+    """How `model` (a ModelConfig) says to load: dtype, device map, attention, for every engine made."""
+    return {
+        "dtype": model.dtype,
+        "device_map": model.device_map,
+        "attn_implementation": model.attn_implementation,
+    }
+
+
 class LazyEngine:
     def __init__(
         self,
@@ -27,6 +36,8 @@ class LazyEngine:
         trust_remote_code: bool = False,
         batch_size: int = 32,
         dtype: str = "auto",
+        device_map: str | None = None,
+        attn_implementation: str = "auto",
         options=None,
         ray=None,
         source: str = "(config)",
@@ -44,6 +55,8 @@ class LazyEngine:
             "trust_remote_code": trust_remote_code,
             "batch_size": batch_size,
             "dtype": dtype,
+            "device_map": device_map,
+            "attn_implementation": attn_implementation,
             "options": options,
         }
         self._ray, self._path, self._source = ray, path, source
@@ -59,11 +72,19 @@ class LazyEngine:
             revision=base.revision,
             trust_remote_code=base.trust_remote_code,
             batch_size=g.batch_size,
-            dtype=g.dtype,
+            **loading(config.model),
             options=getattr(g, g.engine, None),
             ray=g.ray,
             source=config.source,
         )
+
+    def for_model(self, path: str) -> LazyEngine:
+        """An engine like this one on another model folder: a variant fully fine-tuned (no adapter to
+        switch on the shared base) generates on its own weights, loaded when needed."""
+        other = LazyEngine.__new__(LazyEngine)
+        other.__dict__ |= self.__dict__ | {"_path": str(path), "_engine": None, "labels": {}}
+        other._load = dict(self._load, revision=None)  # a folder of ours: no hub revision
+        return other
 
     @property
     def loaded(self) -> bool:

@@ -1,11 +1,20 @@
 """The forgetting check: did fine-tuning break what the base model could do outside the domain?
 
 lm-eval tasks named in the config run on the base model and on every adapter the bench uses, through
-lm-eval itself (`harness.lmeval.run_lmeval`). A task is a folder of lm-eval YAML (local tasks work
-offline), or `builtin_reading`: reading comprehension on the built-in base model's own pool of facts
-about other organisations, with answers drawn afresh so that they can only be read, not remembered.
+lm-eval itself (`harness.lmeval.run_lmeval`), on one load of the base: the run's own HF engine when the
+run generates in process with `hf` (the check then runs before that engine closes, its adapters
+switched on the one model), else an HF engine of its own, loaded once for every adapter after the
+run's engine (vLLM, a server, Ray actors) has closed. A task is `builtin_reading`: reading comprehension
+on the built-in base model's own pool of facts about other organisations, with answers drawn afresh
+so that they can only be read, not remembered; or a folder of lm-eval YAML (local tasks work
+offline), whose every task runs: each YAML with a `task:`, subfolders included, as lm-eval indexes
+the folder. A `group:` YAML is not run as a group (the tasks it lists run one by one when they are in
+the folder; its aggregate, a mean of theirs, is not computed) and a YAML with neither, a template
+others include, is no task.
 
-Each (model, adapter, task) result is cached under a key of what determines it.
+Every metric a task reports is kept (accuracy, normalised accuracy, exact match...); the figure shown
+is the task's primary one, the first lm-eval reports. Each (model, adapter, task) result is cached
+under a key of what determines it; when all are cached nothing loads.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from pathlib import Path
 from core.cache import cache_root, digest, folder_hash
 from core.errors import InputError
 from harness.config import BUILTIN_READING
+from harness.run.engine import LazyEngine
+from harness.training import Adapter
 
 _PROBE_DRAW = 10**6  # a draw of answers the base model never trained on
 
@@ -47,13 +58,78 @@ def builtin_reading_task(
     return out_dir, BUILTIN_READING
 
 
-def forgetting_check(config, base, adapters: dict, timings: dict) -> dict:
-    """{"tasks": {task: {"base": em, variant: em, ...}}, "deltas": {task: {variant: em - base}}, ...}.
+def shares_engine(config) -> bool:
+    """Whether the check runs on the run's own engine: only an in-process HF one holds a model that
+    lm-eval can evaluate (vLLM's is in another process, a server's elsewhere, Ray's in actors)."""
+    return config.generation.engine == "hf" and config.generation.ray is None
 
-    One run per distinct adapter (variants that share an adapter share its result)."""
-    f, base_spec = config.forgetting, base.spec  # the spec: None unless the base model is built-in
+
+def forgetting_check(
+    config, base, adapters: dict[str, Adapter], timings: dict, engine: LazyEngine | None = None
+) -> dict:
+    """{"tasks": {task: {"base": x, variant: x}}, "deltas": {task: {variant: x - base}}, "metric": {task:
+    primary metric}, "metrics": {task: {model: {metric: x}}}, "metric_deltas": {task: {variant: {metric:
+    delta}}}, ...}: x the primary metric, the shape the report has always read, every metric beside it.
+
+    `engine` is the run's, still open, when `shares_engine`; else the check loads its own. One run per
+    distinct adapter (variants that share an adapter share its result)."""
+    f = config.forgetting
     t0 = time.time()
-    tasks: list[tuple[Path, str]] = []
+    models: dict[str, Adapter | None] = {"base": None}  # the first variant of each distinct adapter
+    source, first = {"base": "base"}, {}  # source: each variant -> the model whose results it shares
+    for v, a in adapters.items():
+        source[v] = first.setdefault(a.identity, v)
+        models.setdefault(source[v], a)
+    entries: dict[str, dict[str, dict]] = {}  # task -> model -> cache entry
+    todo: dict[str, dict[Path, list[tuple[str, Path]]]] = {}  # model -> folder -> [(task, cache file)]
+    runs = {"computed": 0, "cached": 0}
+    for folder, names in _tasks(config, base):
+        held = folder_hash(folder)
+        for task in names:
+            if task in entries:
+                raise InputError(config.source, f"two folders hold a task {task!r}", field="forgetting.tasks")
+            entries[task] = {}
+            for m, a in models.items():
+                what = {"base": base.identity, "adapter": a and a.identity, "folder": held, "limit": f.limit}
+                key = digest(what | {"task": task, "v": 2})  # v2: every metric (v1 held exact match alone)
+                path = cache_root() / "forgetting" / f"{task}-{key}.json"
+                if path.is_file():
+                    entries[task][m] = json.loads(path.read_text())
+                    runs["cached"] += 1
+                else:
+                    todo.setdefault(m, {}).setdefault(folder, []).append((task, path))
+    on = "none (every result cached)"  # what the check ran on, for the manifest
+    if todo:
+        shared = engine is not None and shares_engine(config)
+        _compute(config, base, models, todo, entries, engine if shared else None)
+        runs["computed"] = sum(len(p) for folders in todo.values() for p in folders.values())
+        g = config.generation
+        theirs = g.engine + (" in Ray actors" if g.ray is not None else "")
+        on = "the run's hf engine" if shared else f"an hf engine of its own (the run's: {theirs})"
+    timings["forgetting_s"] = round(time.time() - t0, 2)
+    parts = ("tasks", "deltas", "metric", "higher_is_better", "metrics", "metric_deltas")
+    out: dict = {k: {} for k in parts}
+    for task, per in entries.items():
+        primary, before = per["base"]["primary"], per["base"]["metrics"]
+        metrics = {v: per[m]["metrics"] for v, m in source.items()}
+        changes = {
+            v: {k: x - before[k] for k, x in got.items() if k in before}
+            for v, got in metrics.items()
+            if v != "base"
+        }
+        out["metric"][task], out["higher_is_better"][task] = primary, per["base"]["higher_is_better"]
+        out["metrics"][task], out["metric_deltas"][task] = metrics, changes
+        out["tasks"][task] = {v: got.get(primary) for v, got in metrics.items()}
+        out["deltas"][task] = {v: d.get(primary) for v, d in changes.items()}
+    return out | {"limit": f.limit, "runs": runs, "engine": on}
+
+
+def _tasks(config, base) -> list[tuple[Path, list[str]]]:
+    """Each configured task as (folder, the names of the tasks it holds)."""
+    from lm_eval.tasks import TaskManager
+
+    f, base_spec = config.forgetting, base.spec  # the spec: None unless the base model is built-in
+    out = []
     for i, t in enumerate(f.tasks):
         if t == BUILTIN_READING:
             if base_spec is None:
@@ -69,60 +145,61 @@ def forgetting_check(config, base, adapters: dict, timings: dict) -> dict:
                 builtin_reading_task(
                     base_spec, folder, questions=f.limit, max_new_tokens=config.generation.max_new_tokens
                 )
-            tasks.append((folder, BUILTIN_READING))
-        else:
-            folder = Path(t)
-            yamls = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-            if not yamls:
-                raise InputError(
-                    config.source,
-                    f"{t!r} is not a folder of lm-eval task YAML",
-                    field=f"forgetting.tasks.{i}",
-                )
-            tasks.append((folder, _task_name(yamls[0])))
-    models: dict[str, tuple[str | None, str | None]] = {"base": (None, None)}
-    seen: dict[str, str] = {}
-    for v, a in adapters.items():
-        if a.identity not in seen:
-            seen[a.identity] = v
-            models[v] = (str(a.path), a.identity)
-    results: dict[str, dict] = {}
-    runs = {"computed": 0, "cached": 0}
-    for folder, task in tasks:
-        per = results.setdefault(task, {})
-        for name, (path, identity) in models.items():
-            per[name] = _cached_run(folder, task, base, path, identity, f.limit, runs)
-        for v, a in adapters.items():  # variants sharing an adapter share its figure
-            per.setdefault(v, per[seen[a.identity]])
-    timings["forgetting_s"] = round(time.time() - t0, 2)
-    deltas = {
-        task: {
-            v: None if r["base"] is None or x is None else x - r["base"] for v, x in r.items() if v != "base"
-        }
-        for task, r in results.items()
-    }
-    return {"tasks": results, "deltas": deltas, "limit": f.limit, "runs": runs}
+            out.append((folder, [BUILTIN_READING]))
+            continue
+        folder = Path(t)
+        names = []
+        if folder.is_dir():  # lm-eval's own index of the folder: every YAML with a `task:`
+            names = TaskManager(include_path=str(folder), include_defaults=False).all_subtasks
+        if not names:
+            raise InputError(
+                config.source, f"{t!r} is not a folder of lm-eval task YAML", field=f"forgetting.tasks.{i}"
+            )
+        out.append((folder, names))
+    return out
 
 
-def _task_name(yaml_path: Path) -> str:
-    for line in yaml_path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("task:"):
-            return line.split(":", 1)[1].strip().strip("'\"")
-    return yaml_path.stem
+def _compute(
+    config, base, models: dict[str, Adapter | None], todo: dict, entries: dict, engine: LazyEngine | None
+) -> None:
+    """Run what the cache lacks on one loaded base: `engine`, the run's, or else an HF engine loaded here
+    and closed after. Each model's tasks run with its adapter switched on (the base: all disabled)."""
+    own = engine is None
+    if own:  # the run's engine, made `hf` in process: the base loads as the run says (dtype, devices...)
+        in_process = config.generation.model_copy(update={"engine": "hf", "ray": None})
+        engine = LazyEngine.for_base(config.model_copy(update={"generation": in_process}), base)
+    full = {m for m, a in models.items() if a and a.kind == "full" and m in todo}
+    try:
+        lora = {m: a for m, a in models.items() if a and m in todo and m not in full}
+        names = {m: engine.with_adapter(a.identity, a.path, m) for m, a in lora.items()}
+        shared = {m: folders for m, folders in todo.items() if m not in full}
+        if shared:
+            _run_tasks(config, engine.get(), shared, names, entries)
+    finally:
+        if own:
+            engine.close()
+    for m in sorted(full):  # a full fine-tune: its own weights, loaded for its tasks, then released
+        other = engine.for_model(str(models[m].path))
+        try:
+            _run_tasks(config, other.get(), {m: todo[m]}, {}, entries)
+        finally:
+            other.close()
 
 
-def _cached_run(folder: Path, task: str, base, adapter: str | None, identity, limit: int, runs: dict):
-    from harness.lmeval import run_lmeval
+def _run_tasks(config, hf, todo: dict, names: dict, entries: dict) -> None:
+    """Each model's pending tasks on the loaded HF engine `hf`, its adapter switched on (the base and a
+    full fine-tune's own weights: every adapter off); each result cached as it comes."""
+    from harness.lmeval import hflm, run_lmeval
 
-    key = digest({"base": base.identity, "adapter": identity, "task": folder_hash(folder), "limit": limit})
-    path = cache_root() / "forgetting" / f"{task}-{key}.json"
-    if path.is_file():
-        runs["cached"] += 1
-        return json.loads(path.read_text())["exact_match"]
-    out = run_lmeval(folder, task, base=base.path, adapter=adapter, limit=limit)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"exact_match": out["exact_match"], "n": out["n"]}))
-    tmp.replace(path)
-    runs["computed"] += 1
-    return out["exact_match"]
+    lm = hflm(hf.model, hf.tokenizer, batch_size=hf.batch_size)  # after the adapters: the first wraps it
+    for m, folders in todo.items():
+        with hf._using(names.get(m)):  # the engine's own switch: set_adapter, or every adapter off
+            for folder, pending in folders.items():
+                out = run_lmeval(folder, [task for task, _ in pending], lm, limit=config.forgetting.limit)
+                for task, path in pending:
+                    entry = {k: out[task][k] for k in ("metrics", "primary", "higher_is_better", "n")}
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(entry))
+                    tmp.replace(path)
+                    entries[task][m] = entry

@@ -1,4 +1,5 @@
-"""Generate what the store lacks on one loaded base, committing chunk by chunk.
+"""Generate what the store lacks on one loaded base, committing chunk by chunk (a variant fully
+fine-tuned, with no adapter to switch on, generates on its own weights after the others).
 
 Before anything loads, the pipeline has checked every adapter (`LazyEngine.preflight`); here an engine
 on a server says which variants' models it lacks. Then the requests go out in chunks of
@@ -47,25 +48,39 @@ def generate_missing(
     for p in plan:
         if p.key not in cached:
             missing.setdefault(p.key, p)  # variants sharing a prompt and a model generate it once
+    by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
+    full = {i for i, a in by_identity.items() if a.kind == "full"}
+    shared = [p for p in missing.values() if p.adapter not in full]
     if missing:
-        labels = adapter_labels(adapters)
-        by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
-        needed = {p.adapter for p in missing.values()} - {None}
-        names = {i: engine.with_adapter(i, by_identity[i].path, labels[i]) for i in sorted(needed)}
-        engine.check({p.variant: labels.get(p.adapter) for p in missing.values()})
-        live = engine.get()
-        chunks = _chunks(list(missing.values()), live.mixes_adapters, live.chunk_size)
         with progress_bar("generating", len(missing)) as advance:
-            requests = [
-                [Request(p.prompt, adapter=names.get(p.adapter), decoding=decoding) for p in c]
-                for c in chunks
-            ]
-            for i, done in _each_chunk(live, requests, advance):
-                store.put_generations(
-                    (p.key, asdict(c) | {"answer": c.text}) for p, c in zip(chunks[i], done)
-                )
+            if shared:  # the base and every LoRA adapter on it
+                _generate(store, shared, engine, adapters, decoding, advance)
+            for identity in sorted({p.adapter for p in missing.values()} & full):  # each on its weights
+                own = engine.for_model(str(by_identity[identity].path))
+                try:
+                    items = [p for p in missing.values() if p.adapter == identity]
+                    _generate(store, items, own, {}, decoding, advance, on_own_weights=True)
+                finally:
+                    own.close()
     timings["generate_s"] = round(time.time() - t0, 2)
     return len(missing)
+
+
+def _generate(store, items, engine, adapters, decoding, advance, *, on_own_weights: bool = False) -> None:
+    """Generate `items` on `engine`, with their adapters (none when the model is a full fine-tune's)."""
+    labels = adapter_labels(adapters)
+    by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
+    needed = set() if on_own_weights else {p.adapter for p in items} - {None}
+    names = {i: engine.with_adapter(i, by_identity[i].path, labels[i]) for i in sorted(needed)}
+    if not on_own_weights:
+        engine.check({p.variant: labels.get(p.adapter) for p in items})
+    live = engine.get()
+    chunks = _chunks(items, live.mixes_adapters, live.chunk_size)
+    requests = [
+        [Request(p.prompt, adapter=names.get(p.adapter), decoding=decoding) for p in c] for c in chunks
+    ]
+    for i, done in _each_chunk(live, requests, advance):
+        store.put_generations((p.key, asdict(c) | {"answer": c.text}) for p, c in zip(chunks[i], done))
 
 
 def _chunks(items: list[Item], mixes_adapters: bool, size: int) -> list[list[Item]]:

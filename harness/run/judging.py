@@ -18,7 +18,7 @@ from core.errors import InputError
 from core.progress import progress_bar
 from harness.engines import ENGINES, Decoding, Engine, Request
 from harness.prompts import RAW, PromptFormat
-from harness.run.engine import LazyEngine
+from harness.run.engine import LazyEngine, loading
 from judges.llm_judge import (
     PAIRWISE_VALUE,
     PROMPT_VERSION,
@@ -278,7 +278,7 @@ def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) 
             revision=model.revision,
             trust_remote_code=model.trust_remote_code,
             batch_size=g.batch_size,
-            dtype=g.dtype,
+            **loading(config.model),  # the judge's model loads as the base does
             options=options(kind),
             source=config.source,
         )
@@ -329,7 +329,9 @@ def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) 
             shared = engine if kind == engine.name else judge_engine(base)
             return EngineJudge(shared.get(), shared.with_adapter(a.identity, a.path, "judge"), max_new, fmt)
 
-    tag = engine.identity if kind == engine.name else ENGINES[kind].identity(g.dtype, options(kind))
+    tag = (
+        engine.identity if kind == engine.name else ENGINES[kind].identity(config.model.dtype, options(kind))
+    )
     identity = f"{identity}|max_new_tokens={max_new}|engine={_engine_tag(tag)}"
     if fmt.chat:  # a prompt's key holds the judge prompt; the template it is rendered through, here
         identity += f"|format={digest(fmt.key(), 12)}"

@@ -15,6 +15,7 @@ from harness.artifacts import load_suite, primary, resolve_adapters, resolve_mod
 from harness.config import BenchConfig
 from harness.engines import Decoding
 from harness.run.engine import LazyEngine
+from harness.run.forgetting import forgetting_check, shares_engine
 from harness.run.generate import adapter_labels, generate_missing
 from harness.run.plan import make_plan
 from harness.run.rows import adapter_checks, make_row
@@ -50,8 +51,8 @@ def bench(config: BenchConfig) -> RunResult:
         judge_adapter = builtin_judge_adapter(config, suite, base, timings)
     labels = adapter_labels(adapters)
     ready = {a.identity: a for seeded in adapters.values() for a in seeded}
-    engine.preflight(
-        [(labels[i], a.path) for i, a in ready.items()]
+    engine.preflight(  # every LoRA adapter (a full fine-tune is a model of its own)
+        [(labels[i], a.path) for i, a in ready.items() if a.kind == "lora"]
         + ([("judge", judge_adapter.path)] if judge_adapter else [])
     )
     decoding = Decoding(max_new_tokens=config.generation.max_new_tokens)
@@ -59,7 +60,7 @@ def bench(config: BenchConfig) -> RunResult:
     passages = suite.passage_map()
     leaks = find_leaks(suite.questions, suite.training, threshold=config.leakage.threshold)
     store = Store(cache_root() / "results.sqlite")
-    judge_info, judge_manifest = {}, None
+    judge_info, judge_manifest, forgetting = {}, None, {}
     try:
         missing = generate_missing(store, plan, engine, adapters, decoding, timings=timings)
         generations = store.generations(p.key for p in plan)
@@ -78,15 +79,15 @@ def bench(config: BenchConfig) -> RunResult:
             encoder = retrievers[config.judge.embedder].encoder if config.judge.embedder else None
             judge_info = run_judge(config, rows, judge, passages=passages, encoder=encoder, timings=timings)
             judge_manifest = judge.info
+        if config.forgetting is not None and shares_engine(config):  # on the run's loaded base, still open
+            forgetting = forgetting_check(config, base, primary(adapters), timings, engine)
     finally:
         store.close()
         engine_info = engine.info()
         engine.close()
+        _release_memory()
 
-    forgetting = {}
-    if config.forgetting is not None:
-        from harness.run.forgetting import forgetting_check
-
+    if config.forgetting is not None and not shares_engine(config):  # an HF engine of its own, after it
         forgetting = forgetting_check(config, base, primary(adapters), timings)
     compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
     metrics = config.all_metrics()
@@ -119,6 +120,7 @@ def bench(config: BenchConfig) -> RunResult:
         "model": base.info,
         "engine": engine_info,
         "judge": judge_manifest,
+        "forgetting": {k: forgetting[k] for k in ("engine", "runs")} if forgetting else None,
         "retrievers": retriever_info,
         "adapters": {
             v: a[0].manifest() | ({"by_seed": {str(x.seed): x.manifest() for x in a}} if len(a) > 1 else {})
@@ -145,6 +147,18 @@ def bench(config: BenchConfig) -> RunResult:
     }
     run_dir = write_run(Path(config.runs_dir), rows, summary, manifest)
     return RunResult(run_dir, summary, rows, manifest)
+
+
+def _release_memory() -> None:
+    """What the closed engine held, freed before what comes next loads (the forgetting check's own
+    HF engine) rather than when Python next collects; the CUDA cache too, when torch is in use."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")  # never imported for it: a run on a server has no torch to free
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _gate(config: BenchConfig, rows: list[dict], metric_info: dict, corpus_digest: str) -> dict:

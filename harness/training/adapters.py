@@ -1,18 +1,22 @@
-"""LoRA adapters trained with TRL and PEFT, each only when its key is missing.
+"""LoRA adapters (or fully fine-tuned models) trained with TRL and PEFT, each only when its key is
+missing.
 
-An adapter's key hashes what determines it: the base model's identity, the training data, the
-method, its hyperparameters, the seed, the adapter it starts from and the library versions. It is
-trained in a temporary folder renamed into place, with a training record beside its weights.
-CUDA with bf16 when present, the CPU otherwise, through the same code. The method (sft.py, dpo.py,
-...) supplies the data and the TRL trainer; everything around the trainer call is here, once.
+An adapter's key hashes what determines it: the base model's identity and how it is loaded (dtype,
+4-bit quantisation), the training data, the method, its hyperparameters, the seed, the adapter it
+starts from and the library versions. It is trained in a temporary folder renamed into place, with a
+training record beside its weights. CUDA with bf16 when present, the CPU otherwise, through the same
+code. The method (sft.py, dpo.py, ...) supplies the data and the TRL trainer; everything around the
+trainer call is here, once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
+import resource
 import shutil
 import time
 import warnings
@@ -38,12 +42,20 @@ class AdapterJob:
     init: AdapterJob | None = None  # the adapter this one starts from (DPO's SFT)
     revision: str | None = None
     trust_remote_code: bool = False
+    # How the base loads (`model.*`, `training.quantization`): the dtype and 4-bit quantisation change
+    # what is trained, so they are in the key; where the weights sit and the attention kernel do not.
+    dtype: str = "auto"
+    quantization: str = "none"  # "4bit": QLoRA
+    device_map: str | None = None
+    attn_implementation: str = "auto"
 
     def key(self) -> str:
         return digest(
             {
                 "method": self.method.name,
                 "base": self.base_identity,
+                "dtype": self.dtype,
+                "quantization": self.quantization,
                 "data": digest(self.rows, 32),
                 "hyper": self.hyper,
                 "seed": self.seed,
@@ -58,7 +70,9 @@ class AdapterJob:
 
 @dataclass
 class Adapter:
-    """A ready adapter: where it is, its identity for cache keys, and how it came to be."""
+    """A ready adapter: where it is, its identity for cache keys, and how it came to be. A `full` one
+    is a whole model (`save_pretrained` weights and tokenizer): loaded as a model of its own, never
+    as a LoRA on the base."""
 
     name: str
     path: Path
@@ -67,10 +81,12 @@ class Adapter:
     record: dict | None = None
     config: dict = field(default_factory=dict)
     seed: int | None = None  # the training seed (None: a folder the config names)
+    kind: str = "lora"  # "lora" (a PEFT adapter folder) or "full" (a fully fine-tuned model folder)
 
     def manifest(self) -> dict:
         """What a run's manifest says of this adapter."""
         return {
+            "kind": self.kind,
             "source": self.status,
             "identity": self.identity,
             "path": str(self.path),
@@ -90,7 +106,7 @@ def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str]
     status = "cached"
     if not path.is_dir():  # built in a temporary folder and renamed: present means complete
         with building(path) as tmp:
-            _train(job, tmp, init.path if init else None, progress=progress)
+            _train(job, tmp, init, progress=progress)
         status = "trained"
         if trained is not None:
             trained.append((job.method.name, job.seed))
@@ -102,6 +118,7 @@ def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str]
         record=json.loads((path / TRAINING_RECORD).read_text()),
         config=_adapter_config(path),
         seed=job.seed,
+        kind=job.hyper["finetune"],
     )
 
 
@@ -154,7 +171,98 @@ def _quiet_training():
                 datasets.enable_progress_bars()
 
 
-def _train(job: AdapterJob, out: Path, init_path: Path | None, *, progress: bool) -> None:
+def row_tokens(row: dict, tokenizer) -> int:
+    """The length in tokens of the longest sequence a training row becomes in TRL: the prompt followed
+    by its completion (or by either preference answer), through the chat template when they are
+    messages, else as text with the end-of-sequence token TRL appends; a CPT document likewise."""
+    if "text" in row:
+        return _tokens(row["text"], tokenizer)
+    answers = [row[k] for k in ("completion", "chosen", "rejected") if k in row]
+    return max(_tokens(row["prompt"] + a, tokenizer) for a in answers)
+
+
+def _tokens(x: str | list[dict], tokenizer) -> int:
+    if isinstance(x, list):
+        return len(tokenizer.apply_chat_template(x, tokenize=True, return_dict=True)["input_ids"])
+    return len(tokenizer(x)["input_ids"]) + 1
+
+
+def max_length_of(given: int | None, rows: list[dict], tokenizer, model) -> tuple[int, str]:
+    """(max_length, how it was decided): as configured ("config"); else the longest training row
+    ("data"), so that no row is cut and no window is longer than the data needs, capped at the
+    model's context ("model context"), which it cannot read past."""
+    if given is not None:
+        return given, "config"
+    longest = max(row_tokens(r, tokenizer) for r in rows)
+    context = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    if context is not None and longest > context:
+        return context, "model context"
+    return longest, "data"
+
+
+def _load(job: AdapterJob, start: Path | None):
+    """Tokenizer and model training starts from, loaded as a run loads the base (`model.dtype`, ...):
+    the base, or `start`, a fully fine-tuned model this one continues (DPO from a full SFT)."""
+    from harness.engines.hf import load_causal_lm
+
+    path, revision = (str(start), None) if start is not None else (job.base_path, job.revision)
+    if job.quantization == "4bit":
+        return _load_4bit(job, path, revision)
+    return load_causal_lm(
+        path,
+        revision=revision,
+        trust_remote_code=job.trust_remote_code,
+        dtype=job.dtype,
+        device_map=job.device_map,
+        attn_implementation=job.attn_implementation,
+    )
+
+
+def _load_4bit(job: AdapterJob, path: str, revision: str | None):
+    """QLoRA's base: NF4 weights, double quantisation, bf16 compute (fp16 on a GPU without bf16), on the
+    GPU; bitsandbytes and the checkpoint decide the other layers' dtype, not `model.dtype`. PEFT's
+    preparation then freezes every base weight and keeps the rest in fp32; the Trainer turns gradient
+    checkpointing on from the arguments, as for any other run. `resolve_adapters` has checked CUDA
+    and bitsandbytes before anything trains."""
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    from core.device import resolve_attention
+
+    load = {"revision": revision, "trust_remote_code": job.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(path, **load)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    compute = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=getattr(torch, compute),
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        **load,
+        quantization_config=quantization,
+        device_map=job.device_map or "cuda",
+        attn_implementation=resolve_attention(job.attn_implementation, compute),
+    )
+    return tokenizer, prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+def _peak_memory(cuda: bool) -> dict:
+    """The most memory training held: on CUDA the GPU's allocated peak since `_train` began; else the
+    process's resident peak over its life so far (Linux counts it in KiB), an upper bound."""
+    import torch
+
+    if cuda:
+        return {"peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20), "peak_memory_of": "cuda"}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_memory_mb": round(rss / 1024), "peak_memory_of": "process max RSS"}
+
+
+def _train(job: AdapterJob, out: Path, init: Adapter | None, *, progress: bool) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -163,29 +271,41 @@ def _train(job: AdapterJob, out: Path, init_path: Path | None, *, progress: bool
 
     from core.device import training_precision
     from core.progress import progress_bar
-    from harness.engines.hf import load_causal_lm
 
     if not job.rows:
         raise ValueError(f"the suite has no training data for {job.method.name!r}")
     h = job.hyper
+    full = h["finetune"] == "full"
     use_cpu, bf16 = training_precision()
+    if not use_cpu:
+        torch.cuda.reset_peak_memory_stats()
     started = time.time()
-    tokenizer, model = load_causal_lm(
-        job.base_path, revision=job.revision, trust_remote_code=job.trust_remote_code
-    )
-    lora = LoraConfig(
-        r=h["lora_r"],
-        lora_alpha=h["lora_alpha"],
-        lora_dropout=h["lora_dropout"],
-        target_modules=h["target_modules"],
-        task_type="CAUSAL_LM",
-    )
-    steps_per_epoch = math.ceil(len(job.rows) / h["batch_size"])
+    # A fully fine-tuned start is the model to load; a LoRA start goes onto the base in the trainer.
+    start_full = init is not None and init.kind == "full"
+    tokenizer, model = _load(job, init.path if start_full else None)
+    max_length, max_length_from = max_length_of(h["max_length"], job.rows, tokenizer, model)
+    rows, prepared = job.method.prepare(job.rows, tokenizer, max_length, h)
+    lora = None
+    if not full:
+        lora = LoraConfig(
+            r=h["lora_r"],
+            lora_alpha=h["lora_alpha"],
+            lora_dropout=h["lora_dropout"],
+            target_modules=h["target_modules"],
+            task_type="CAUSAL_LM",
+        )
+    accumulation = h["gradient_accumulation_steps"]
+    steps_per_epoch = math.ceil(math.ceil(len(rows) / h["batch_size"]) / accumulation)
     total_steps = math.ceil(steps_per_epoch * h["epochs"])
     common = {
         "output_dir": str(out / "_trainer"),
         "num_train_epochs": h["epochs"],
         "per_device_train_batch_size": h["batch_size"],
+        "gradient_accumulation_steps": accumulation,
+        # transformers 5 names it activation checkpointing (`gradient_checkpointing*` are its deprecated
+        # aliases). Non-reentrant, as PEFT needs: the frozen base's inputs carry no gradient.
+        "activation_checkpointing": h["gradient_checkpointing"],
+        "activation_checkpointing_kwargs": {"use_reentrant": False} if h["gradient_checkpointing"] else None,
         "learning_rate": h["learning_rate"],
         "lr_scheduler_type": "cosine",
         "warmup_steps": h["warmup_ratio"],  # transformers 5 reads a value below 1 as a ratio
@@ -194,13 +314,14 @@ def _train(job: AdapterJob, out: Path, init_path: Path | None, *, progress: bool
         "report_to": "none",
         "seed": job.seed,
         "data_seed": job.seed,
-        "max_length": h["max_length"],
+        "max_length": max_length,
         "disable_tqdm": True,
         "use_cpu": use_cpu,
         "bf16": bf16,
         "dataloader_num_workers": 0,
     }
-    dataset = Dataset.from_list(job.rows)
+    dataset = Dataset.from_list(rows)
+    init_path = init.path if init is not None and not start_full else None
     with (
         _quiet_training(),
         progress_bar(f"training {job.method.name} adapter", total_steps, enabled=progress) as advance,
@@ -214,13 +335,18 @@ def _train(job: AdapterJob, out: Path, init_path: Path | None, *, progress: bool
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_Advance())
         result = trainer.train()
-        trainer.model.save_pretrained(str(out), selected_adapters=["default"])
+        if full:  # a whole model, loadable as the base is (`from_pretrained`)
+            trainer.model.save_pretrained(str(out))
+            tokenizer.save_pretrained(str(out))
+        else:
+            trainer.model.save_pretrained(str(out), selected_adapters=["default"])
     shutil.rmtree(out / "_trainer", ignore_errors=True)
     wall = time.time() - started
     logs = trainer.state.log_history
     tokens = int(max((e.get("num_tokens", 0) for e in logs), default=0))
     record = {
         "kind": "adapter",
+        "finetune": h["finetune"],
         "method": job.method.name,
         "key": job.key(),
         "base_model": job.base_identity,
@@ -231,12 +357,20 @@ def _train(job: AdapterJob, out: Path, init_path: Path | None, *, progress: bool
         "examples": len(job.rows),
         "steps": trainer.state.global_step,
         "epochs": h["epochs"],
+        "effective_batch_size": h["batch_size"] * accumulation,
+        "gradient_checkpointing": h["gradient_checkpointing"],
+        "max_length": max_length,
+        "max_length_from": max_length_from,
+        **prepared,
+        "quantization": job.quantization,
+        "dtype": str(model.dtype).removeprefix("torch."),
         "tokens": tokens,
         "train_runtime_s": round(result.metrics["train_runtime"], 2),
         "tokens_per_s": round(tokens / result.metrics["train_runtime"], 1),
         "wall_time_s": round(wall, 2),
         "device": "cuda" if not use_cpu else "cpu",
         "bf16": bf16,
+        **_peak_memory(not use_cpu),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "final_loss": next((e["loss"] for e in reversed(logs) if "loss" in e), None),
         "loss_curve": [{"step": e["step"], "loss": round(e["loss"], 4)} for e in logs if "loss" in e],
@@ -245,3 +379,9 @@ def _train(job: AdapterJob, out: Path, init_path: Path | None, *, progress: bool
     }
     record |= job.method.record(logs)
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
+    # The generation phase loads the base again: this copy (and the trainer's optimiser state, the
+    # DPO reference) must not stay behind in memory beside it.
+    del trainer, model
+    gc.collect()
+    if not use_cpu:
+        torch.cuda.empty_cache()

@@ -1,8 +1,11 @@
 """DPO: TRL's `DPOTrainer` on (prompt, right answer, plausible wrong answer). By default it starts
-from the SFT adapter, which TRL also copies as the frozen reference; from the base, a fresh LoRA."""
+from the SFT adapter, which TRL also copies as the frozen reference; from the base, a fresh LoRA.
+A full fine-tune trains every weight of where it starts (the base, or the SFT model) against a frozen
+copy of it."""
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 from pydantic import Field
@@ -28,6 +31,12 @@ class DPOTraining(AdapterTraining):
         "or from the base model. From the base, a tiny model's answers collapsed in a trial here.",
     )
 
+    # TRL's dpo.py recipes: lr 5e-6 with LoRA, 5e-7 full, over 1000 steps at 16 a step. A suite's few
+    # hundred pairs make tens of steps, so the `model` profile takes 2 epochs at 2e-5 with LoRA (the
+    # middle of the 5e-6..5e-5 people use for LoRA DPO) and 1e-6 full (DPOConfig's own default).
+    MODEL = AdapterTraining.MODEL | {"epochs": 2, "learning_rate": 2e-5}
+    FULL_LEARNING_RATE = 1e-6
+
 
 def dpo_rows(suite: Suite, hyper: DPOTraining, seed: int, fmt: PromptFormat = RAW) -> list[dict]:
     """Preference rows in the model's prompt format (conversational for a chat model)."""
@@ -40,11 +49,17 @@ def dpo_trainer(x: TrainerInputs):
     from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
+    full = x.lora is None
     model = x.model
-    if x.init_path is not None:  # TRL copies this adapter as the frozen reference ("ref")
-        model = PeftModel.from_pretrained(model, str(x.init_path), is_trainable=True)
+    if x.init_path is not None:  # with LoRA, TRL copies this adapter as the frozen reference ("ref")
+        model = PeftModel.from_pretrained(model, str(x.init_path), is_trainable=not full)
+        if full:  # every weight of the SFT model trains: its adapter merged into the base
+            model = model.merge_and_unload()
     return DPOTrainer(
         model=model,
+        # Without PEFT, TRL would load the reference from the base's path: the base, not the SFT model,
+        # and without its revision or quantisation. A copy of the start is the reference DPO means.
+        ref_model=copy.deepcopy(model) if full else None,
         args=DPOConfig(**x.args, beta=x.hyper["beta"]),
         train_dataset=x.dataset,
         processing_class=x.tokenizer,

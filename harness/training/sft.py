@@ -22,6 +22,8 @@ class SFTTraining(AdapterTraining):
         "broken on purpose (the gate must catch it).",
     )
 
+    MODEL = AdapterTraining.MODEL | {"epochs": 3}  # TRL's recipes take 1; a suite's few facts need more
+
 
 def shuffled(values: list[str], seed: int | None) -> list[str]:
     """`values` shuffled with `seed` (a negative control), or as they are when `seed` is None."""
@@ -38,7 +40,10 @@ def sft_rows(suite: Suite, hyper: SFTTraining, seed: int, fmt: PromptFormat = RA
 
 
 def sft_trainer(x: TrainerInputs):
-    """`SFTTrainer` with a fresh LoRA; any prompt-completion or text dataset."""
+    """`SFTTrainer` with a fresh LoRA (or none: a full fine-tune); any prompt-completion, text or
+    tokenised (`input_ids`) dataset. For prompt-completion rows TRL puts the loss on the completion
+    alone (`completion_only_loss` unset: on), for conversational ones too: the prompt's messages
+    through the chat template with the generation prompt, the assistant turn after it."""
     from trl import SFTConfig, SFTTrainer
 
     return SFTTrainer(
