@@ -79,3 +79,13 @@ def resolve_attention(name: str, dtype: str) -> str | None:
     except ImportError:
         return None
     return "flash_attention_2"
+
+
+def peak_memory_mib() -> float:
+    """This process's peak resident memory so far, in MiB (`getrusage`): what a run had reached by
+    the end of each phase, as the manifest records it."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)

@@ -287,3 +287,29 @@ def test_a_judge_runs_on_vllm_while_the_run_generates_on_hf(reference, tmp_path)
     assert run.manifest["engine"]["engine"] == "hf"  # the answers still came from the run's engine
     assert run.summary["judge_reliability"]["calls_made"] > 0
     assert all("judge" in r["scores"] for r in run.rows)
+
+
+def test_vllm_stops_on_an_instruct_models_end_of_turn_as_the_hf_engine_does(tmp_path_factory):
+    """The instruct stand-in ends its answers with <|eot_id|>, which only its generation config lists
+    (vLLM runs with `generation_config="vllm"`): both engines stop there, with the same answers."""
+    _python()
+    from harness.builtin.standin import EOT, StandinSpec, build_standin
+    from harness.engines import HFEngine
+    from harness.prompts import PromptFormat
+    from suites.builtin import builtin_suite
+
+    spec = StandinSpec(seed=3, hidden_size=128, heads=4, kv_heads=2, intermediate_size=384)  # head size 32
+    model = str(build_standin(tmp_path_factory.mktemp("standin") / "m", spec))
+    hf = HFEngine(model, batch_size=8)
+    fmt = PromptFormat.of(hf.tokenizer)
+    decoding = Decoding(max_new_tokens=24)
+    prompts = [fmt.prompt(q.text, None) for q in builtin_suite(3, scale=4).questions[:16]]
+    want = hf.generate([Request(p, decoding=decoding) for p in prompts])
+    engine = VLLMEngine(model, dtype="float32", options=VLLMOptions(max_model_len=512))
+    try:
+        got = engine.generate([Request(p, decoding=decoding) for p in prompts])
+        assert hf.tokenizer.convert_tokens_to_ids(EOT) in engine.info["end_token_ids"]
+    finally:
+        engine.close()
+    assert [c.text for c in got] == [c.text for c in want]
+    assert sum(c.tokens_out < decoding.max_new_tokens for c in got) >= 12  # they ended on their own

@@ -43,8 +43,10 @@ class Decoding:
         return [s for s in self.stop if s.strip()]
 
     def key(self) -> dict:
-        """What generation keys hash. `greedy` stays in for keys written before stops were settable."""
-        out: dict = {"greedy": True, "max_new_tokens": self.max_new_tokens}
+        """What generation keys hash. `greedy` stays in for keys written before stops were settable;
+        `lead` since a stop no longer cuts in the answer's leading whitespace (answers cached before
+        were cut by the older rule)."""
+        out: dict = {"greedy": True, "max_new_tokens": self.max_new_tokens, "lead": "skipped"}
         if self.stop != ("\n",):
             out["stop"] = list(self.stop)
         return out

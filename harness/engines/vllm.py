@@ -175,6 +175,7 @@ class VLLMEngine:
             {"op": "init", "model": name_or_path, "llm": llm}, f"loading {name_or_path} in vLLM"
         )
         self.version, self.max_model_len = reply["version"], reply["max_model_len"]
+        self.end_ids = reply["end_token_ids"]  # the generation config's end tokens, stopped on
         self._llm = llm
         self.calls = 0  # generate calls made (the generation stage sends a whole chunk in one)
 
@@ -184,6 +185,7 @@ class VLLMEngine:
         return {
             "vllm": self.version,
             "max_model_len": self.max_model_len,
+            "end_token_ids": self.end_ids,
             "llm": self._llm,
             "calls": self.calls,
         }

@@ -52,22 +52,25 @@ def generate_missing(
     full = {i for i, a in by_identity.items() if a.kind == "full"}
     shared = [p for p in missing.values() if p.adapter not in full]
     if missing:
+        # the shared engine loads (and a server is checked) before the bar: an error is one line
+        ready = _prepare(shared, engine, adapters, decoding) if shared else None
         with progress_bar("generating", len(missing)) as advance:
-            if shared:  # the base and every LoRA adapter on it
-                _generate(store, shared, engine, adapters, decoding, advance)
+            if ready:  # the base and every LoRA adapter on it
+                _run(store, *ready, advance)
             for identity in sorted({p.adapter for p in missing.values()} & full):  # each on its weights
                 own = engine.for_model(str(by_identity[identity].path))
                 try:
                     items = [p for p in missing.values() if p.adapter == identity]
-                    _generate(store, items, own, {}, decoding, advance, on_own_weights=True)
+                    _run(store, *_prepare(items, own, {}, decoding, on_own_weights=True), advance)
                 finally:
                     own.close()
     timings["generate_s"] = round(time.time() - t0, 2)
     return len(missing)
 
 
-def _generate(store, items, engine, adapters, decoding, advance, *, on_own_weights: bool = False) -> None:
-    """Generate `items` on `engine`, with their adapters (none when the model is a full fine-tune's)."""
+def _prepare(items, engine, adapters, decoding, *, on_own_weights: bool = False):
+    """The loaded engine, `items` in chunks and their requests, with their adapters (none when the
+    model is a full fine-tune's own weights)."""
     labels = adapter_labels(adapters)
     by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
     needed = set() if on_own_weights else {p.adapter for p in items} - {None}
@@ -79,6 +82,11 @@ def _generate(store, items, engine, adapters, decoding, advance, *, on_own_weigh
     requests = [
         [Request(p.prompt, adapter=names.get(p.adapter), decoding=decoding) for p in c] for c in chunks
     ]
+    return live, chunks, requests
+
+
+def _run(store, live, chunks, requests, advance) -> None:
+    """Generate chunk by chunk, each committed as one transaction as it finishes."""
     for i, done in _each_chunk(live, requests, advance):
         store.put_generations((p.key, asdict(c) | {"answer": c.text}) for p, c in zip(chunks[i], done))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.cache import cache_root, library_versions
+from core.device import peak_memory_mib
 from core.errors import InputError
 from harness.artifacts import load_suite, primary, resolve_adapters, resolve_model, resolve_retrievers
 from harness.config import BenchConfig
@@ -39,9 +40,12 @@ class RunResult:
 def bench(config: BenchConfig) -> RunResult:
     started = time.time()
     timings: dict[str, float] = {}
+    memory = {"start": peak_memory_mib()}  # the process's peak resident memory after each phase, MiB
     suite = load_suite(config)
     base = resolve_model(config, timings)
+    memory["model"] = peak_memory_mib()
     adapters, trained = resolve_adapters(config, suite, base, timings)
+    memory["adapters"] = peak_memory_mib()
     retrievers, retriever_info = resolve_retrievers(config, suite, timings)
     engine = LazyEngine.for_base(config, base)
     judge_adapter = None
@@ -62,7 +66,9 @@ def bench(config: BenchConfig) -> RunResult:
     store = Store(cache_root() / "results.sqlite")
     judge_info, judge_manifest, forgetting = {}, None, {}
     try:
+        memory["retrievers"] = peak_memory_mib()
         missing = generate_missing(store, plan, engine, adapters, decoding, timings=timings)
+        memory["generate"] = peak_memory_mib()
         generations = store.generations(p.key for p in plan)
         t0 = time.time()
         scores, scored = score(store, plan, generations, config.metrics, passages)
@@ -79,6 +85,7 @@ def bench(config: BenchConfig) -> RunResult:
             encoder = retrievers[config.judge.embedder].encoder if config.judge.embedder else None
             judge_info = run_judge(config, rows, judge, passages=passages, encoder=encoder, timings=timings)
             judge_manifest = judge.info
+            memory["judge"] = peak_memory_mib()
         if config.forgetting is not None and shares_engine(config):  # on the run's loaded base, still open
             forgetting = forgetting_check(config, base, primary(adapters), timings, engine)
     finally:
@@ -89,6 +96,8 @@ def bench(config: BenchConfig) -> RunResult:
 
     if config.forgetting is not None and not shares_engine(config):  # an HF engine of its own, after it
         forgetting = forgetting_check(config, base, primary(adapters), timings)
+    if config.forgetting is not None:
+        memory["forgetting"] = peak_memory_mib()
     compared = [r for r in rows if not r["leaked"]] if config.leakage.exclude else rows
     metrics = config.all_metrics()
     summary = summarize(compared, config, suite_name=suite.name, metrics=metrics)
@@ -135,6 +144,7 @@ def bench(config: BenchConfig) -> RunResult:
         "versions": {"python": platform.python_version(), **library_versions()},
         "hardware": hardware(),
         "timings": timings,
+        "memory_peak_mib": memory,
         "cache": {
             "generations_cached": len(plan) - missing,
             "generations_computed": missing,
