@@ -31,6 +31,9 @@ def _fail_input(err: InputError) -> None:
 
 
 def _quiet_libraries() -> None:
+    # tqdm reads TQDM_DISABLE when it is first imported: set before anything imports it, it keeps
+    # lm-eval's and datasets' bars off the console, where ragvft shows its own (rich) progress
+    os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

@@ -128,6 +128,12 @@ class PromptFormat:
             "rejected": _assistant(rejected),
         }
 
+    def feedback_row(self, question: str, answer: str, label: bool) -> dict:
+        """A KTO row: prompt, completion and whether it is desirable; conversational for a chat model."""
+        if not self.chat:
+            return {"prompt": build(question, None), "completion": " " + answer, "label": label}
+        return {"prompt": self.messages(question, None), "completion": _assistant(answer), "label": label}
+
 
 RAW = PromptFormat()  # the built-in base model's format
 

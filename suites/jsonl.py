@@ -47,7 +47,7 @@ def read_jsonl(
         for field, kind in fields.items():
             if field not in row:
                 raise InputError(name, "missing field", line=number, field=field)
-            if not isinstance(row[field], kind) or isinstance(row[field], bool):
+            if not isinstance(row[field], kind) or (isinstance(row[field], bool) and kind is not bool):
                 raise InputError(
                     name,
                     f"expected {kind.__name__}, got {type(row[field]).__name__}",

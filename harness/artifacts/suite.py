@@ -1,4 +1,5 @@
-"""The suite a config names, loaded from its (already absolute) paths, with any extra SFT pairs."""
+"""The suite a config names, loaded from its (already absolute) paths, with any extra SFT pairs and
+KTO feedback (`training.kto.feedback`): in the suite, the leakage check sees them like the rest."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ def load_suite(config) -> Suite:
             for n, row in read_jsonl(config.training.extra_sft, {"question": str, "answer": str})
         )
         suite = replace(suite, training=replace(suite.training, sft=suite.training.sft + extra))
+    kto = (config.training.model_extra or {}).get("kto")
+    if kto is not None and kto.feedback:
+        from suites.jsonl import read_jsonl
+        from suites.schema import Feedback
+
+        rows = read_jsonl(kto.feedback, {"question": str, "answer": str, "label": bool})
+        feedback = tuple(
+            Feedback(row["question"].strip(), row["answer"].strip(), row["label"], fact_id=f"feedback-{n}")
+            for n, row in rows
+        )
+        suite = replace(suite, training=replace(suite.training, feedback=suite.training.feedback + feedback))
     return suite
 
 

@@ -123,6 +123,8 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     for v in data["variants"]:
         v["adapter_path"] = _local(folder, v["adapter_path"])
     data["training"]["extra_sft"] = _local(folder, data["training"].get("extra_sft"))
+    if "feedback" in (kto := data["training"].get("kto") or {}):
+        kto["feedback"] = _local(folder, kto["feedback"])
     if data.get("judge") and data["judge"].get("hf"):
         hf = data["judge"]["hf"]
         hf["path"] = _local_or_hub(folder, hf["path"])
