@@ -45,25 +45,36 @@ def dpo_rows(suite: Suite, hyper: DPOTraining, seed: int, fmt: PromptFormat = RA
     return [fmt.preference_row(p.question, a, p.rejected) for p, a in zip(pairs, chosen)]
 
 
-def dpo_trainer(x: TrainerInputs):
+def policy_and_reference(x: TrainerInputs) -> dict:
+    """The `model`, `ref_model` and `peft_config` arguments of a TRL trainer that optimises against a
+    reference (DPO, KTO): from the starting adapter when there is one (with LoRA, TRL copies it as the
+    frozen reference "ref"; fully fine-tuned, it is merged into the base and every weight trains), else
+    a fresh LoRA on the base. Without PEFT, TRL would load the reference from the base's path: the base,
+    not the SFT model, and without its revision or quantisation; a copy of the start is the reference
+    these methods mean."""
     from peft import PeftModel
-    from trl import DPOConfig, DPOTrainer
 
     full = x.lora is None
     model = x.model
-    if x.init_path is not None:  # with LoRA, TRL copies this adapter as the frozen reference ("ref")
+    if x.init_path is not None:
         model = PeftModel.from_pretrained(model, str(x.init_path), is_trainable=not full)
-        if full:  # every weight of the SFT model trains: its adapter merged into the base
+        if full:
             model = model.merge_and_unload()
+    return {
+        "model": model,
+        "ref_model": copy.deepcopy(model) if full else None,
+        "peft_config": None if x.init_path is not None else x.lora,
+    }
+
+
+def dpo_trainer(x: TrainerInputs):
+    from trl import DPOConfig, DPOTrainer
+
     return DPOTrainer(
-        model=model,
-        # Without PEFT, TRL would load the reference from the base's path: the base, not the SFT model,
-        # and without its revision or quantisation. A copy of the start is the reference DPO means.
-        ref_model=copy.deepcopy(model) if full else None,
+        **policy_and_reference(x),
         args=DPOConfig(**x.args, beta=x.hyper["beta"]),
         train_dataset=x.dataset,
         processing_class=x.tokenizer,
-        peft_config=None if x.init_path is not None else x.lora,
     )
 
 

@@ -5,13 +5,13 @@ DPO, it starts from the SFT adapter by default, which TRL also copies as the fro
 
 from __future__ import annotations
 
-import copy
 import random
 from typing import Literal
 
 from pydantic import Field
 
 from harness.prompts import RAW, PromptFormat
+from harness.training.dpo import policy_and_reference
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 from suites.schema import Suite
 
@@ -67,20 +67,10 @@ def kto_rows(suite: Suite, hyper: KTOTraining, seed: int, fmt: PromptFormat = RA
 
 
 def kto_trainer(x: TrainerInputs):
-    from peft import PeftModel
     from trl import KTOConfig, KTOTrainer
 
-    full = x.lora is None
-    model = x.model
-    if x.init_path is not None:  # with LoRA, TRL copies this adapter as the frozen reference ("ref")
-        model = PeftModel.from_pretrained(model, str(x.init_path), is_trainable=not full)
-        if full:  # every weight of the SFT model trains: its adapter merged into the base
-            model = model.merge_and_unload()
     return KTOTrainer(
-        model=model,
-        # Without PEFT, TRL would load the reference from the base's path (see dpo.py): a copy of the
-        # start is the reference KTO means.
-        ref_model=copy.deepcopy(model) if full else None,
+        **policy_and_reference(x),  # as DPO: from the SFT adapter, which is also the reference
         args=KTOConfig(
             **x.args,
             beta=x.hyper["beta"],
@@ -89,7 +79,6 @@ def kto_trainer(x: TrainerInputs):
         ),
         train_dataset=x.dataset,
         processing_class=x.tokenizer,
-        peft_config=None if x.init_path is not None else x.lora,
     )
 
 
