@@ -8,7 +8,7 @@ here.
 
 from __future__ import annotations
 
-from harness.training import cpt, dpo, judge, kto, sft
+from harness.training import cpt, dpo, judge, kto, orpo, sft
 from harness.training.adapters import TRAINING_RECORD, Adapter, AdapterJob, ensure_adapter, existing_adapter
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 
@@ -17,6 +17,7 @@ METHODS: dict[str, TrainingMethod] = {
     "dpo": dpo.METHOD,
     "cpt": cpt.METHOD,
     "kto": kto.METHOD,
+    "orpo": orpo.METHOD,
 }
 
 JUDGE_METHOD = judge.METHOD  # the built-in judge's adapter (`judge.builtin`), not a variant's method
