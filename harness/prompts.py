@@ -50,6 +50,8 @@ class PromptFormat:
     chat: bool = False
     system: str | None = None  # the system prompt of chat prompts (None: no system turn)
     tokenizer: Any = field(default=None, compare=False, repr=False)  # renders the template (chat only)
+    # the BOS text the template writes and the tokenizer also adds by itself: left out of the text
+    added_bos: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, tokenizer, chat_template: bool | str = "auto", system: str | None = DEFAULT_SYSTEM):
@@ -59,7 +61,10 @@ class PromptFormat:
         if chat_template is True and not has:
             raise ValueError("the tokenizer has no chat template: set `chat_template: false` (or auto)")
         chat = has if chat_template == "auto" else bool(chat_template)
-        return cls(chat=chat, system=system if chat else None, tokenizer=tokenizer if chat else None)
+        if not chat:
+            return cls()
+        bos = tokenizer.bos_token if _adds_bos(tokenizer) else None  # asked once, not per prompt
+        return cls(chat=True, system=system, tokenizer=tokenizer, added_bos=bos)
 
     @property
     def template(self) -> str | None:
@@ -85,11 +90,9 @@ class PromptFormat:
     def render(self, messages: list[dict[str, str]]) -> str:
         """Chat messages as the text the model reads: the template with its generation prompt. A BOS
         token the tokenizer adds by itself is left out of the text (it would be there twice)."""
-        tok = self.tokenizer
-        text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        bos = tok.bos_token
-        if bos and text.startswith(bos) and _adds_bos(tok):
-            text = text[len(bos) :]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        if self.added_bos and text.startswith(self.added_bos):
+            text = text[len(self.added_bos) :]
         return text
 
     # --- what engines read ----------------------------------------------------------------------
