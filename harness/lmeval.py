@@ -121,13 +121,18 @@ def lmeval_command(task_dir: Path, task: str, *, base: str, adapter: str | None 
     )
 
 
-def hflm(model, tokenizer, *, batch_size: int) -> LM:
+def hflm(model, tokenizer, *, batch_size: int, max_length: int | None = None) -> LM:
     """lm-eval's `hf` model (`HFLM`) on a model already loaded, a PEFT model included: the forgetting
-    check runs every adapter on one load, switching adapters on the model between runs."""
+    check runs every adapter on one load, switching adapters on the model between runs.
+
+    `max_length`, where given, is the longest input lm-eval builds (else the model's config says): a
+    soft prompt's virtual tokens take their places in the context before it. (The logits a prompt-
+    tuning model returns for them, before the input's, lm-eval's log-likelihood already skips.)"""
     _quiet_offline()
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    extra = {"max_length": max_length} if max_length is not None else {}
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **extra)
 
 
 def run_lmeval(

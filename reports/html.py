@@ -112,8 +112,41 @@ def adapters(manifest: dict, summary: dict) -> list[dict]:
                 "loss_points": _sparkline(losses),
                 "loss_range": (losses[0], losses[-1]) if losses else None,
                 "check": checks.get(variant) or {},
+                "signal": signal(record),
             }
         )
+    return out
+
+
+# Each method's own figures in its training record (the last logged value), as the adapters table
+# shows them: preference methods' reward accuracy and margin, ORPO's log odds, KTO's rewards, RL's
+# mean reward and KL, RLHF's reward model's accuracy on pairs it never saw.
+SIGNALS = (
+    ("reward_accuracy", "reward acc"),
+    ("reward_margin", "margin"),
+    ("log_odds_chosen", "log odds"),
+    ("reward_chosen", "reward +"),
+    ("reward_rejected", "reward −"),
+    ("mean_reward", "mean reward"),
+    ("kl", "KL"),
+)
+
+
+def signal(record: dict) -> list[tuple[str, str]]:
+    """(label, value) of each figure of `SIGNALS` the record has; RL's mean reward as first → last;
+    RLHF's reward model's held-out pairwise accuracy."""
+    out = []
+    for key, label in SIGNALS:
+        value = record.get(key)
+        if value is None:
+            continue
+        text = f"{value:.2f}"
+        if key == "mean_reward" and record.get("mean_reward_first") is not None:
+            text = f"{record['mean_reward_first']:.2f} → {value:.2f}"
+        out.append((label, text))
+    reward_model = record.get("reward") or {}
+    if reward_model.get("heldout_accuracy") is not None:
+        out.append(("reward model held-out acc", f"{reward_model['heldout_accuracy']:.2f}"))
     return out
 
 

@@ -20,7 +20,7 @@ def read_jsonl(
     path: str | Path, fields: dict[str, type], *, max_row_bytes: int = MAX_ROW_BYTES
 ) -> Iterator[tuple[int, dict]]:
     """Yield (line number, row) for every non-blank line; every field in `fields` must be present
-    with that type, and strings must not be blank."""
+    with that type, and strings must not be blank. A gzip-compressed file is read the same way."""
     path = Path(path)
     name = str(path)
     try:
@@ -29,6 +29,14 @@ def read_jsonl(
         raise InputError(name, "file not found") from None
     except IsADirectoryError:
         raise InputError(name, "is a folder, not a file") from None
+    if raw[:2] == b"\x1f\x8b":  # gzip (`.jsonl.gz`): read whole, as a plain file is
+        import gzip
+        import zlib
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise InputError(name, f"not a readable gzip file ({e})") from None
     for number, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue

@@ -16,9 +16,9 @@ from harness.cli import app
 from harness.config import load_config
 from harness.engines import HFEngine
 from harness.training import TRAINING_RECORD, ensure_adapter
-from harness.training.adapters import max_length_of, row_tokens
 from harness.training.cpt import cpt_windows, windows
 from harness.training.dpo import DPOTraining
+from harness.training.loading import max_length_of, row_tokens
 from harness.training.sft import SFTTraining
 from tests.conftest import MICRO_CONFIG
 from tests.test_adapters import complete

@@ -13,7 +13,7 @@ from core.errors import InputError
 from harness.artifacts.model import BaseModel
 from harness.training import (
     JUDGE_METHOD,
-    METHODS,
+    SECTIONS,
     Adapter,
     AdapterJob,
     TrainingMethod,
@@ -29,7 +29,7 @@ def adapter_job(
     """The job that trains `method`'s adapter on `suite` with `seed` (default: the run's), and first
     the adapter it starts from, with the same seed."""
     if isinstance(method, str):
-        method = METHODS[method]
+        method = SECTIONS[method]
     seed = config.seed if seed is None else seed
     if method is JUDGE_METHOD:
         hyper = method.config.of_profile(config.training.profile_of(config.model), config.judge.builtin)
@@ -49,6 +49,9 @@ def adapter_job(
         hyper=hyper.settings(),
         seed=seed,
         init=adapter_job(config, suite, base, start, seed) if start else None,
+        needs={
+            role: adapter_job(config, suite, base, name, seed) for role, name in method.needs(hyper).items()
+        },
         revision=base.revision,
         trust_remote_code=base.trust_remote_code,
         dtype=config.model.dtype,
@@ -59,10 +62,25 @@ def adapter_job(
 
 
 def _chain(job: AdapterJob) -> Iterable[AdapterJob]:
-    """`job` and the jobs it starts from."""
-    while job is not None:
-        yield job
-        job = job.init
+    """`job` and every job it starts from or needs."""
+    yield job
+    for first in ([job.init] if job.init else []) + list(job.needs.values()):
+        yield from _chain(first)
+
+
+def _check_data(config, suite: Suite, job: AdapterJob, variant: int) -> None:
+    """Every adapter a variant's needs (its own, what it starts from, its reward model) has training
+    rows in this suite: else one line naming the variant, what is missing and where to get it."""
+    for j in _chain(job):
+        if not j.rows:
+            name = config.variants[variant].name
+            what = "its" if j is job else f"the {j.method.name} adapter it needs, whose"
+            raise InputError(
+                config.source,
+                f"variant {name!r} ({job.method.name}): the suite {suite.name!r} has no data for {what} "
+                f"training: it needs {j.method.data_help}",
+                field=f"variants.{variant}.adapter",
+            )
 
 
 def check_quantization(config, jobs: Iterable[AdapterJob]) -> None:
@@ -75,6 +93,11 @@ def check_quantization(config, jobs: Iterable[AdapterJob]) -> None:
         raise InputError(config.source, message, field="training.quantization")
 
     for job in (j for top in jobs for j in _chain(top)):
+        if job.method.adapter_kind == "prompt":  # untried: no CUDA here, and TRL casts its weights to bf16
+            refuse(
+                f"4bit quantises the frozen base under a LoRA, but {job.method.name} trains a soft prompt: "
+                "set quantization: none, or use a LoRA method (adapter: sft)"
+            )
         if job.hyper["finetune"] == "full":
             refuse(
                 f"4bit quantises the frozen base under a LoRA, but {job.method.name} has finetune: full: "
@@ -97,12 +120,7 @@ def resolve_adapters(
         for seed in config.training_seeds() if v.adapter is not None else ():
             if (v.adapter, seed) not in jobs:
                 jobs[v.adapter, seed] = job = adapter_job(config, suite, base, v.adapter, seed)
-                if not job.rows:
-                    raise InputError(
-                        config.source,
-                        f"the suite {suite.name!r} has no training data for a {v.adapter} adapter",
-                        field=f"variants.{i}.adapter",
-                    )
+                _check_data(config, suite, job, i)
     check_quantization(config, jobs.values())
     by_job: dict[tuple[str, int], Adapter] = {}
     out: dict[str, list[Adapter]] = {}

@@ -1,5 +1,6 @@
-"""The suite a config names, loaded from its (already absolute) paths, with any extra SFT pairs and
-KTO feedback (`training.kto.feedback`): in the suite, the leakage check sees them like the rest."""
+"""The suite a config names, loaded from its (already absolute) paths, with any extra SFT pairs,
+extra preference pairs (`training.extra_preferences`) and KTO feedback (`training.kto.feedback`): in
+the suite, the leakage check sees them like the rest."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def load_suite(config) -> Suite:
             for n, row in read_jsonl(config.training.extra_sft, {"question": str, "answer": str})
         )
         suite = replace(suite, training=replace(suite.training, sft=suite.training.sft + extra))
+    if config.training.extra_preferences:
+        from suites.preferences import read_preferences
+
+        pairs = _noted(read_preferences(config.training.extra_preferences, fact_prefix="extra-pref-"))
+        training = suite.training
+        suite = replace(suite, training=replace(training, preferences=training.preferences + pairs.pairs))
     kto = (config.training.model_extra or {}).get("kto")
     if kto is not None and kto.feedback:
         from suites.jsonl import read_jsonl
@@ -48,6 +55,12 @@ def _load(config) -> Suite:
         return load_jsonl_suite(
             s.jsonl.corpus, s.jsonl.questions, name=f"jsonl-{Path(s.jsonl.questions).stem}"
         )
+    if s.hh_rlhf is not None:
+        from suites.preferences import hh_rlhf_suite, read_preferences
+
+        pairs = _noted(read_preferences(s.hh_rlhf.path, fact_prefix="hh-"))
+        h = s.hh_rlhf
+        return hh_rlhf_suite(pairs, test=h.test, limit=h.limit, max_words=h.max_words)
     if s.squad is not None:
         from suites.squad import load_squad
 
@@ -67,3 +80,12 @@ def _load(config) -> Suite:
         limit=p.limit,
         chunking=(chunking.words, chunking.overlap) if chunking else None,
     )
+
+
+def _noted(pairs):
+    """`pairs` (a `PreferenceFile`), once its one-line note (pairs read, rows skipped and why) is on
+    stderr: skipped rows are counted aloud, never dropped in silence."""
+    from core.progress import console
+
+    console.print(pairs.note(), highlight=False, soft_wrap=True)
+    return pairs

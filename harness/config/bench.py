@@ -15,7 +15,7 @@ from harness.engines import ENGINES
 from harness.engines.openai import OpenAIOptions
 from harness.engines.ray import RayOptions
 from harness.engines.vllm import VLLMOptions
-from harness.training import METHODS
+from harness.training import METHODS, SECTIONS
 from judges import metrics_of
 
 METRICS = ("em", "f1")  # the default; accuracy and macro_f1 are for label suites (PubMedQA)
@@ -186,9 +186,8 @@ class BenchConfig(_Strict):
             name = methods.pop()
             hyper = self.training.hyper(name, self.model)
             out["training"][name] = hyper.settings()
-            start = METHODS[name].starts_from(hyper)
-            if start and start not in out["training"]:
-                methods.append(start)
+            first = [SECTIONS[name].starts_from(hyper), *SECTIONS[name].needs(hyper).values()]
+            methods += [m for m in first if m and m not in out["training"]]
         if self.judge is not None and self.judge.builtin is not None:
             judge = self.judge.builtin.of_profile(self.training.profile_of(self.model), self.judge.builtin)
             out["judge"]["builtin"] = judge.settings()

@@ -46,6 +46,27 @@ class PubMedQASuite(_Strict):
     limit: int | None = Field(None, ge=1, description="Test on the first N test questions.")
 
 
+class HHRLHFSuite(_Strict):
+    """Preference pairs (Anthropic HH-RLHF dialogues, or ragvft's {"question", "chosen", "rejected"}
+    rows) as a retrieval-free suite: their prompts are the questions (see suites.preferences)."""
+
+    path: str = Field(..., description="A .jsonl or .jsonl.gz file, relative to the config's folder.")
+    test: int = Field(
+        100,
+        ge=1,
+        description="Test on the last N single-turn pairs (distinct prompts), the chosen reply as the "
+        "reference; the other pairs train (SFT on the chosen reply, DPO on the pair).",
+    )
+    limit: int | None = Field(None, ge=1, description="Train on the first M of the other pairs only.")
+    max_words: int | None = Field(
+        None,
+        ge=3,
+        description="Keep only pairs whose prompt and two replies have at most this many words together "
+        "(before the split): for a small context, where a judge prompt must hold the question, the "
+        "reference and two answers. The built-in model reads 256 tokens, about 450 characters of English.",
+    )
+
+
 class JsonlSuite(_Strict):
     """Your own data: corpus rows {"id", "text"}, question rows {"id", "question", "answers": [...],
     "gold_passage_ids": [...], "category"}."""
@@ -70,15 +91,21 @@ class SuiteConfig(_Strict):
     squad: SquadSuite | None = Field(None, description="A SQuAD-format JSON file (COVID-QA).")
     pubmedqa: PubMedQASuite | None = Field(None, description="PubMedQA (yes / no / maybe).")
     jsonl: JsonlSuite | None = Field(None, description="Your own corpus and questions as JSONL files.")
+    hh_rlhf: HHRLHFSuite | None = Field(
+        None, description="Preference pairs (HH-RLHF): prompts as questions, no corpus."
+    )
     chunking: ChunkingConfig | None = Field(
         None, description="Cut documents into overlapping word windows (SQuAD-format default: 100/20)."
     )
 
     @model_validator(mode="after")
     def _one_source(self):
-        given = [n for n in ("builtin", "squad", "pubmedqa", "jsonl") if getattr(self, n) is not None]
+        sources = ("builtin", "squad", "pubmedqa", "jsonl", "hh_rlhf")
+        given = [n for n in sources if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("name exactly one suite source: 'builtin', 'squad', 'pubmedqa' or 'jsonl'")
+            raise ValueError(
+                "name exactly one suite source: 'builtin', 'squad', 'pubmedqa', 'jsonl' or 'hh_rlhf'"
+            )
         return self
 
 

@@ -17,7 +17,8 @@ from harness.config.bench import BenchConfig
 from harness.config.inputs import DenseConfig, HybridConfig
 from harness.config.judge import BUILTIN_READING
 from harness.config.training import NOT_METHODS
-from harness.training import METHODS
+from harness.engines.peft_files import adapter_config, soft_prompt
+from harness.training import METHODS, SECTIONS
 from judges import SCORERS
 
 
@@ -68,10 +69,10 @@ def _check_training(data: dict, name: str, lines: dict) -> None:
         if method in NOT_METHODS:
             continue
         where = ("training", method)
-        if method not in METHODS:
+        if method not in SECTIONS:
             raise InputError(
                 name,
-                f"unknown training method {method!r}{did_you_mean(str(method), METHODS)}",
+                f"unknown training method {method!r}{did_you_mean(str(method), SECTIONS)}",
                 line=_line_of(lines, where),
                 field=f"training.{method}",
             )
@@ -83,7 +84,7 @@ def _check_training(data: dict, name: str, lines: dict) -> None:
                 field=f"training.{method}",
             )
         try:
-            METHODS[method].config.model_validate(section or {})
+            SECTIONS[method].config.model_validate(section or {})
         except ValidationError as e:
             _raise(e, name, lines, where)
 
@@ -112,6 +113,7 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
         ("squad", ("path",)),
         ("pubmedqa", ("path", "test_ids")),
         ("jsonl", ("corpus", "questions")),
+        ("hh_rlhf", ("path",)),
     ):
         if s.get(source):
             for k in keys:
@@ -123,6 +125,7 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     for v in data["variants"]:
         v["adapter_path"] = _local(folder, v["adapter_path"])
     data["training"]["extra_sft"] = _local(folder, data["training"].get("extra_sft"))
+    data["training"]["extra_preferences"] = _local(folder, data["training"].get("extra_preferences"))
     if "feedback" in (kto := data["training"].get("kto") or {}):
         kto["feedback"] = _local(folder, kto["feedback"])
     if data.get("judge") and data["judge"].get("hf"):
@@ -147,6 +150,14 @@ def _message(err: dict[str, Any]) -> str:
 
 
 def _check_references(config: BenchConfig, name: str, lines: dict) -> None:
+    if config.suite.hh_rlhf is not None and config.retrievers:
+        raise InputError(
+            name,
+            "the hh_rlhf suite has no corpus, so nothing to retrieve: remove `retrievers` (and every "
+            "variant's `retriever`)",
+            line=_line_of(lines, ("retrievers",)),
+            field="retrievers",
+        )
     seen: set[str] = set()
     for i, v in enumerate(config.variants):
         if v.adapter_path is not None and not (Path(v.adapter_path) / "adapter_config.json").is_file():
@@ -156,6 +167,7 @@ def _check_references(config: BenchConfig, name: str, lines: dict) -> None:
                 line=_line_of(lines, ("variants", i, "adapter_path")),
                 field=f"variants.{i}.adapter_path",
             )
+        _check_soft_prompt(config, i, name, lines)
         if v.name in seen:
             raise InputError(
                 name,
@@ -216,6 +228,35 @@ def _check_references(config: BenchConfig, name: str, lines: dict) -> None:
             line=_line_of(lines, ("baseline",)),
             field="baseline",
         )
+
+
+def _check_soft_prompt(config: BenchConfig, i: int, name: str, lines: dict) -> None:
+    """A soft prompt (prompt or prefix tuning, trained or a folder) generates on the in-process hf
+    engine alone: vLLM and OpenAI-compatible servers serve LoRA adapters only. One line before
+    anything trains."""
+    v, engine = config.variants[i], config.generation.engine
+    if engine == "hf":
+        return
+    if v.adapter is not None and METHODS[v.adapter].adapter_kind == "prompt":
+        what, where = f"trains a soft prompt ({v.adapter})", "adapter"
+    elif v.adapter_path is not None and _soft_prompt_folder(v.adapter_path):
+        what, where = "is a soft prompt (PEFT prompt learning)", "adapter_path"
+    else:
+        return
+    raise InputError(
+        name,
+        f"variant {v.name!r} {what}, which generation.engine {engine} cannot serve (it serves LoRA "
+        "adapters only): set generation.engine: hf, or give this variant a LoRA (adapter: sft)",
+        line=_line_of(lines, ("variants", i, where)),
+        field=f"variants.{i}.{where}",
+    )
+
+
+def _soft_prompt_folder(folder: str) -> bool:
+    try:
+        return soft_prompt(adapter_config(folder))
+    except ValueError:  # unreadable JSON: the engine's preflight names it, before anything loads
+        return False
 
 
 def _check_judge(config: BenchConfig, name: str, lines: dict) -> None:

@@ -1,5 +1,5 @@
 """The bench configuration's `training` section: one entry per training method (`training.sft`,
-`training.dpo`, ...), each validated by the method's own config class from `harness.training.METHODS`
+`training.dpo`, ...), each validated by the method's own config class from `harness.training.SECTIONS`
 (see harness.config), over the defaults of the profile the model calls for (`training.profile`)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from core.errors import known
 from harness.config.inputs import ModelConfig, _Strict
-from harness.training import METHODS, AdapterTraining
+from harness.training import SECTIONS, AdapterTraining
 from harness.training.method import Profile
 
 # The fields of `training` that are not a method's section
-NOT_METHODS = ("extra_sft", "seeds", "profile", "quantization")
+NOT_METHODS = ("extra_sft", "extra_preferences", "seeds", "profile", "quantization")
 
 
 class TrainingConfig(_Strict):
@@ -24,6 +24,12 @@ class TrainingConfig(_Strict):
         None,
         description='A JSONL file of {"question", "answer"} rows added to the SFT pairs (relative to the '
         "config's folder). Checked for leakage like the rest.",
+    )
+    extra_preferences: str | None = Field(
+        None,
+        description='A JSONL or .jsonl.gz file of preference pairs added to the suite\'s: {"question", '
+        '"chosen", "rejected"} rows or Anthropic HH-RLHF {"chosen", "rejected"} dialogues (relative to the '
+        "config's folder). DPO, KTO, ORPO and the built-in judge train on them; checked for leakage.",
     )
 
     profile: Literal["auto", "builtin", "model"] = Field(
@@ -63,7 +69,7 @@ class TrainingConfig(_Strict):
             if name in NOT_METHODS:
                 out[name] = section
                 continue
-            method = METHODS[known(name, METHODS, "training method")]
+            method = SECTIONS[known(name, SECTIONS, "training method")]
             if isinstance(section, method.config):
                 out[name] = section
             elif section is None or isinstance(section, dict):
@@ -80,4 +86,6 @@ class TrainingConfig(_Strict):
 
     def hyper(self, method: str, model: ModelConfig) -> AdapterTraining:
         """The method's settings: what the config sets, over the defaults of `model`'s profile."""
-        return METHODS[method].config.of_profile(self.profile_of(model), (self.model_extra or {}).get(method))
+        return SECTIONS[method].config.of_profile(
+            self.profile_of(model), (self.model_extra or {}).get(method)
+        )

@@ -13,6 +13,10 @@ where `model.generate` pads it until the longest row ends, and the next batch jo
 one when its width is the cache's length (its keys and values then line up with the running rows').
 Answers and token counts are `generate`'s, kept as the reference path (`reference = True`; taken
 too when the model's generation config asks for a logits processor, e.g. a repetition penalty).
+A soft prompt (PEFT prompt learning) is loaded alone on an engine of its own and decodes through
+`generate` too: PEFT's `generate` puts its virtual tokens (prompt tuning) or its prefix keys and
+values (prefix tuning) before the prompt once, in the first step, with their attention mask, where
+every `model(...)` call of our loop would put them again (prompt tuning) or fail on its 4-D mask.
 No prompt KV cache is shared between variants: their prompts share a few template tokens at most,
 a LoRA adapter on attention changes every layer's keys and values, and a shared prefix would move
 the padding, which moves logits (~2e-6 on CPU) and so, now and then, a greedy answer."""
@@ -27,6 +31,7 @@ from pathlib import Path
 from core.device import device_class, torch_device
 from harness.engines.hf_model import forward_args, full_attention, load_causal_lm, plain_greedy
 from harness.engines.hf_stops import stop_criterion, stopped, token_tables
+from harness.engines.peft_files import adapter_config, soft_prompt
 from harness.engines.types import Completion, Request
 
 __all__ = ["HFEngine", "hf_identity", "load_causal_lm"]
@@ -47,6 +52,8 @@ class HFEngine:
     # and greedy answers are to be `model.generate`'s, which computes every row to the end.
     min_rows = 4
     truncated = 0  # prompts cut to fit the context (`_fit_context`)
+    virtual_tokens: int | None = None  # a soft prompt's, when one is the adapter (it takes the context)
+    one_length = False  # batches of prompts of one length alone (no padding): see `add_adapter`
 
     def __init__(
         self,
@@ -93,12 +100,26 @@ class HFEngine:
 
         if name in self.adapters:
             return
+        soft = soft_prompt(adapter_config(path))
+        if self.adapters and (soft or self.virtual_tokens is not None):
+            raise ValueError(
+                f"{path}: a soft prompt (PEFT prompt learning) is loaded alone on its own engine, never "
+                "beside other adapters"
+            )
         if not self.adapters:
             self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
         else:
             self.model.load_adapter(str(path), adapter_name=name)
         self.model.eval()  # PEFT puts each adapter layer on its base layer's device
         self.adapters[name] = Path(path)
+        if soft:  # PEFT's own `generate` puts the virtual tokens (or the prefix) before each prompt
+            config = self.model.peft_config[name]
+            self.virtual_tokens, self.reference = config.num_virtual_tokens, True
+            # PEFT drops the position ids of every soft prompt but a prefix's (which it shifts past the
+            # prefix), so left padding would move a prompt's tokens away from its virtual tokens: the
+            # answers would depend on the batch (measured: 15 of 20 on the micro model). Unpadded
+            # batches, of prompts of one length, give each prompt the answer it gets alone.
+            self.one_length = config.peft_type not in ("PREFIX_TUNING", "CARTRIDGE")
 
     def _using(self, adapter: str | None):
         if adapter is None:
@@ -142,6 +163,8 @@ class HFEngine:
         pad, ends, start = tok.pad_token_id, set(self.end_ids), 0
         while start < len(order):
             size = self.batch_size
+            if self.one_length:  # the next rows of the first one's length (sorted: they are together)
+                size = sum(lengths[i] == lengths[order[start]] for i in order[start : start + size])
             batches = [[encoded[i] for i in order[k : k + size]] for k in range(start, len(order), size)]
             t0 = time.perf_counter()
             try:
@@ -178,8 +201,10 @@ class HFEngine:
 
     @property
     def context(self) -> int | None:
-        """The model's context in tokens (its config's `max_position_embeddings`), if it says."""
-        return getattr(self.model.config, "max_position_embeddings", None)
+        """The model's context in tokens (its config's `max_position_embeddings`), if it says, less a
+        soft prompt's virtual tokens, which take their places before the prompt."""
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        return context - (self.virtual_tokens or 0) if context is not None else None
 
     def _fit_context(self, encoded: list[list[int]], max_new: int) -> list[list[int]]:
         """Prompts cut to fit the context with room for `max_new` tokens: their beginning goes (a BOS

@@ -15,6 +15,7 @@ def load_causal_lm(
     dtype: str = "auto",
     device_map: str | None = None,
     attn_implementation: str = "auto",
+    head: str = "causal-lm",
 ):
     """Tokenizer and model through `from_pretrained`, exactly as for a hub model; a tokenizer without
     a pad token pads with its end-of-sequence token. `trust_remote_code` stays off unless the user's
@@ -22,22 +23,39 @@ def load_causal_lm(
     a run does: `dtype` and `attn_implementation` through `core.device` ("auto": bfloat16 on a GPU that
     has it, else float32; flash attention where it serves), the weights straight onto the one device
     (never a full copy in CPU memory first), or with `device_map` "auto" spread by accelerate over the
-    GPUs (and CPU memory) a model bigger than one needs."""
+    GPUs (and CPU memory) a model bigger than one needs. `head` "reward" loads the same weights as a
+    sequence classifier with one output (a reward model to train: its score head is new)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     load = {"revision": revision, "trust_remote_code": trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, **load)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
+    model = model_class(head).from_pretrained(
         name_or_path,
         **load,
         dtype=getattr(torch, resolve_dtype(dtype)),
         device_map=device_map or torch_device(),
         attn_implementation=resolve_attention(attn_implementation, dtype),
+        **head_options(head, tokenizer),
     )
     return tokenizer, model
+
+
+def model_class(head: str):
+    """The transformers auto class of a `head`: "causal-lm" or "reward" (a sequence classifier)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return {"causal-lm": AutoModelForCausalLM, "reward": AutoModelForSequenceClassification}[head]
+
+
+def head_options(head: str, tokenizer) -> dict:
+    """`from_pretrained` options a head needs: a reward model scores with one output, read at the last
+    token that is not padding (so it must know the pad token)."""
+    if head == "reward":
+        return {"num_labels": 1, "pad_token_id": tokenizer.pad_token_id}
+    return {}
 
 
 def plain_greedy(model) -> bool:

@@ -29,3 +29,14 @@ def base_problem(config: dict, base: str) -> str | None:
     if not trained_on or _name(trained_on) == _name(str(base)):
         return None
     return f"trained on the base model {trained_on!r}, not on {base!r}"
+
+
+# PEFT's prompt-learning types (those whose config says `is_prompt_learning`), read without importing peft
+PROMPT_LEARNING = frozenset(
+    {"PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING", "CPT", "CARTRIDGE"}
+)
+
+
+def soft_prompt(config: dict) -> bool:
+    """Whether an adapter_config.json is a soft prompt's (PEFT prompt learning), not a LoRA's."""
+    return config.get("peft_type") in PROMPT_LEARNING

@@ -86,6 +86,15 @@ class LazyEngine:
         other._load = dict(self._load, revision=None)  # a folder of ours: no hub revision
         return other
 
+    def apart(self) -> LazyEngine:
+        """An engine like this one on the same base (path, revision and all), loaded when needed and
+        holding no adapter yet: a soft prompt (PEFT prompt learning) generates on one of its own, as
+        PEFT cannot load it beside the shared engine's LoRA adapters (different PEFT types on one
+        `PeftModel`), and an HF engine holding one decodes through `generate` (see `HFEngine`)."""
+        other = LazyEngine.__new__(LazyEngine)
+        other.__dict__ |= self.__dict__ | {"_engine": None, "labels": {}, "_load": dict(self._load)}
+        return other
+
     @property
     def loaded(self) -> bool:
         return self._engine is not None

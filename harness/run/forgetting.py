@@ -4,11 +4,14 @@ lm-eval tasks named in the config run on the base model and on every adapter the
 lm-eval itself (`harness.lmeval.run_lmeval`), on one load of the base: the run's own HF engine when the
 run generates in process with `hf` (the check then runs before that engine closes, its adapters
 switched on the one model), else an HF engine of its own, loaded once for every adapter after the
-run's engine (vLLM, a server, Ray actors) has closed. A task is `builtin_reading`: reading comprehension
-on the built-in base model's own pool of facts about other organisations, with answers drawn afresh
-so that they can only be read, not remembered; or a folder of lm-eval YAML (local tasks work
-offline), whose every task runs: each YAML with a `task:`, subfolders included, as lm-eval indexes
-the folder. A `group:` YAML is not run as a group (the tasks it lists run one by one when they are in
+run's engine (vLLM, a server, Ray actors) has closed. A full fine-tune runs on its own weights and a
+soft prompt (prompt or prefix tuning) alone on a load of the base of its own, after the others: PEFT
+holds a soft prompt beside no LoRA adapter (see `harness.run.generate`).
+
+A task is `builtin_reading`: reading comprehension on the built-in base model's own pool of facts
+about other organisations, with answers drawn afresh so that they can only be read, not remembered;
+or a folder of lm-eval YAML (local tasks work offline), whose every task runs: each YAML with a
+`task:`, subfolders included, as lm-eval indexes the folder. A `group:` YAML is not run as a group (the tasks it lists run one by one when they are in
 the folder; its aggregate, a mean of theirs, is not computed) and a YAML with neither, a template
 others include, is no task.
 
@@ -169,19 +172,23 @@ def _compute(
         in_process = config.generation.model_copy(update={"engine": "hf", "ray": None})
         engine = LazyEngine.for_base(config.model_copy(update={"generation": in_process}), base)
     full = {m for m, a in models.items() if a and a.kind == "full" and m in todo}
+    soft = {m for m, a in models.items() if a and a.kind == "prompt" and m in todo}
     try:
-        lora = {m: a for m, a in models.items() if a and m in todo and m not in full}
+        lora = {m: a for m, a in models.items() if a and m in todo and m not in full | soft}
         names = {m: engine.with_adapter(a.identity, a.path, m) for m, a in lora.items()}
-        shared = {m: folders for m, folders in todo.items() if m not in full}
+        shared = {m: folders for m, folders in todo.items() if m not in full | soft}
         if shared:
             _run_tasks(config, engine.get(), shared, names, entries)
     finally:
         if own:
             engine.close()
-    for m in sorted(full):  # a full fine-tune: its own weights, loaded for its tasks, then released
-        other = engine.for_model(str(models[m].path))
+    # A full fine-tune: its own weights; a soft prompt: alone on the base (PEFT holds it beside no
+    # LoRA adapter). Each loaded for its tasks, then released.
+    for m in sorted(full | soft):
+        other = engine.for_model(str(models[m].path)) if m in full else engine.apart()
         try:
-            _run_tasks(config, other.get(), {m: todo[m]}, {}, entries)
+            name = {} if m in full else {m: other.with_adapter(models[m].identity, models[m].path, m)}
+            _run_tasks(config, other.get(), {m: todo[m]}, name, entries)
         finally:
             other.close()
 
@@ -191,7 +198,11 @@ def _run_tasks(config, hf, todo: dict, names: dict, entries: dict) -> None:
     full fine-tune's own weights: every adapter off); each result cached as it comes."""
     from harness.lmeval import hflm, run_lmeval
 
-    lm = hflm(hf.model, hf.tokenizer, batch_size=hf.batch_size)  # after the adapters: the first wraps it
+    # After the adapters (the first wraps the model). A soft prompt's virtual tokens take context; a
+    # prompt tuning's batches are of one row, unpadded, as the engine's are of one length (PEFT drops
+    # its position ids, so left padding would move the prompt away from it: see `HFEngine.add_adapter`)
+    room = hf.context if hf.virtual_tokens else None
+    lm = hflm(hf.model, hf.tokenizer, batch_size=1 if hf.one_length else hf.batch_size, max_length=room)
     for m, folders in todo.items():
         with hf._using(names.get(m)):  # the engine's own switch: set_adapter, or every adapter off
             for folder, pending in folders.items():

@@ -1,6 +1,13 @@
 """Generate what the store lacks on one loaded base, committing chunk by chunk (a variant fully
 fine-tuned, with no adapter to switch on, generates on its own weights after the others).
 
+A soft prompt (prompt or prefix tuning: an adapter of kind "prompt") generates after the others too,
+alone on an engine of its own on the same base (`LazyEngine.apart`), closed when it is done. It is
+kept apart because PEFT cannot hold it beside LoRA adapters (one `PeftModel` takes adapters of one
+PEFT type: loading a prompt-learning one onto a model with LoRA fails), and because its virtual
+tokens must go in once, through PEFT's `generate`, not at every step of the shared engine's own
+KV-cache loop (`HFEngine` decodes through `generate` when it holds one).
+
 Before anything loads, the pipeline has checked every adapter (`LazyEngine.preflight`); here an engine
 on a server says which variants' models it lacks. Then the requests go out in chunks of
 the engine's `chunk_size`: for an engine that mixes adapters in one call (vLLM, a server) each chunk
@@ -50,18 +57,21 @@ def generate_missing(
             missing.setdefault(p.key, p)  # variants sharing a prompt and a model generate it once
     by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
     full = {i for i, a in by_identity.items() if a.kind == "full"}
-    shared = [p for p in missing.values() if p.adapter not in full]
+    soft = {i for i, a in by_identity.items() if a.kind == "prompt"}
+    shared = [p for p in missing.values() if p.adapter not in full | soft]
     if missing:
         # the shared engine loads (and a server is checked) before the bar: an error is one line
         ready = _prepare(shared, engine, adapters, decoding) if shared else None
         with progress_bar("generating", len(missing)) as advance:
             if ready:  # the base and every LoRA adapter on it
                 _run(store, *ready, advance)
-            for identity in sorted({p.adapter for p in missing.values()} & full):  # each on its weights
-                own = engine.for_model(str(by_identity[identity].path))
+            for identity in sorted({p.adapter for p in missing.values()} & (full | soft)):
+                items = [p for p in missing.values() if p.adapter == identity]
+                weights = identity in full  # a full fine-tune on its own weights, a soft prompt alone
+                own = engine.for_model(str(by_identity[identity].path)) if weights else engine.apart()
                 try:
-                    items = [p for p in missing.values() if p.adapter == identity]
-                    _run(store, *_prepare(items, own, {}, decoding, on_own_weights=True), advance)
+                    mine = {} if weights else adapters
+                    _run(store, *_prepare(items, own, mine, decoding, on_own_weights=weights), advance)
                 finally:
                     own.close()
     timings["generate_s"] = round(time.time() - t0, 2)

@@ -55,8 +55,8 @@ def bench(config: BenchConfig) -> RunResult:
         judge_adapter = builtin_judge_adapter(config, suite, base, timings)
     labels = adapter_labels(adapters)
     ready = {a.identity: a for seeded in adapters.values() for a in seeded}
-    engine.preflight(  # every LoRA adapter (a full fine-tune is a model of its own)
-        [(labels[i], a.path) for i, a in ready.items() if a.kind == "lora"]
+    engine.preflight(  # every LoRA adapter and soft prompt (a full fine-tune is a model of its own)
+        [(labels[i], a.path) for i, a in ready.items() if a.kind != "full"]
         + ([("judge", judge_adapter.path)] if judge_adapter else [])
     )
     decoding = Decoding(max_new_tokens=config.generation.max_new_tokens)

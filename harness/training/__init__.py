@@ -8,7 +8,9 @@ here.
 
 from __future__ import annotations
 
-from harness.training import cpt, dpo, judge, kto, orpo, sft
+from collections import ChainMap
+
+from harness.training import cpt, dpo, grpo, judge, kto, orpo, reward, rlhf, sft, soft_prompt
 from harness.training.adapters import TRAINING_RECORD, Adapter, AdapterJob, ensure_adapter, existing_adapter
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 
@@ -18,13 +20,23 @@ METHODS: dict[str, TrainingMethod] = {
     "cpt": cpt.METHOD,
     "kto": kto.METHOD,
     "orpo": orpo.METHOD,
+    "grpo": grpo.METHOD,
+    "rlhf": rlhf.METHOD,
+    "prompt_tuning": soft_prompt.PROMPT_TUNING,
+    "prefix_tuning": soft_prompt.PREFIX_TUNING,
 }
+
+# Everything `training.<name>` can set: the variants' methods, and what they train first that is not a
+# variant itself (RLHF's reward model)
+# (a live view: a method registered in METHODS later is a section too)
+SECTIONS: ChainMap[str, TrainingMethod] = ChainMap(METHODS, {"reward": reward.METHOD})
 
 JUDGE_METHOD = judge.METHOD  # the built-in judge's adapter (`judge.builtin`), not a variant's method
 
 __all__ = [
     "JUDGE_METHOD",
     "METHODS",
+    "SECTIONS",
     "TRAINING_RECORD",
     "Adapter",
     "AdapterJob",

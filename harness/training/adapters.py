@@ -16,7 +16,6 @@ import gc
 import hashlib
 import json
 import math
-import resource
 import shutil
 import time
 import warnings
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.cache import building, cache_root, digest, library_versions, model_identity
+from harness.engines.peft_files import soft_prompt
+from harness.training.loading import load_for_training, max_length_of, peak_memory
 from harness.training.method import TrainerInputs, TrainingMethod
 
 TRAINING_RECORD = "ragvft_training.json"
@@ -40,6 +41,7 @@ class AdapterJob:
     hyper: dict
     seed: int
     init: AdapterJob | None = None  # the adapter this one starts from (DPO's SFT)
+    needs: dict[str, AdapterJob] = field(default_factory=dict)  # what its trainer reads (RLHF's reward)
     revision: str | None = None
     trust_remote_code: bool = False
     # How the base loads (`model.*`, `training.quantization`): the dtype and 4-bit quantisation change
@@ -50,19 +52,20 @@ class AdapterJob:
     attn_implementation: str = "auto"
 
     def key(self) -> str:
-        return digest(
-            {
-                "method": self.method.name,
-                "base": self.base_identity,
-                "dtype": self.dtype,
-                "quantization": self.quantization,
-                "data": digest(self.rows, 32),
-                "hyper": self.hyper,
-                "seed": self.seed,
-                "init": self.init.key() if self.init else None,
-                "libs": library_versions(),
-            }
-        )
+        what = {
+            "method": self.method.name,
+            "base": self.base_identity,
+            "dtype": self.dtype,
+            "quantization": self.quantization,
+            "data": digest(self.rows, 32),
+            "hyper": self.hyper,
+            "seed": self.seed,
+            "init": self.init.key() if self.init else None,
+            "libs": library_versions(),
+        }
+        if self.needs:  # only where there are any: every other adapter keeps the key it had
+            what["needs"] = {role: job.key() for role, job in sorted(self.needs.items())}
+        return digest(what)
 
     def path(self, root: Path | None = None) -> Path:
         return (root or cache_root()) / "adapters" / f"{self.method.name}-{self.key()}"
@@ -72,7 +75,8 @@ class AdapterJob:
 class Adapter:
     """A ready adapter: where it is, its identity for cache keys, and how it came to be. A `full` one
     is a whole model (`save_pretrained` weights and tokenizer): loaded as a model of its own, never
-    as a LoRA on the base."""
+    as a LoRA on the base. A `prompt` one is a soft prompt (PEFT prompt learning: prompt or prefix
+    tuning), which PEFT cannot load beside LoRA adapters: it generates on an engine of its own."""
 
     name: str
     path: Path
@@ -81,7 +85,8 @@ class Adapter:
     record: dict | None = None
     config: dict = field(default_factory=dict)
     seed: int | None = None  # the training seed (None: a folder the config names)
-    kind: str = "lora"  # "lora" (a PEFT adapter folder) or "full" (a fully fine-tuned model folder)
+    kind: str = "lora"  # "lora" (a PEFT adapter folder), "full" (a fully fine-tuned model folder) or
+    # "prompt" (a PEFT soft-prompt folder)
 
     def manifest(self) -> dict:
         """What a run's manifest says of this adapter."""
@@ -102,11 +107,12 @@ def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str]
     `trained` collects (method, seed) of every adapter trained by this call, the starting one included.
     """
     init = ensure_adapter(job.init, progress=progress, trained=trained) if job.init else None
+    needs = {role: ensure_adapter(j, progress=progress, trained=trained) for role, j in job.needs.items()}
     path = job.path()
     status = "cached"
     if not path.is_dir():  # built in a temporary folder and renamed: present means complete
         with building(path) as tmp:
-            _train(job, tmp, init, progress=progress)
+            _train(job, tmp, init, progress=progress, needs={role: a.path for role, a in needs.items()})
         status = "trained"
         if trained is not None:
             trained.append((job.method.name, job.seed))
@@ -118,7 +124,7 @@ def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str]
         record=json.loads((path / TRAINING_RECORD).read_text()),
         config=_adapter_config(path),
         seed=job.seed,
-        kind=job.hyper["finetune"],
+        kind="full" if job.hyper["finetune"] == "full" else adapter_kind(path),
     )
 
 
@@ -133,7 +139,13 @@ def existing_adapter(name: str, folder: Path) -> Adapter:
         status="path",
         record=_read_json(folder / TRAINING_RECORD),
         config=_adapter_config(folder),
+        kind=adapter_kind(folder),
     )
+
+
+def adapter_kind(folder: Path) -> str:
+    """ "prompt" for a PEFT soft-prompt folder (its `peft_type` one of prompt learning's), else "lora"."""
+    return "prompt" if soft_prompt(_read_json(folder / "adapter_config.json") or {}) else "lora"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -142,7 +154,15 @@ def _read_json(path: Path) -> dict | None:
 
 def _adapter_config(folder: Path) -> dict:
     cfg = _read_json(folder / "adapter_config.json") or {}
-    keep = ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "task_type")
+    keep = (
+        "peft_type",
+        "r",
+        "lora_alpha",
+        "lora_dropout",
+        "target_modules",
+        "task_type",
+        "num_virtual_tokens",
+    )
     return {k: cfg[k] for k in keep if k in cfg} | {"weights_sha256": _weights_hash(folder)}
 
 
@@ -171,98 +191,9 @@ def _quiet_training():
                 datasets.enable_progress_bars()
 
 
-def row_tokens(row: dict, tokenizer) -> int:
-    """The length in tokens of the longest sequence a training row becomes in TRL: the prompt followed
-    by its completion (or by either preference answer), through the chat template when they are
-    messages, else as text with the end-of-sequence token TRL appends; a CPT document likewise."""
-    if "text" in row:
-        return _tokens(row["text"], tokenizer)
-    answers = [row[k] for k in ("completion", "chosen", "rejected") if k in row]
-    return max(_tokens(row["prompt"] + a, tokenizer) for a in answers)
-
-
-def _tokens(x: str | list[dict], tokenizer) -> int:
-    if isinstance(x, list):
-        return len(tokenizer.apply_chat_template(x, tokenize=True, return_dict=True)["input_ids"])
-    return len(tokenizer(x)["input_ids"]) + 1
-
-
-def max_length_of(given: int | None, rows: list[dict], tokenizer, model) -> tuple[int, str]:
-    """(max_length, how it was decided): as configured ("config"); else the longest training row
-    ("data"), so that no row is cut and no window is longer than the data needs, capped at the
-    model's context ("model context"), which it cannot read past."""
-    if given is not None:
-        return given, "config"
-    longest = max(row_tokens(r, tokenizer) for r in rows)
-    context = getattr(model.config.get_text_config(), "max_position_embeddings", None)
-    if context is not None and longest > context:
-        return context, "model context"
-    return longest, "data"
-
-
-def _load(job: AdapterJob, start: Path | None):
-    """Tokenizer and model training starts from, loaded as a run loads the base (`model.dtype`, ...):
-    the base, or `start`, a fully fine-tuned model this one continues (DPO from a full SFT)."""
-    from harness.engines.hf import load_causal_lm
-
-    path, revision = (str(start), None) if start is not None else (job.base_path, job.revision)
-    if job.quantization == "4bit":
-        return _load_4bit(job, path, revision)
-    return load_causal_lm(
-        path,
-        revision=revision,
-        trust_remote_code=job.trust_remote_code,
-        dtype=job.dtype,
-        device_map=job.device_map,
-        attn_implementation=job.attn_implementation,
-    )
-
-
-def _load_4bit(job: AdapterJob, path: str, revision: str | None):
-    """QLoRA's base: NF4 weights, double quantisation, bf16 compute (fp16 on a GPU without bf16), on the
-    GPU; bitsandbytes and the checkpoint decide the other layers' dtype, not `model.dtype`. PEFT's
-    preparation then freezes every base weight and keeps the rest in fp32; the Trainer turns gradient
-    checkpointing on from the arguments, as for any other run. `resolve_adapters` has checked CUDA
-    and bitsandbytes before anything trains."""
-    import torch
-    from peft import prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    from core.device import resolve_attention
-
-    load = {"revision": revision, "trust_remote_code": job.trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(path, **load)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    compute = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=getattr(torch, compute),
-    )
-    model = AutoModelForCausalLM.from_pretrained(
-        path,
-        **load,
-        quantization_config=quantization,
-        device_map=job.device_map or "cuda",
-        attn_implementation=resolve_attention(job.attn_implementation, compute),
-    )
-    return tokenizer, prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-
-
-def _peak_memory(cuda: bool) -> dict:
-    """The most memory training held: on CUDA the GPU's allocated peak since `_train` began; else the
-    process's resident peak over its life so far (Linux counts it in KiB), an upper bound."""
-    import torch
-
-    if cuda:
-        return {"peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20), "peak_memory_of": "cuda"}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_memory_mb": round(rss / 1024), "peak_memory_of": "process max RSS"}
-
-
-def _train(job: AdapterJob, out: Path, init: Adapter | None, *, progress: bool) -> None:
+def _train(
+    job: AdapterJob, out: Path, init: Adapter | None, *, progress: bool, needs: dict[str, Path] | None = None
+) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -282,20 +213,22 @@ def _train(job: AdapterJob, out: Path, init: Adapter | None, *, progress: bool) 
     started = time.time()
     # A fully fine-tuned start is the model to load; a LoRA start goes onto the base in the trainer.
     start_full = init is not None and init.kind == "full"
-    tokenizer, model = _load(job, init.path if start_full else None)
+    tokenizer, model = load_for_training(job, init.path if start_full else None)
     max_length, max_length_from = max_length_of(h["max_length"], job.rows, tokenizer, model)
     rows, prepared = job.method.prepare(job.rows, tokenizer, max_length, h)
     lora = None
-    if not full:
+    if job.method.peft is not None:  # the method's own PEFT config (a soft prompt), not a LoRA
+        lora = job.method.peft(h, job.base_path, job.revision)
+    elif not full:
         lora = LoraConfig(
             r=h["lora_r"],
             lora_alpha=h["lora_alpha"],
             lora_dropout=h["lora_dropout"],
             target_modules=h["target_modules"],
-            task_type="CAUSAL_LM",
+            task_type="SEQ_CLS" if job.method.head == "reward" else "CAUSAL_LM",
         )
     accumulation = h["gradient_accumulation_steps"]
-    steps_per_epoch = math.ceil(math.ceil(len(rows) / h["batch_size"]) / accumulation)
+    steps_per_epoch = job.method.steps_per_epoch(rows, h)
     total_steps = math.ceil(steps_per_epoch * h["epochs"])
     common = {
         "output_dir": str(out / "_trainer"),
@@ -331,7 +264,19 @@ def _train(job: AdapterJob, out: Path, init: Adapter | None, *, progress: bool) 
             def on_step_end(self, args, state, control, **kwargs):
                 advance(1)
 
-        trainer = job.method.trainer(TrainerInputs(model, tokenizer, dataset, lora, common, h, init_path))
+        trainer = job.method.trainer(
+            TrainerInputs(
+                model,
+                tokenizer,
+                dataset,
+                lora,
+                common,
+                h,
+                init_path,
+                needs or {},
+                load_base=lambda head: load_for_training(job, None, head)[1],
+            )
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_Advance())
         result = trainer.train()
@@ -370,7 +315,7 @@ def _train(job: AdapterJob, out: Path, init: Adapter | None, *, progress: bool) 
         "wall_time_s": round(wall, 2),
         "device": "cuda" if not use_cpu else "cpu",
         "bf16": bf16,
-        **_peak_memory(not use_cpu),
+        **peak_memory(not use_cpu),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "final_loss": next((e["loss"] for e in reversed(logs) if "loss" in e), None),
         "loss_curve": [{"step": e["step"], "loss": round(e["loss"], 4)} for e in logs if "loss" in e],
@@ -378,6 +323,9 @@ def _train(job: AdapterJob, out: Path, init: Adapter | None, *, progress: bool) 
         "torch_threads": torch.get_num_threads(),
     }
     record |= job.method.record(logs)
+    for role, folder in (needs or {}).items():  # what it trained against (RLHF: the reward model's accuracy)
+        needed = json.loads((folder / TRAINING_RECORD).read_text())
+        record[role] = {k: v for k, v in needed.items() if k not in ("libraries", "hyperparameters")}
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
     # The generation phase loads the base again: this copy (and the trainer's optimiser state, the
     # DPO reference) must not stay behind in memory beside it.

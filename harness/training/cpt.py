@@ -67,6 +67,8 @@ def cpt_windows(rows: list[dict], tokenizer, max_length: int, hyper: dict) -> tu
 
 METHOD = TrainingMethod(
     name="cpt",
+    data_help="training documents (the built-in, SQuAD and PubMedQA suites keep those of training "
+    "questions; a JSONL suite has none)",
     config=CPTTraining,
     data=cpt_rows,
     trainer=sft_trainer,  # token windows: SFTTrainer trains on every token

@@ -98,4 +98,5 @@ METHOD = TrainingMethod(
     trainer=dpo_trainer,
     starts_from=lambda hyper: "sft" if hyper.init == "sft" else None,
     record=dpo_record,
+    data_help="preference pairs (a suite with pairs, or training.extra_preferences)",
 )

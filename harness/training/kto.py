@@ -117,4 +117,6 @@ METHOD = TrainingMethod(
     trainer=kto_trainer,
     starts_from=lambda hyper: "sft" if hyper.init == "sft" else None,
     record=kto_record,
+    data_help="preference pairs or labelled answers (a suite with pairs, training.extra_preferences, or "
+    "training.kto.feedback)",
 )

@@ -4,8 +4,9 @@ and the TRL trainer call. One file per method (sft.py, dpo.py, ...), registered 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -96,6 +97,12 @@ class AdapterTraining(BaseModel):
         return None
 
 
+def optimizer_steps(rows: int, hyper: dict) -> int:
+    """Optimiser steps in a pass over `rows` rows: a batch a forward pass, the last one short, and
+    `gradient_accumulation_steps` passes a step, the last one short too (as transformers counts)."""
+    return math.ceil(math.ceil(rows / hyper["batch_size"]) / hyper["gradient_accumulation_steps"])
+
+
 @dataclass
 class TrainerInputs:
     """What a method's trainer call gets: everything is ready, it picks its TRL trainer and config."""
@@ -103,11 +110,16 @@ class TrainerInputs:
     model: Any  # the base model, loaded
     tokenizer: Any
     dataset: Any  # a `datasets.Dataset` of the method's rows
-    lora: Any  # the `peft.LoraConfig` from the hyperparameters; None for a full fine-tune
+    lora: Any  # the PEFT config: a `peft.LoraConfig` from the hyperparameters, or the method's own
+    # (`TrainingMethod.peft`: a soft prompt's); None for a full fine-tune
     args: dict  # TrainingArguments every method shares (output_dir, epochs, lr, seed, precision, ...)
     hyper: dict  # the method's config, as a dict
     init_path: Path | None  # the LoRA adapter this one starts from (`starts_from`); a full model it
     # starts from is `model` itself
+    needs: dict[str, Path] = field(default_factory=dict)  # role -> folder of each artifact `needs` named
+    # (RLHF's reward model)
+    load_base: Callable[[str], Any] | None = None  # the base model loaded again with another head,
+    # as a run loads it ("reward": RLHF's reward model, whose adapter goes on it)
 
 
 @dataclass(frozen=True)
@@ -115,11 +127,26 @@ class TrainingMethod:
     """One way to train an adapter.
 
     `data(suite, hyper, seed, fmt)` returns the rows in TRL's dataset format, prompts in the base
-    model's `harness.prompts.PromptFormat` (raw text, or TRL's conversational format for a chat model); `trainer(inputs)` returns a
-    TRL trainer ready to `train()`; `starts_from(hyper)` names another method whose adapter this one
-    starts from (DPO from SFT), or None; `record(log_history)` adds method-specific figures to the
-    training record; `prepare(rows, tokenizer, max_length, hyper)` turns the rows into what the trainer
-    reads (CPT: token windows) and says what it did for the record; by default the rows as they are.
+    model's `harness.prompts.PromptFormat` (raw text, or TRL's conversational format for a chat
+    model); `trainer(inputs)` returns a TRL trainer ready to `train()`; `starts_from(hyper)` names
+    another method whose adapter this one starts from (DPO from SFT), or None; `record(log_history)`
+    adds method-specific figures to the training record; `prepare(rows, tokenizer, max_length, hyper)`
+    turns the rows into what the trainer reads (CPT: token windows) and says what it did for the
+    record; by default the rows as they are.
+
+    `needs(hyper)` names other trained artifacts its trainer reads, by role (RLHF: {"reward":
+    "reward"}, a reward model trained first and cached by its own key); `steps_per_epoch(rows,
+    hyper)` is how many optimiser steps a pass over the rows makes, for the progress bar (by default
+    a batch of rows a forward pass; RL samples several completions per prompt); `head`
+    is the model class trained: "causal-lm", or "reward" (`AutoModelForSequenceClassification` with
+    one output); `data_help` says what data it needs and where a user gets it, for the one-line error
+    when a suite has none.
+
+    `peft(hyper, base_path, revision)` builds the method's own PEFT config instead of the LoRA every
+    other method trains (soft prompts: `PromptTuningConfig`, `PrefixTuningConfig`); None: a LoRA from
+    the `lora_*` settings. `adapter_kind` says what the adapter is, known before anything trains (the
+    config checks that an engine can serve it): "lora", or "prompt" for a soft prompt (PEFT prompt
+    learning), which generates on an engine of its own (`harness.run.generate`).
     """
 
     name: str
@@ -131,3 +158,9 @@ class TrainingMethod:
     prepare: Callable[[list[dict], Any, int, dict], tuple[list[dict], dict]] = (
         lambda rows, tokenizer, max_length, hyper: (rows, {})
     )
+    needs: Callable[[AdapterTraining], dict[str, str]] = lambda hyper: {}
+    steps_per_epoch: Callable[[list[dict], dict], int] = lambda rows, hyper: optimizer_steps(len(rows), hyper)
+    head: Literal["causal-lm", "reward"] = "causal-lm"
+    data_help: str = "training pairs (the suite's, or training.extra_sft)"
+    peft: Callable[[dict, str, str | None], Any] | None = None
+    adapter_kind: Literal["lora", "prompt"] = "lora"

@@ -89,4 +89,5 @@ METHOD = TrainingMethod(
     data=dpo_rows,  # DPO's rows: its `hyper` reads only `shuffle_answers`, which ORPOTraining has
     trainer=orpo_trainer,
     record=orpo_record,
+    data_help="preference pairs (a suite with pairs, or training.extra_preferences)",
 )
