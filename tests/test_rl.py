@@ -16,6 +16,7 @@ from tests.test_adapters import complete
 from tests.test_training_options import MODEL_PATH, VARIANTS, _bench, _config, _job, _one_line_exit_2
 
 SHORT_SFT = {"epochs": 6.0}  # a start that knows some answers, not all: room for the reward to rise
+FAST = {"epochs": 16.0, "learning_rate": 3e-3}  # the micro model moves in 48 steps (the default: 3e-4)
 
 
 def _thirds(curve: list[dict]) -> tuple[float, float]:
@@ -33,7 +34,7 @@ def test_the_f1_reward_scores_the_answer_as_the_bench_reads_it():
 
 def test_grpo_from_sft_raises_its_mean_reward_and_changes_the_answers(micro_base):
     base = micro_base[2]
-    job = _job(micro_base, "grpo")
+    job = _job(micro_base, "grpo", **FAST)
     job.init.hyper = job.init.hyper | SHORT_SFT
     assert job.init.method.name == "sft" and [r["answer"] for r in job.rows] == [
         p.answer for p in micro_base[1].training.sft
@@ -56,7 +57,7 @@ def test_grpo_from_sft_raises_its_mean_reward_and_changes_the_answers(micro_base
 
 def test_rlhf_trains_a_reward_model_first_then_rloo_against_it(micro_base):
     base = micro_base[2]
-    job = _job(micro_base, "rlhf")
+    job = _job(micro_base, "rlhf", **FAST, beta=0.05)
     job.init.hyper = job.init.hyper | SHORT_SFT
     reward_job = job.needs["reward"]
     held = [r for r in reward_job.rows if r["heldout"]]
@@ -90,11 +91,11 @@ WITH_RL = MICRO_CONFIG.replace(
     VARIANTS,
     VARIANTS + "  - name: grpo\n    adapter: grpo\n  - name: rlhf\n    adapter: rlhf\n",
 )
-FAST = "training: {grpo: {epochs: 2}, rlhf: {epochs: 2}, reward: {epochs: 4}, sft: {epochs: 6}}\n"
+BENCH_FAST = "training: {grpo: {epochs: 2}, rlhf: {epochs: 2}, reward: {epochs: 4}, sft: {epochs: 6}}\n"
 
 
 def test_grpo_and_rlhf_variants_run_end_to_end(tmp_path, cache_dir):
-    result = _bench(tmp_path, WITH_RL + FAST)
+    result = _bench(tmp_path, WITH_RL + BENCH_FAST)
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "latest"
     manifest = json.loads((run / "manifest.json").read_text())
@@ -150,4 +151,6 @@ def test_a_users_model_gets_the_rl_model_profiles(tmp_path):
     grpo = config.training.hyper("grpo", config.model)
     assert (grpo.learning_rate, grpo.num_generations, grpo.temperature, grpo.lora_r) == (1e-5, 8, 1.0, 16)
     assert config.training.hyper("rlhf", config.model).beta == 0.05
+    builtin = _config(tmp_path, MICRO_CONFIG)
+    assert builtin.training.hyper("rlhf", builtin.model).beta == 0.2  # the built-in recipe's
     assert config.training.hyper("reward", config.model).learning_rate == 1e-4

@@ -15,13 +15,17 @@ from harness.training.method import TrainerInputs, TrainingMethod
 class RLHFTraining(RLTraining):
     """RLOO against the reward model (`training.reward` sets how that is trained)."""
 
-    # RLOO's own KL default (TRL's RLOOConfig): the reward model is learned, so the policy is kept
-    # closer to SFT than GRPO's verifiable reward needs.
+    # A learned reward model can be gamed: on the built-in domain (its reward model 1.0 on the pairs it
+    # trained on, 0.43 on held-out ones, whose facts it never saw) RLOO at 3e-3 and beta 0.05 found an
+    # answer it scores high, "9 9 9 9 ...", KL 9, test EM 0. At 3e-4 and beta 0.2: KL 0.09, test EM
+    # 0.370 (SFT 0.433). The `model` profile keeps RLOO's own default, 0.05 (TRL's RLOOConfig).
     beta: float = Field(
-        0.05,
+        0.2,
         ge=0,
         description="KL penalty towards the starting (SFT) model; 0: none, and no reference is computed.",
     )
+
+    MODEL = RLTraining.MODEL | {"beta": 0.05}
 
 
 class RewardModelScore:
