@@ -45,13 +45,26 @@ def test_bench_writes_the_contracted_outputs(micro_config):
     assert abs(summary["variants"]["rag"]["em"]["mean"] - sum(em_rag) / len(em_rag)) < 1e-12
     assert set(summary["breakdown"]["slice"]) == {"trained", "corpus_only"}
     assert "rag" in summary["deltas"] and "base" not in summary["deltas"]
+    # Where rag's answers come from, against base's, counted from the rows
+    at = summary["attribution"]["rag"]
+    right = {r["question_id"]: r["scores"]["em"]["value"] == 1 for r in rows if r["variant"] == "base"}
+    rag_right = [r["question_id"] for r in rows if r["variant"] == "rag" and r["scores"]["em"]["value"] == 1]
+    assert at["closed_book"] == "base" and at["right"] == len(rag_right) and at["n"] == len(questions)
+    assert at["from_memory"] == sum(right[q] for q in rag_right) and at["right"] + at["wrong"] == at["n"]
 
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seeds"] == {"run": 3, "suite": 3, "training": [3]}
     assert manifest["model"]["kind"] == "builtin"
     assert manifest["cache"]["base_model"] in {"built", "cached"}
     html = (run / "report.html").read_text()
-    for needle in ("Leaderboard", "By knowledge slice", "corpus_only", ">rag<", ">base<"):
+    for needle in (
+        "Leaderboard",
+        "By knowledge slice",
+        "corpus_only",
+        ">rag<",
+        ">base<",
+        "memory or the passage",
+    ):
         assert needle in html
 
 

@@ -26,6 +26,7 @@ from harness.store import Store
 from judges import SCORERS
 from reports import gate
 from reports.aggregate import summarize
+from reports.attribution import knowledge_attribution
 from suites.leakage import find_leaks
 
 
@@ -112,6 +113,7 @@ def bench(config: BenchConfig) -> RunResult:
     }
     # leaked questions, when excluded, are out of every comparison: the summary, the checks, the gate
     summary["adapter_checks"] = adapter_checks(compared, config)
+    summary["attribution"] = knowledge_attribution(compared, config)
     summary["gate"] = _gate(config, compared, summary["metric_info"], suite.corpus_digest())
     summary["power"] = {r["rule"]: r["power"] for r in summary["gate"].get("rules", []) if r.get("power")}
     timings["total_s"] = round(time.time() - started, 2)
