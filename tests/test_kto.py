@@ -116,8 +116,8 @@ def test_no_pairs_and_no_feedback_is_no_training_data(tmp_path, cache_dir):
     error = result.output.strip().splitlines()[-1]
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert error.endswith(
-        "variants.1.adapter: variant 'kto' (kto): the suite 'jsonl-questions' has no data for its training: "
-        "it needs preference pairs or labelled answers (a suite with pairs, training.extra_preferences, or "
+        "variants.1.adapter: variant 'kto' (kto): the suite 'jsonl-questions' has no data to train it, "
+        "which takes preference pairs or labelled answers (a suite with pairs, training.extra_preferences, or "
         "training.kto.feedback)"
     )
     assert not (tmp_path / "runs").exists()

@@ -121,7 +121,7 @@ def test_rlhf_on_a_suite_without_pairs_is_one_line_before_training(tmp_path, cac
     error = result.output.strip().splitlines()[-1]  # (the base model's bar may stand above it)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert "variants.2.adapter: variant 'rlhf' (rlhf)" in error
-    assert "no data for the reward adapter it needs" in error and "preference pairs" in error
+    assert "no data to train the reward adapter it needs, which takes preference pairs" in error
     assert not (tmp_path / "runs").exists()
 
 

@@ -74,11 +74,11 @@ def _check_data(config, suite: Suite, job: AdapterJob, variant: int) -> None:
     for j in _chain(job):
         if not j.rows:
             name = config.variants[variant].name
-            what = "its" if j is job else f"the {j.method.name} adapter it needs, whose"
+            what = "it" if j is job else f"the {j.method.name} adapter it needs"
             raise InputError(
                 config.source,
-                f"variant {name!r} ({job.method.name}): the suite {suite.name!r} has no data for {what} "
-                f"training: it needs {j.method.data_help}",
+                f"variant {name!r} ({job.method.name}): the suite {suite.name!r} has no data to train {what}, "
+                f"which takes {j.method.data_help}",
                 field=f"variants.{variant}.adapter",
             )
 

@@ -71,12 +71,6 @@ def rlhf_trainer(x: TrainerInputs):
     return rl_trainer(x, "RLOO", [RewardModelScore(reward, x.tokenizer)])
 
 
-def rlhf_record(logs: list[dict]) -> dict:
-    """RL's reward curve (here the reward model's score, not a metric) and KL to SFT. The reward
-    model's own record (held-out pairwise accuracy) is added by the run from its adapter."""
-    return rl_record(logs)
-
-
 METHOD = TrainingMethod(
     name="rlhf",
     config=RLHFTraining,
@@ -84,7 +78,7 @@ METHOD = TrainingMethod(
     trainer=rlhf_trainer,
     starts_from=lambda hyper: "sft" if hyper.init == "sft" else None,
     needs=lambda hyper: {"reward": "reward"},
-    record=rlhf_record,
+    record=rl_record,  # the reward curve is the reward model's score; its own record comes as "reward"
     steps_per_epoch=rl_steps,
     data_help="question-answer pairs for its prompts (the suite's training pairs, or training.extra_sft)",
 )
