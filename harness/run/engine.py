@@ -86,6 +86,15 @@ class LazyEngine:
         other._load = dict(self._load, revision=None)  # a folder of ours: no hub revision
         return other
 
+    def alone(self, adapter, label: str) -> tuple[LazyEngine, str | None]:
+        """An engine of its own for an adapter that cannot share this one (`Adapter.alone`), loaded when
+        needed, and the name requests use for the adapter on it: a full fine-tune's own weights (no
+        adapter: None), or the same base with the soft prompt as its one adapter."""
+        if adapter.kind == "full":
+            return self.for_model(str(adapter.path)), None
+        other = self.apart()
+        return other, other.with_adapter(adapter.identity, adapter.path, label)
+
     def apart(self) -> LazyEngine:
         """An engine like this one on the same base (path, revision and all), loaded when needed and
         holding no adapter yet: a soft prompt (PEFT prompt learning) generates on one of its own, as

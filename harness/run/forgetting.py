@@ -171,12 +171,11 @@ def _compute(
     if own:  # the run's engine, made `hf` in process: the base loads as the run says (dtype, devices...)
         in_process = config.generation.model_copy(update={"engine": "hf", "ray": None})
         engine = LazyEngine.for_base(config.model_copy(update={"generation": in_process}), base)
-    full = {m for m, a in models.items() if a and a.kind == "full" and m in todo}
-    soft = {m for m, a in models.items() if a and a.kind == "prompt" and m in todo}
+    alone = {m for m, a in models.items() if a and a.alone and m in todo}
     try:
-        lora = {m: a for m, a in models.items() if a and m in todo and m not in full | soft}
+        lora = {m: a for m, a in models.items() if a and m in todo and m not in alone}
         names = {m: engine.with_adapter(a.identity, a.path, m) for m, a in lora.items()}
-        shared = {m: folders for m, folders in todo.items() if m not in full | soft}
+        shared = {m: folders for m, folders in todo.items() if m not in alone}
         if shared:
             _run_tasks(config, engine.get(), shared, names, entries)
     finally:
@@ -184,11 +183,10 @@ def _compute(
             engine.close()
     # A full fine-tune: its own weights; a soft prompt: alone on the base (PEFT holds it beside no
     # LoRA adapter). Each loaded for its tasks, then released.
-    for m in sorted(full | soft):
-        other = engine.for_model(str(models[m].path)) if m in full else engine.apart()
+    for m in sorted(alone):
+        other, name = engine.alone(models[m], m)
         try:
-            name = {} if m in full else {m: other.with_adapter(models[m].identity, models[m].path, m)}
-            _run_tasks(config, other.get(), {m: todo[m]}, name, entries)
+            _run_tasks(config, other.get(), {m: todo[m]}, {m: name}, entries)
         finally:
             other.close()
 

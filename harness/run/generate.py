@@ -56,37 +56,34 @@ def generate_missing(
         if p.key not in cached:
             missing.setdefault(p.key, p)  # variants sharing a prompt and a model generate it once
     by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
-    full = {i for i, a in by_identity.items() if a.kind == "full"}
-    soft = {i for i, a in by_identity.items() if a.kind == "prompt"}
-    shared = [p for p in missing.values() if p.adapter not in full | soft]
+    labels = adapter_labels(adapters)
+    alone = {i for i, a in by_identity.items() if a.alone}
+    shared = [p for p in missing.values() if p.adapter not in alone]
     if missing:
         # the shared engine loads (and a server is checked) before the bar: an error is one line
-        ready = _prepare(shared, engine, adapters, decoding) if shared else None
+        ready = None
+        if shared:  # the base and every LoRA adapter on it
+            needed = sorted({p.adapter for p in shared} - {None})
+            names = {i: engine.with_adapter(i, by_identity[i].path, labels[i]) for i in needed}
+            engine.check({p.variant: labels.get(p.adapter) for p in shared})
+            ready = _prepare(shared, engine, names, decoding)
         with progress_bar("generating", len(missing)) as advance:
-            if ready:  # the base and every LoRA adapter on it
+            if ready:
                 _run(store, *ready, advance)
-            for identity in sorted({p.adapter for p in missing.values()} & (full | soft)):
-                items = [p for p in missing.values() if p.adapter == identity]
-                weights = identity in full  # a full fine-tune on its own weights, a soft prompt alone
-                own = engine.for_model(str(by_identity[identity].path)) if weights else engine.apart()
+            for identity in sorted({p.adapter for p in missing.values()} & alone):
+                own, name = engine.alone(by_identity[identity], labels[identity])
                 try:
-                    mine = {} if weights else adapters
-                    _run(store, *_prepare(items, own, mine, decoding, on_own_weights=weights), advance)
+                    items = [p for p in missing.values() if p.adapter == identity]
+                    _run(store, *_prepare(items, own, {identity: name}, decoding), advance)
                 finally:
                     own.close()
     timings["generate_s"] = round(time.time() - t0, 2)
     return len(missing)
 
 
-def _prepare(items, engine, adapters, decoding, *, on_own_weights: bool = False):
-    """The loaded engine, `items` in chunks and their requests, with their adapters (none when the
-    model is a full fine-tune's own weights)."""
-    labels = adapter_labels(adapters)
-    by_identity = {a.identity: a for seeded in adapters.values() for a in seeded}
-    needed = set() if on_own_weights else {p.adapter for p in items} - {None}
-    names = {i: engine.with_adapter(i, by_identity[i].path, labels[i]) for i in sorted(needed)}
-    if not on_own_weights:
-        engine.check({p.variant: labels.get(p.adapter) for p in items})
+def _prepare(items, engine, names: dict[str, str | None], decoding):
+    """The loaded engine, `items` in chunks and their requests, each naming its adapter on the engine
+    (`names`: adapter identity -> name; None, or absent for the base: no adapter)."""
     live = engine.get()
     chunks = _chunks(items, live.mixes_adapters, live.chunk_size)
     requests = [

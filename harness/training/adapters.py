@@ -88,6 +88,12 @@ class Adapter:
     kind: str = "lora"  # "lora" (a PEFT adapter folder), "full" (a fully fine-tuned model folder) or
     # "prompt" (a PEFT soft-prompt folder)
 
+    @property
+    def alone(self) -> bool:
+        """Whether it cannot go on the shared engine beside the LoRA adapters (a full fine-tune, a soft
+        prompt): it runs on an engine of its own (`LazyEngine.alone`)."""
+        return self.kind != "lora"
+
     def manifest(self) -> dict:
         """What a run's manifest says of this adapter."""
         return {

@@ -40,8 +40,10 @@ def reward_rows(suite: Suite, hyper: RewardTraining, seed: int, fmt: PromptForma
     `seed`, at least one when there are two pairs or more (and never all of them)."""
     pairs = suite.training.preferences
     rows = [fmt.preference_row(p.question, p.chosen, p.rejected) for p in pairs]
-    n = min(max(round(len(rows) * hyper.heldout), 1 if hyper.heldout and len(rows) > 1 else 0), len(rows) - 1)
-    held = set(random.Random(seed).sample(range(len(rows)), max(n, 0)))
+    n = round(len(rows) * hyper.heldout)
+    if hyper.heldout and len(rows) > 1:
+        n = min(max(n, 1), len(rows) - 1)
+    held = set(random.Random(seed).sample(range(len(rows)), min(n, max(len(rows) - 1, 0))))
     return [r | {"heldout": i in held} for i, r in enumerate(rows)]
 
 
