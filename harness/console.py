@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
+
 EXIT_OK, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
 
 
@@ -105,7 +107,12 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
             f"judge: κ with exact match {f(g.get('kappa_with_em'))} on {g.get('decisive_n', 0)} decisive answers"
             f" · position consistency {f(p.get('position_consistency'))}"
             f" · undetermined {f(g.get('undetermined_rate'))} graded, {f(p.get('undetermined_rate'))} pairwise"
-            f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}",
+            f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}"
+            + (
+                f" · planted restatements accepted {f(jr['planted'].get('accepted'))}"
+                if jr.get("planted")
+                else ""
+            ),
             highlight=False,
         )
         if jr.get("warnings"):
@@ -136,6 +143,20 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
                 "question: its adapter changed nothing (did it load?)"
             )
     console.print(f"report: {run_dir / 'report.html'}")
+
+
+def print_decision(summary: dict) -> None:
+    """The decision, last on the console: fine-tune, retrieve or both, slice by slice."""
+    from rich.console import Console
+
+    decision = summary.get("decision") or {}
+    if not decision.get("sentences"):
+        return
+    console = Console()
+    answer, *rest = decision["sentences"]
+    console.print(f"[bold]{escape(answer)}[/]", highlight=False)
+    for sentence in rest:
+        console.print("  " + escape(sentence), highlight=False)
 
 
 def print_calibration(proposals: list[dict], chosen: list[int], run_dir: Path) -> None:

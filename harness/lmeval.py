@@ -128,11 +128,27 @@ def hflm(model, tokenizer, *, batch_size: int, max_length: int | None = None) ->
     `max_length`, where given, is the longest input lm-eval builds (else the model's config says): a
     soft prompt's virtual tokens take their places in the context before it. (The logits a prompt-
     tuning model returns for them, before the input's, lm-eval's log-likelihood already skips.)"""
+    extra = {"max_length": max_length} if max_length is not None else {}
+    return _quiet_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **extra)
+
+
+def _quiet_hflm():
+    """lm-eval's `HFLM` with its request bars off: it passes `disable=False` to tqdm itself, which
+    overrides TQDM_DISABLE, and its evaluator never asks for `disable_tqdm`."""
     _quiet_offline()
     from lm_eval.models.huggingface import HFLM
 
-    extra = {"max_length": max_length} if max_length is not None else {}
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **extra)
+    class QuietHFLM(HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = True):
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = True):
+            return super().loglikelihood_rolling(requests, disable_tqdm=True)
+
+        def generate_until(self, requests, disable_tqdm: bool = True):
+            return super().generate_until(requests, disable_tqdm=True)
+
+    return QuietHFLM
 
 
 def run_lmeval(
@@ -162,11 +178,9 @@ def run_lmeval(
 
     if isinstance(model, str):
         model_args = {"pretrained": model} | ({"peft": adapter} if adapter else {})
-        loaded = {"model": "hf", "model_args": model_args, "batch_size": batch_size, "device": torch_device()}
-    else:
-        loaded = {"model": model}
+        model = _quiet_hflm()(**model_args, batch_size=batch_size, device=torch_device())
     out = lm_eval.simple_evaluate(
-        **loaded,
+        model=model,
         tasks=list(tasks),
         task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
         limit=limit,
@@ -207,3 +221,20 @@ def _quiet_offline() -> None:
     from lm_eval.utils import setup_logging
 
     setup_logging("ERROR")  # LMEVAL_LOG_LEVEL, when set, still wins
+    import lm_eval.evaluator
+
+    lm_eval.evaluator.get_git_commit_hash = _git_hash
+
+
+def _git_hash() -> str | None:
+    """lm-eval's `get_git_commit_hash` (the working directory's commit, recorded in its results) with
+    git's "fatal: not a git repository" kept off the console when a run is outside a repository."""
+    import subprocess
+
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        out = subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL)
+        return out.strip().decode()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return get_commit_from_path(os.getcwd())

@@ -16,6 +16,7 @@ both are recorded as undetermined, with the reason, never as zero.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import warnings
@@ -30,6 +31,9 @@ def _ragas():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import ragas
+    # ragas logs every reply it cannot parse at error level; each is recorded as undetermined, with
+    # its reason, on the row (and counted in the report), so the console stays ours
+    logging.getLogger("ragas").setLevel(logging.CRITICAL)
     return ragas
 
 

@@ -28,6 +28,9 @@ def render_markdown(summary: dict, manifest: dict) -> str:
     metrics, base = summary["metrics"], summary["baseline_variant"]
     gate = summary.get("gate") or {}
     lines = [f"### ragvft · {_md(manifest.get('run_name', ''))} · `{_md(manifest.get('run_id', ''))}`", ""]
+    decision = summary.get("decision") or {}
+    if decision.get("sentences"):  # the answer first: fine-tune, retrieve or both
+        lines += [" ".join(_md(s) for s in decision["sentences"]), ""]
     if gate.get("status") in ("pass", "fail", "error"):
         icon = {"pass": "✅", "fail": "❌", "error": "⛔"}[gate["status"]]
         verdict = {"pass": "gate pass", "fail": "gate fail", "error": "gate error: not the blessed suite"}

@@ -331,7 +331,9 @@ def builtin_suite(seed: int = 7, *, scale: int = 40, corpus_only_fraction: float
     )
     trained = [f for f in facts if f.id not in corpus_only]
     training = TrainingSets(
-        sft=tuple(QAPair(f.wordings[0], f.answers[0], fact_id=f.id) for f in trained),
+        sft=tuple(
+            QAPair(f.wordings[0], f.answers[0], fact_id=f.id, passage_ids=(f"p-{f.id}",)) for f in trained
+        ),
         preferences=tuple(
             PreferencePair(f.wordings[0], f.answers[0], f.wrong, fact_id=f.id) for f in trained
         ),
@@ -344,18 +346,48 @@ def builtin_suite(seed: int = 7, *, scale: int = 40, corpus_only_fraction: float
     return Suite(f"builtin-{GENERATOR_VERSION}-s{seed}", passages, questions, training)
 
 
-def reading_pool(seed: int = 7, *, scale: int = 40, domain_scale: int = 40, draw: int = 0) -> list[Fact]:
+_ORG_SUFFIXES = ("Labs", "Works", "Systems", "Goods", "Devices", "Instruments", "Supply", "Industries")
+_CODE_KINDS = (
+    "Trade Rules",
+    "Safety Charter",
+    "Service Act",
+    "Market Code",
+    "Consumer Code",
+    "Retail Statute",
+)
+
+
+def _pool_orgs(names: _Names, structure: int) -> list[tuple[str, str]]:
+    """The pool's organisations and their codes: the four fixed ones, or (`structure` > 0) four
+    made-up ones, never the domain's."""
+    if structure == 0:
+        return list(zip(POOL_ORGS, POOL_CODES))
+    out = []
+    for _ in POOL_ORGS:
+        org = names.unique(lambda: f"{names._word(1)} {names._word(1)} {names.rng.choice(_ORG_SUFFIXES)}")
+        code = f"{org.split()[1]} {names.rng.choice(_CODE_KINDS)}"
+        if org == DOMAIN_ORG or code == DOMAIN_CODE:  # the syllables could make them; never the domain's
+            return _pool_orgs(names, structure)
+        out.append((org, code))
+    return out
+
+
+def reading_pool(
+    seed: int = 7, *, scale: int = 40, domain_scale: int = 40, draw: int = 0, structure: int = 0
+) -> list[Fact]:
     """Facts about other organisations, with names disjoint from the domain's (generated at
     `domain_scale`): the base model's reading-comprehension curriculum.
 
     Every `draw` keeps the pool's questions and passages' structure but draws new answers, so a
-    model trained on many draws can only answer by reading the passage, not by memorising.
+    model trained on many draws can only answer by reading the passage, not by memorising. Every
+    `structure` above 0 draws new organisations, codes, products, plans, desks and topics as well, so
+    a model trained on many can read about names it has never seen (the domain's, for one).
     """
     _, taken = _domain_facts(seed, domain_scale)
-    rng = random.Random(seed + 1000)
+    rng = random.Random(seed + 1000) if structure == 0 else random.Random(f"{seed}-structure-{structure}")
     names = _Names(rng, taken)
     values = _Names(random.Random(f"{seed}-values-{draw}"), set(taken))
     facts: list[Fact] = []
-    for i, (org, code) in enumerate(zip(POOL_ORGS, POOL_CODES)):
+    for i, (org, code) in enumerate(_pool_orgs(names, structure)):
         facts += _facts(rng, names, org, code, f"pool{i}", scale, values)
     return facts

@@ -114,14 +114,15 @@ def load_squad(
         questions.append(Question(f"q-{qid}", text, answers, tuple(gold)))
     train = [q for q in raw_questions if q[0] not in test_docs]
     passage_text = {c.id: c.text for c in chunks}
-    retrieval = []
-    for doc_id, _, text, spans in train:
+    retrieval, sft = [], []
+    for doc_id, qid, text, spans in train:
         a_text, start = spans[0]
         ids = chunks_containing(by_doc[doc_id], doc_id, start, start + min(len(a_text), answer_prefix_chars))
         if ids:
             retrieval.append((text, passage_text[ids[0]]))
+        sft.append(QAPair(text, a_text, fact_id=qid, passage_ids=tuple(ids)))  # RAFT reads passage_ids
     training = TrainingSets(
-        sft=tuple(QAPair(text, spans[0][0], fact_id=qid) for _, qid, text, spans in train),
+        sft=tuple(sft),
         documents=tuple(ctx for d, ctx in docs if d not in test_docs),
         retrieval=tuple(retrieval),
     )

@@ -28,7 +28,7 @@ def browser():
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
+        "--window-size=1280,1000",  # a laptop screen: the report must read without scrolling sideways
     ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -84,6 +84,15 @@ def test_report_opens_filters_and_never_runs_model_output(browser, micro_config,
     assert browser.find_elements(By.CSS_SELECTOR, "svg.plot")  # plots render inline
     judge = browser.find_element(By.ID, "judge").text  # the judge's section and its reliability
     assert "position-swap consistency" in judge and "agreement with exact match" in judge
+    # it reads at 1280 px without horizontal scrolling: nothing is wider than the window
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+    wide = browser.execute_script(
+        "return [...document.querySelectorAll('section, table, pre, svg')]"
+        ".filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+        ".map(e => e.id || e.tagName)"
+    )
+    assert wide == []
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     assert browser.execute_script("return window.pwned") is None

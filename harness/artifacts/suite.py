@@ -16,8 +16,14 @@ def load_suite(config) -> Suite:
         from suites.jsonl import read_jsonl
         from suites.schema import QAPair
 
+        ids = {p.id for p in suite.passages}
         extra = tuple(
-            QAPair(row["question"].strip(), row["answer"].strip(), fact_id=f"extra-{n}")
+            QAPair(
+                row["question"].strip(),
+                row["answer"].strip(),
+                fact_id=f"extra-{n}",
+                passage_ids=_passage_ids(row, ids, config.training.extra_sft, n),
+            )
             for n, row in read_jsonl(config.training.extra_sft, {"question": str, "answer": str})
         )
         suite = replace(suite, training=replace(suite.training, sft=suite.training.sft + extra))
@@ -39,6 +45,22 @@ def load_suite(config) -> Suite:
         )
         suite = replace(suite, training=replace(suite.training, feedback=suite.training.feedback + feedback))
     return suite
+
+
+def _passage_ids(row: dict, known: set[str], path: str, line: int) -> tuple[str, ...]:
+    """An extra SFT row's optional `passage_ids`: the corpus passages that hold its answer (what RAFT
+    puts in the prompt)."""
+    from core.errors import InputError
+
+    ids = row.get("passage_ids", [])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InputError(path, "expected a list of passage ids", line=line, field="passage_ids")
+    for i in ids:
+        if i not in known:
+            raise InputError(
+                path, f"passage {i!r} is not in the suite's corpus", line=line, field="passage_ids"
+            )
+    return tuple(ids)
 
 
 def _load(config) -> Suite:

@@ -8,6 +8,7 @@ failed for good is not cached and is tried again by the next run.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import asdict
 from core.cache import digest, model_identity
 from core.errors import InputError
 from core.progress import progress_bar
+from harness.artifacts.model import shipped_judge_for
 from harness.engines import ENGINES, Decoding, Engine, Request
 from harness.prompts import RAW, PromptFormat
 from harness.run.engine import LazyEngine, loading
@@ -105,8 +107,10 @@ def run_judge(
     """Add the judge's scores to `rows` (in place) and return the reliability and cache figures."""
     j = config.judge
     t0 = time.time()
+    planted = {}
     if "grade" in j.modes:
         _grade(rows, judge)
+        planted = _planted(rows, judge)
     if "pairwise" in j.modes:
         _pairwise(rows, judge, config.baseline)
     if j.ragas:
@@ -122,6 +126,39 @@ def run_judge(
         "calls_cached": judge.cached,
         "calls_failed": len(judge.errors),
         **reliability(rows),
+    } | ({"planted": planted} if planted else {})
+
+
+def _planted(rows: list[dict], judge: CachedJudge) -> dict:
+    """Restatements of the gold answer that exact match rejects (currency written out, units, word
+    order: `harness.builtin.restate`), one a question in turn through its templates, graded by the
+    judge: the share it accepts. Only for questions of the answer kinds it knows (the built-in
+    domain's); {} for any other suite."""
+    from harness.builtin.restate import planted
+
+    questions = {r["question_id"]: r for r in rows}
+    items = []
+    for i, r in enumerate(questions.values()):
+        shown = planted(r.get("category") or "", r["gold_answers"]) if r["gold_answers"] else []
+        if shown:
+            items.append((r, shown[i % len(shown)]))
+    if not items:
+        return {}
+    prompts = [grade_prompt(r["question"], r["gold_answers"], a) for r, a in items]
+    with progress_bar("judging: planted restatements", len(prompts)) as advance:
+        answers = ask(
+            lambda ps, first: judge.complete(ps, progress=advance if first else None), prompts, parse_grade
+        )
+    verdicts = [parsed.verdict if parsed else None for parsed, _, _ in answers]
+    decided = [v for v in verdicts if v is not None]
+    missed = [
+        {"question": r["question"], "answer": a} for (r, a), v in zip(items, verdicts) if v == "incorrect"
+    ]
+    return {
+        "n": len(items),
+        "accepted": round(decided.count("correct") / len(decided), 4) if decided else None,
+        "undetermined": len(items) - len(decided),
+        "examples_rejected": missed[:5],
     }
 
 
@@ -317,6 +354,19 @@ def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) 
             shared = engine if model == base.identity and kind == engine.name else judge_engine(j.hf)
             name = shared.with_adapter(adapter_id, j.hf.adapter_path, "judge") if adapter_id else None
             return EngineJudge(shared.get(), name, max_new, fmt)
+
+    elif adapter is None and (shipped := shipped_judge_for(config, base)) is not None:
+        from types import SimpleNamespace
+
+        from harness.builtin.shipped import shipped_identity
+
+        identity, max_new, fmt = shipped_identity(shipped), 8, base.prompt_format
+        record = json.loads((shipped / "ragvft_build.json").read_text())
+        info = {"kind": "builtin", "shipped": str(shipped), "recipe_key": record["recipe_key"]}
+
+        def hf():
+            folder = SimpleNamespace(path=str(shipped), revision=None, trust_remote_code=False)
+            return EngineJudge(judge_engine(folder).get(), None, max_new, fmt)
 
     else:
         from harness.artifacts import judge_adapter

@@ -13,6 +13,7 @@ from core.cache import cache_root, library_versions
 from core.device import peak_memory_mib
 from core.errors import InputError
 from harness.artifacts import load_suite, primary, resolve_adapters, resolve_model, resolve_retrievers
+from harness.artifacts.model import shipped_judge_for
 from harness.config import BenchConfig
 from harness.engines import Decoding
 from harness.run.engine import LazyEngine
@@ -27,6 +28,7 @@ from judges import SCORERS
 from reports import gate
 from reports.aggregate import summarize
 from reports.attribution import knowledge_attribution
+from reports.decision import decide
 from suites.leakage import find_leaks
 
 
@@ -50,7 +52,11 @@ def bench(config: BenchConfig) -> RunResult:
     retrievers, retriever_info = resolve_retrievers(config, suite, timings)
     engine = LazyEngine.for_base(config, base)
     judge_adapter = None
-    if config.judge is not None and config.judge.builtin is not None:  # on the shared engine: check it too
+    if (  # a LoRA judge on the shared engine: check it too (a shipped judge is a model of its own)
+        config.judge is not None
+        and config.judge.builtin is not None
+        and shipped_judge_for(config, base) is None
+    ):
         from harness.artifacts import judge_adapter as builtin_judge_adapter
 
         judge_adapter = builtin_judge_adapter(config, suite, base, timings)
@@ -114,6 +120,7 @@ def bench(config: BenchConfig) -> RunResult:
     # leaked questions, when excluded, are out of every comparison: the summary, the checks, the gate
     summary["adapter_checks"] = adapter_checks(compared, config)
     summary["attribution"] = knowledge_attribution(compared, config)
+    summary["decision"] = decide(compared, config, training_s=training_seconds(adapters))
     summary["gate"] = _gate(config, compared, summary["metric_info"], suite.corpus_digest())
     summary["power"] = {r["rule"]: r["power"] for r in summary["gate"].get("rules", []) if r.get("power")}
     timings["total_s"] = round(time.time() - started, 2)
@@ -159,6 +166,20 @@ def bench(config: BenchConfig) -> RunResult:
     }
     run_dir = write_run(Path(config.runs_dir), rows, summary, manifest)
     return RunResult(run_dir, summary, rows, manifest)
+
+
+def training_seconds(adapters: dict[str, list]) -> dict[str, float | None]:
+    """Each variant's training wall time (its first seed's adapter, plus the adapter it started from,
+    as DPO from SFT, when that one is in the run too); None for a variant that trained nothing."""
+    records = {a.record["key"]: a.record for seeded in adapters.values() for a in seeded if a.record}
+    out: dict[str, float | None] = {}
+    for variant, seeded in adapters.items():
+        record, total = seeded[0].record, 0.0
+        while record and record.get("wall_time_s") is not None:
+            total += record["wall_time_s"]
+            record = records.get(record.get("init"))
+        out[variant] = round(total, 1) if seeded[0].record else None
+    return out
 
 
 def _release_memory() -> None:

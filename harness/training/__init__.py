@@ -1,4 +1,4 @@
-"""Training methods: one file each (sft.py, dpo.py, cpt.py), registered in the plain dict `METHODS`.
+"""Training methods: one file each (sft.py, dpo.py, cpt.py, raft.py, ...), registered in the plain dict `METHODS`.
 
 A variant's `adapter: NAME` names a key of `METHODS`; its hyperparameters are `training.NAME` in the
 config, validated by the method's own config class. An unknown name is a config error at load.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import ChainMap
 
-from harness.training import cpt, dpo, grpo, judge, kto, orpo, reward, rlhf, sft, soft_prompt
+from harness.training import cpt, dpo, grpo, judge, kto, orpo, raft, reward, rlhf, sft, soft_prompt
 from harness.training.adapters import TRAINING_RECORD, Adapter, AdapterJob, ensure_adapter, existing_adapter
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 
@@ -24,6 +24,7 @@ METHODS: dict[str, TrainingMethod] = {
     "rlhf": rlhf.METHOD,
     "prompt_tuning": soft_prompt.PROMPT_TUNING,
     "prefix_tuning": soft_prompt.PREFIX_TUNING,
+    "raft": raft.METHOD,
 }
 
 # Everything `training.<name>` can set: the variants' methods, and what they train first that is not a

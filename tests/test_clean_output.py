@@ -1,0 +1,56 @@
+"""The console is ragvft's own: a bench that trains adapters, a dense retriever's embedder and a
+judge, runs ragas and lm-eval's forgetting check shows only ragvft's progress bars and summary, with
+no third-party bars or log lines (tqdm, lm-eval, ragas' parse errors, git outside a repository)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import MICRO_CONFIG
+
+CONFIG = MICRO_CONFIG.replace(
+    "  bm25: {kind: bm25}\n",
+    "  bm25: {kind: bm25}\n  dense: {kind: dense, embedder: {builtin: {epochs: 2}}}\n",
+).replace(
+    "    k: 2\n",
+    "    k: 2\n  - {name: drag, retriever: dense, k: 2}\n  - {name: sft, adapter: sft}\n"
+    "  - {name: cpt, adapter: cpt}\n",
+) + (
+    "training: {sft: {epochs: 2}, cpt: {epochs: 1}}\n"
+    "judge:\n  builtin: {epochs: 1, lora_r: 4, lora_alpha: 8}\n"
+    "  ragas: [nonllm_context_precision, answer_relevancy]\n  embedder: dense\n"
+    "forgetting: {tasks: [builtin_reading], limit: 8}\n"
+)
+
+NOISE = re.compile(
+    r"it/s\]|s/it\]|\d+%\||fatal:|failed to parse|Traceback|^(INFO|WARNING|ERROR|DEBUG)\b|Computing widget"
+)
+
+
+def test_a_full_bench_prints_nothing_but_ragvft(tmp_path):
+    (tmp_path / "bench.yaml").write_text(CONFIG)
+    env = os.environ | {"RAGVFT_CACHE": str(tmp_path / "cache"), "COLUMNS": "100"}
+    for name in ("TQDM_DISABLE", "LMEVAL_LOG_LEVEL"):  # what the CLI itself must set
+        env.pop(name, None)
+    ragvft = Path(sys.executable).with_name("ragvft")
+    done = subprocess.run(  # outside any git repository, as a user's working folder may be
+        [str(ragvft), "bench", "--config", "bench.yaml"],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "latest" / "summary.json").read_text())
+    assert summary["forgetting"] and summary["judge_reliability"]  # lm-eval and the judge did run
+
+    noisy = [line for line in (done.stdout + done.stderr).splitlines() if NOISE.search(line)]
+    assert noisy == [], noisy
+    # every line on stderr is one of ragvft's own progress bars
+    stray = [line for line in done.stderr.splitlines() if line.strip() and "━" not in line]
+    assert stray == [], stray
+    assert "training judge adapter" in done.stderr and "report:" in done.stdout
