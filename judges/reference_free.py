@@ -158,9 +158,34 @@ def ragas_scores(
         return Score(name, value, f"ragas {name}")
 
     async def run_all():
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the judge is called from threads (asyncio.to_thread): as many as calls may be in flight
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max(concurrency, 1)))
         gate = asyncio.Semaphore(concurrency)
         jobs = [one(item, n, gate) for item in items for n in names]
         return await asyncio.gather(*jobs)
 
     flat = asyncio.run(run_all())
     return [dict(zip(names, flat[i * len(names) : (i + 1) * len(names)])) for i in range(len(items))]
+
+
+def ragas_prompts() -> dict:
+    """The prompts ragas' faithfulness and answer relevancy send a judge, rendered exactly as those
+    metrics render them (their own prompt objects): for a judge that learns to answer them."""
+    _ragas()
+    from ragas.metrics._answer_relevance import ResponseRelevanceInput, ResponseRelevancy
+    from ragas.metrics._faithfulness import Faithfulness, NLIStatementInput, StatementGeneratorInput
+
+    faithfulness, relevancy = Faithfulness(), ResponseRelevancy()
+    return {
+        "statements": lambda question, answer: faithfulness.statement_generator_prompt.to_string(
+            StatementGeneratorInput(question=question, answer=answer)
+        ),
+        "nli": lambda context, statements: faithfulness.nli_statements_prompt.to_string(
+            NLIStatementInput(context=context, statements=statements)
+        ),
+        "relevance": lambda response: relevancy.question_generation.to_string(
+            ResponseRelevanceInput(response=response)
+        ),
+    }

@@ -14,8 +14,10 @@ from __future__ import annotations
 from statistics import mean
 
 # Below these, the report and the console say not to decide on the judge's scores.
-MIN_KAPPA_WITH_EM = 0.2  # Cohen's kappa: 0.0-0.2 is "slight" agreement (Landis and Koch)
-MIN_POSITION_CONSISTENCY = 0.5  # pairs whose verdict survives swapping the answers' positions
+# A judge to decide on agrees with exact match where it is sure ("substantial" agreement, Landis and
+# Koch: kappa 0.6) and keeps its pairwise verdict when the answers swap places (0.9 of pairs).
+MIN_KAPPA_WITH_EM = 0.6
+MIN_POSITION_CONSISTENCY = 0.9  # pairs whose verdict survives swapping the answers' positions
 
 
 def reliability(rows: list[dict]) -> dict:
@@ -37,7 +39,7 @@ def trust_warnings(info: dict) -> list[str]:
     out = []
     kappa = (info.get("grade") or {}).get("kappa_with_em")
     if kappa is not None and kappa < MIN_KAPPA_WITH_EM:
-        out.append(f"its verdicts agree with exact match no better than chance (κ {kappa:.2f})")
+        out.append(f"its verdicts agree with exact match only κ {kappa:.2f} where exact match is sure")
     consistency = (info.get("pairwise") or {}).get("position_consistency")
     if consistency is not None and consistency < MIN_POSITION_CONSISTENCY:
         out.append(f"its pairwise verdicts follow the answers' positions (consistency {consistency:.2f})")

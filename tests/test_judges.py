@@ -249,7 +249,11 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
     assert bare != mine
     kappa = jr["grade"]["kappa_with_em"]
     consistency = jr["pairwise"]["position_consistency"]
-    weak = (kappa is not None and kappa < 0.2) or (consistency is not None and consistency < 0.5)
+    from judges.reliability import MIN_KAPPA_WITH_EM, MIN_POSITION_CONSISTENCY
+
+    weak = (kappa is not None and kappa < MIN_KAPPA_WITH_EM) or (
+        consistency is not None and consistency < MIN_POSITION_CONSISTENCY
+    )
     assert bool(jr["warnings"]) == weak
     assert ("Do not decide" in (result.run_dir / "report.html").read_text()) == weak
 

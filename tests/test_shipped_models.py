@@ -2,6 +2,7 @@
 the shipped files are small, match the default recipe and load like a hub folder."""
 
 import json
+import re
 from dataclasses import replace
 
 from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec
@@ -82,24 +83,43 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     AutoModelForCausalLM.from_pretrained(folder)
 
     rows = judge_rows(TINY, spec, {})
-    replies = [r for _, r in rows]
-    assert replies.count("correct 5") == replies.count("incorrect 1") > 0  # balanced
-    assert replies.count("A") == replies.count("B") > 0  # every pair in both orders
-    assert all(parse_grade(r) or parse_preference(r) for r in set(replies))  # what the parsers read
-    # never a fact of the domain the bench judges: no domain question with its reference answer (pool
-    # questions about a plan or a desk can read like the domain's, with another organisation's answer)
+    grades = [parse_grade(r) for p, r in rows if p.startswith("Grade the answer")]
+    prefs = [parse_preference(r) for p, r in rows if p.startswith("Which answer is better")]
+    assert all(grades) and all(prefs)  # every reply is what the parsers read
+    verdicts = [g.verdict for g in grades]
+    assert verdicts.count("correct") == verdicts.count("incorrect") > 0  # balanced
+    winners = [p.winner for p in prefs]
+    assert winners.count("A") == winners.count("B") > 0  # every pair in both orders
+    assert 0.8 * winners.count("A") <= winners.count("tie") <= winners.count("A")  # a third are ties
+    # a numeric answer's form (its digits masked) comes with both labels: only the value tells
+    forms: dict[str, set] = {}
+    for p, r in rows:
+        answer = p.rsplit("Answer: ", 1)[-1].removesuffix("\nJSON:")
+        if p.startswith("Grade the answer") and re.search(r"\d", answer):
+            forms.setdefault(re.sub(r"\d+", "#", answer), set()).add(parse_grade(r).verdict)
+    both = sum(len(v) == 2 for v in forms.values())
+    assert forms and both >= 0.8 * len(forms), (both, len(forms))
+    # ragas' prompts, answered in JSON ragas' own parsers read
+    ragas = [json.loads(r) for p, r in rows if not p.startswith(("Grade the answer", "Which answer"))]
+    assert any("statements" in r and isinstance(r["statements"][0], str) for r in ragas)
+    assert any(isinstance(r.get("statements", [None])[0], dict) for r in ragas)  # NLI verdicts
+    assert any("noncommittal" in r for r in ragas)
+    # never a test question of the domain the bench judges (its training questions, the SFT
+    # wordings, are what the judge learns the domain's answers on)
     from judges.llm_judge import reference_text
 
     domain = builtin_suite(TINY.seed, scale=TINY.domain_scale)
     prompts_text = "\n".join(p for p, _ in rows)
-    facts = [f"Question: {q.text}\nReference: {reference_text(q.answers)}" for q in domain.questions]
-    assert facts and not any(f in prompts_text for f in facts)
+    tests = [f"Question: {q.text}\nReference: {reference_text(q.answers)}" for q in domain.questions]
+    trained = [f"Question: {p.question}\n" for p in domain.training.sft]
+    assert tests and not any(t in prompts_text for t in tests)
+    assert any(t in prompts_text for t in trained)
 
 
 def test_restatements_mean_the_gold_and_near_misses_do_not():
     import random
 
-    from harness.builtin.judge_model import is_right
+    from harness.builtin.judge_rows import is_right
     from harness.builtin.restate import near_misses, planted, restatements
     from judges.exact import exact_match
     from suites.builtin import builtin_suite
