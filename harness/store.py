@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS scores (
 class Store:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        # ragas calls the judge from worker threads; harness.run.judging serialises them with a lock
+        # ragas calls the judge from worker threads; harness.run.judge_backend serialises them with a lock
         self.db = sqlite3.connect(path, timeout=60, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -1,29 +1,17 @@
 """The judge stage of a bench: LLM-as-judge grading and pairwise comparison, ragas evals, and the
-judge's reliability, added to the result rows.
-
-Every judge call is cached in the results store under a key of the judge's identity and the full
-prompt (which holds every input), so a rerun asks the judge nothing it asked before; a call that
-failed for good is not cached and is tried again by the next run.
+judge's reliability, added to the result rows. The judge itself (backend and call cache) is
+`harness.run.judge_backend`.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 
-from core.cache import digest, model_identity
-from core.errors import InputError
 from core.progress import progress_bar
-from harness.artifacts.model import shipped_judge_for
-from harness.engines import ENGINES, Decoding, Engine, Request
-from harness.prompts import RAW, PromptFormat
-from harness.run.engine import LazyEngine, loading
+from harness.run.judge_backend import CachedJudge
 from judges.llm_judge import (
     PAIRWISE_VALUE,
-    PROMPT_VERSION,
     ask,
     combine_orders,
     grade_prompt,
@@ -34,71 +22,6 @@ from judges.llm_judge import (
 )
 from judges.reliability import reliability
 from judges.types import Score
-
-
-class CachedJudge:
-    """A judge backend behind the store's call cache. The backend is made only when a call misses."""
-
-    def __init__(
-        self,
-        identity: str,
-        make_backend: Callable[[], object],
-        store,
-        info: dict | None = None,
-        *,
-        serial=True,
-    ):
-        self.identity, self._make, self._backend, self.store = identity, make_backend, None, store
-        self.info = {"identity": identity} | (info or {})  # what the manifest says of the judge
-        # ragas calls from worker threads: SQLite always needs one caller at a time, an in-process
-        # model too (`serial`); an HTTP client runs concurrent calls itself.
-        self._store_lock, self._backend_lock = threading.Lock(), threading.Lock()
-        self._serial = serial
-        self.asked = self.cached = 0
-        self.errors: dict[str, str] = {}  # prompt -> why its call failed for good
-
-    def _key(self, prompt: str) -> str:
-        return digest({"judge": self.identity, "version": PROMPT_VERSION, "prompt": prompt}, 32)
-
-    def _backend_for_call(self):
-        with self._backend_lock:
-            if self._backend is None:
-                self._backend = self._make()
-            return self._backend
-
-    def complete(self, prompts: list[str], progress=None) -> list[str | None]:
-        """The judge's reply to each prompt (None where the call failed for good)."""
-        keys = [self._key(p) for p in prompts]
-        with self._store_lock:
-            found = self.store.judge_calls(keys)
-        missing = list(dict.fromkeys(p for p, k in zip(prompts, keys) if k not in found))
-        if progress is not None and len(prompts) > len(missing):
-            progress(len(prompts) - len(missing))
-        if missing:
-            backend = self._backend_for_call()
-            if self._serial:
-                with self._backend_lock:
-                    replies = backend.complete(missing, progress=progress)
-            else:
-                replies = backend.complete(missing, progress=progress)
-            fresh = {}
-            for p, r in zip(missing, replies):
-                if r.text is None:
-                    self.errors[p] = r.error or "the judge call failed"
-                else:
-                    fresh[self._key(p)] = r.text
-            with self._store_lock:
-                self.store.put_judge_calls(fresh.items())
-                self.asked += len(missing)
-                self.cached += len(prompts) - len(missing)
-            found |= fresh
-        else:
-            with self._store_lock:
-                self.cached += len(prompts)
-        return [found.get(k) for k in keys]
-
-    def complete_one(self, prompt: str) -> str | None:
-        return self.complete([prompt])[0]
 
 
 def run_judge(
@@ -114,7 +37,8 @@ def run_judge(
     if "pairwise" in j.modes:
         _pairwise(rows, judge, config.baseline)
     if j.ragas:
-        concurrency = j.http.concurrency if j.http else 4
+        # an in-process judge answers the calls in flight as one batch (CachedJudge.complete_one)
+        concurrency = j.http.concurrency if j.http else max(config.generation.batch_size, 4)
         _ragas(rows, judge, j.ragas, passages, encoder, concurrency=concurrency, threshold=j.ragas_threshold)
     timings["judge_s"] = round(time.time() - t0, 2)
     return {
@@ -274,125 +198,3 @@ def _ragas(
         _put(r, scores)
 
 
-class EngineJudge:
-    """A judge backend on an engine (the `complete(prompts) -> [Reply]` interface of every judge
-    backend): greedy, not cut at newlines (a judge's JSON may span lines), with an adapter or none,
-    each judge prompt a user turn of the judge model's chat template when it has one (`fmt`)."""
-
-    def __init__(self, engine: Engine, adapter: str | None, max_new_tokens: int, fmt: PromptFormat = RAW):
-        self.engine, self.adapter, self.fmt = engine, adapter, fmt
-        self.decoding = Decoding(max_new_tokens=max_new_tokens, stop=())
-
-    def complete(self, prompts, *, progress=None):
-        from judges.http import Reply
-
-        done = self.engine.generate(
-            [Request(self.fmt.instruction(p), adapter=self.adapter, decoding=self.decoding) for p in prompts],
-            progress=progress,
-        )
-        return [Reply(c.text, None, 1) for c in done]
-
-
-def _engine_tag(identity: dict) -> str:
-    return "/".join(str(identity[k]) for k in ("engine", "dtype", "device"))
-
-
-def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) -> CachedJudge:
-    """The configured judge behind the call cache: built-in (trained when missing, on the run's shared
-    engine), HF (the run's engine kind; the shared one when it is the base model) or HTTP."""
-
-    j, g = config.judge, config.generation
-    kind = j.engine or (g.engine if g.engine != "openai" else "hf")  # a server judges through judge.http
-
-    def options(name):
-        return getattr(g, name, None) if name == g.engine else None
-
-    def judge_engine(model) -> LazyEngine:
-        """An engine of the judge's own: another model, or another engine kind than the run's."""
-        return LazyEngine(
-            kind,
-            model.path,
-            revision=model.revision,
-            trust_remote_code=model.trust_remote_code,
-            batch_size=g.batch_size,
-            **loading(config.model),  # the judge's model loads as the base does
-            options=options(kind),
-            source=config.source,
-        )
-
-    if j.http is not None:
-        h = j.http
-        from core.http import api_key
-        from judges.http import HTTPJudge
-
-        try:
-            key = api_key(h.api_key_env)
-        except LookupError as e:
-            raise InputError(config.source, str(e), field="judge.http") from None
-
-        client = HTTPJudge(  # makes no connection until asked
-            h.base_url,
-            h.model,
-            api_key=key,
-            concurrency=h.concurrency,
-            timeout_s=h.timeout_s,
-            max_retries=h.max_retries,
-            max_tokens=h.max_tokens,
-        )
-        info = {"kind": "http", "base_url": h.base_url, "model": h.model, "api_key_env": h.api_key_env}
-        return CachedJudge(client.identity, lambda: client, store, info, serial=False)
-    if j.hf is not None:
-        model = model_identity(j.hf.path, j.hf.revision)
-        adapter_id = model_identity(j.hf.adapter_path) if j.hf.adapter_path else None
-        identity = f"hf:{model}|{adapter_id}"
-        max_new = j.hf.max_new_tokens
-        info = {"kind": "hf", "path": j.hf.path, "adapter_path": j.hf.adapter_path}
-
-        fmt = base.prompt_format if model == base.identity else _judge_format(j.hf)
-
-        def hf():
-            shared = engine if model == base.identity and kind == engine.name else judge_engine(j.hf)
-            name = shared.with_adapter(adapter_id, j.hf.adapter_path, "judge") if adapter_id else None
-            return EngineJudge(shared.get(), name, max_new, fmt)
-
-    elif adapter is None and (shipped := shipped_judge_for(config, base)) is not None:
-        from types import SimpleNamespace
-
-        from harness.builtin.shipped import shipped_identity
-
-        identity, max_new, fmt = shipped_identity(shipped), 8, base.prompt_format
-        record = json.loads((shipped / "ragvft_build.json").read_text())
-        info = {"kind": "builtin", "shipped": str(shipped), "recipe_key": record["recipe_key"]}
-
-        def hf():
-            folder = SimpleNamespace(path=str(shipped), revision=None, trust_remote_code=False)
-            return EngineJudge(judge_engine(folder).get(), None, max_new, fmt)
-
-    else:
-        from harness.artifacts import judge_adapter
-
-        a = adapter or judge_adapter(config, suite, base, timings)
-        identity, max_new, fmt = f"builtin:{a.identity}", 8, base.prompt_format
-        info = {"kind": "builtin", "adapter": a.manifest()}
-
-        def hf():
-            shared = engine if kind == engine.name else judge_engine(base)
-            return EngineJudge(shared.get(), shared.with_adapter(a.identity, a.path, "judge"), max_new, fmt)
-
-    tag = (
-        engine.identity if kind == engine.name else ENGINES[kind].identity(config.model.dtype, options(kind))
-    )
-    identity = f"{identity}|max_new_tokens={max_new}|engine={_engine_tag(tag)}"
-    if fmt.chat:  # a prompt's key holds the judge prompt; the template it is rendered through, here
-        identity += f"|format={digest(fmt.key(), 12)}"
-    return CachedJudge(identity, hf, store, info | {"engine": tag, "prompt_format": fmt.key()})
-
-
-def _judge_format(model) -> PromptFormat:
-    """A judge model's prompt format: its tokenizer's chat template when it has one, no system turn."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(
-        model.path, revision=model.revision, trust_remote_code=model.trust_remote_code
-    )
-    return PromptFormat.of(tokenizer, "auto", None)

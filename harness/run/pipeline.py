@@ -86,7 +86,8 @@ def bench(config: BenchConfig) -> RunResult:
             for p in plan
         ]
         if config.judge is not None:
-            from harness.run.judging import make_judge, run_judge
+            from harness.run.judge_backend import make_judge
+            from harness.run.judging import run_judge
 
             judge = make_judge(config, suite, base, store, engine, timings, adapter=judge_adapter)
             encoder = retrievers[config.judge.embedder].encoder if config.judge.embedder else None
