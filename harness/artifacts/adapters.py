@@ -4,13 +4,15 @@ cache, or a folder the config names, each with the identity its results are keye
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from core.device import torch_device
 from core.errors import InputError
-from harness.artifacts.model import BaseModel
+from harness.artifacts.model import BaseModel, resolve_model
+from harness.artifacts.suite import load_suite
 from harness.training import (
     JUDGE_METHOD,
     SECTIONS,
@@ -164,3 +166,42 @@ def judge_adapter(config, suite: Suite, base: BaseModel, timings: dict) -> Adapt
     adapter = ensure_adapter(job)
     timings["judge_adapter_s"] = round(time.time() - t0, 2)
     return adapter
+
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def ship_adapters(config, out: Path) -> list[Path]:
+    """Every adapter `config`'s variants need (what each starts from and needs included), trained
+    when missing, copied to `out/adapters/<method>-<key>` with a model card: the embedded default's,
+    shipped so a first run trains nothing (`make models`). Folders of other keys are removed."""
+    import shutil
+
+    from harness.builtin.shipped import adapter_card
+    from harness.training.adapters import TRAINING_RECORD
+
+    suite = load_suite(config)
+    base = resolve_model(config, {})
+    resolve_adapters(config, suite, base, {})
+    names = {v.adapter for v in config.variants if v.adapter is not None}
+    jobs = {j.path().name: j for n in sorted(names) for j in _chain(adapter_job(config, suite, base, n))}
+    root = out / "adapters"
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.iterdir():
+        if stale.name not in jobs:
+            shutil.rmtree(stale)
+    written = []
+    for name, job in sorted(jobs.items()):
+        folder = root / name
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(job.path(), folder)
+        record = json.loads((folder / TRAINING_RECORD).read_text())
+        (folder / "README.md").write_text(adapter_card(record, config.name, base.identity))
+        # where the base sat on the maintainer's machine says nothing elsewhere: name it by the project
+        peft = json.loads((folder / "adapter_config.json").read_text())
+        here = Path(peft.get("base_model_name_or_path") or "")
+        if here.is_absolute() and here.is_relative_to(PROJECT):
+            peft["base_model_name_or_path"] = str(here.relative_to(PROJECT))
+            (folder / "adapter_config.json").write_text(json.dumps(peft, indent=2) + "\n")
+        written.append(folder)
+    return written

@@ -31,6 +31,14 @@ def shipped_base(spec: BaseModelSpec, root: Path | None = None) -> Path | None:
     return None
 
 
+def shipped_adapter(name: str, root: Path | None = None) -> Path | None:
+    """The shipped adapter folder `name` (`<method>-<key>`, as the cache names it), or None. The key
+    holds everything that determines the adapter (base, data, method, settings, seed, libraries), so
+    a shipped folder stands in for exactly the training that would make it."""
+    folder = (root or SHIPPED) / "adapters" / name
+    return folder if (folder / "adapter_config.json").is_file() else None
+
+
 def shipped_identity(folder: Path) -> str:
     """What generation and adapter keys depend on: the recipe and the shipped bytes."""
     record = json.loads((folder / BUILD_RECORD).read_text())
@@ -132,4 +140,33 @@ examples, {record["steps"]:,} steps, {record["tokens"]:,} tokens, on `{record["d
   given): {m["reading_em_heldout"]}
 
 Built with {", ".join(f"{k} {v}" for k, v in record["libraries"].items())}.
+"""
+
+
+def adapter_card(record: dict, bench: str, base: str) -> str:
+    """A shipped adapter's card: what trained it, on what, and its figures (from its training record)."""
+    hyper = "\n".join(f"| `{k}` | {v} |" for k, v in sorted(record.get("hyperparameters", {}).items()))
+    init = f", starting from the `{record['init_method']}` adapter" if record.get("init_method") else ""
+    return f"""---
+library_name: peft
+license: apache-2.0
+tags: [ragvft, builtin, {record["method"]}, lora]
+---
+# ragvft built-in `{record["method"]}` adapter
+
+The `{record["method"]}` adapter of the embedded default bench (`{bench}`), trained by ragvft's own
+recipe (`harness/training/{record["method"]}.py`, TRL + PEFT) on the built-in base model
+(`{base}`){init}, on the built-in domain's training set. Shipped so a first `make bench` trains
+nothing: it is used only when a run's adapter key (`{record["key"]}`: base, data, method, settings,
+seed, library versions) is this one; any other key is trained on first use and cached, as before.
+Rebuild with `make models`.
+
+## Recipe
+| setting | value |
+| --- | --- |
+{hyper}
+
+{record.get("examples")} training examples, {record.get("steps")} steps, {record.get("tokens"):,} tokens, seed
+{record.get("seed")}, on `{record.get("device")}` in {record.get("wall_time_s")} s; final loss
+{round(record.get("final_loss") or 0, 4)}.
 """

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.cache import building, cache_root, digest, library_versions, model_identity
+from harness.builtin.shipped import shipped_adapter
 from harness.engines.peft_files import soft_prompt
 from harness.training.loading import load_for_training, max_length_of, peak_memory
 from harness.training.method import TrainerInputs, TrainingMethod
@@ -81,7 +82,8 @@ class Adapter:
     name: str
     path: Path
     identity: str
-    status: str  # "trained" (this run), "cached", or "path" (a folder the config names)
+    status: str  # "trained" (this run), "cached", "shipped" (with the project), or "path" (a folder the
+    # config names)
     record: dict | None = None
     config: dict = field(default_factory=dict)
     seed: int | None = None  # the training seed (None: a folder the config names)
@@ -116,6 +118,10 @@ def ensure_adapter(job: AdapterJob, *, progress: bool = True, trained: list[str]
     needs = {role: ensure_adapter(j, progress=progress, trained=trained) for role, j in job.needs.items()}
     path = job.path()
     status = "cached"
+    if not path.is_dir() and (shipped := shipped_adapter(path.name)) is not None:
+        with building(path) as tmp:  # built by maintainers from this very key (`make models`)
+            shutil.copytree(shipped, tmp, dirs_exist_ok=True)
+        status = "shipped"
     if not path.is_dir():  # built in a temporary folder and renamed: present means complete
         with building(path) as tmp:
             _train(job, tmp, init, progress=progress, needs={role: a.path for role, a in needs.items()})
