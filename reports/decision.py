@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from statistics import mean
 
+from judges import SCORERS
 from reports.rows import per_question
 from reports.stats import paired_delta
 
@@ -35,7 +36,8 @@ def decide(
     """{"metric", "slices": [per slice], "overall": the whole suite, "answer": one sentence,
     "sentences": every sentence in reading order}. `training_s` is each variant's adapter training
     wall time in seconds, its start (DPO's SFT) included; None for a variant that trains nothing."""
-    metric = next(iter(config.metrics), None)
+    # the first metric that pairs question by question (a corpus-level one, as macro-F1, cannot)
+    metric = next((m for m in config.metrics if not getattr(SCORERS.get(m), "corpus_level", False)), None)
     if metric is None or not rows:
         return {}
     variants = [v.name for v in config.variants]
@@ -67,7 +69,15 @@ def _verdict(slice_name, rows, metric, variants, config, tokens, training_s, kin
     means = {v: _mean(values[v]) for v in variants if _mean(values[v]) is not None}
     if not means:
         return None
-    ranked = sorted(means, key=lambda v: (-means[v], variants.index(v)))
+    scorer = SCORERS.get(metric)  # its kind (as the summary's deltas read it) and direction
+    kind, sign = getattr(scorer, "kind", None), (1 if getattr(scorer, "higher_is_better", True) else -1)
+
+    def delta(a: str, b: str) -> dict | None:
+        return paired_delta(
+            values[a], values[b], kind=kind, seed=config.seed, samples=config.bootstrap_samples
+        )
+
+    ranked = sorted(means, key=lambda v: (-sign * means[v], variants.index(v)))
     winner = ranked[0]
     n = len(values[winner])
     where = (
@@ -88,27 +98,18 @@ def _verdict(slice_name, rows, metric, variants, config, tokens, training_s, kin
         out["sentence"] = f"{where}, {winner} is the only variant scored: {metric} {means[winner]:.2f}."
         return out
     runner = ranked[1]
-    lead = paired_delta(values[winner], values[runner], seed=config.seed, samples=config.bootstrap_samples)
+    lead = delta(winner, runner)
     out |= {"runner_up": runner, "runner_up_mean": means[runner], "lead": lead}
-    tied = [
-        v
-        for v in ranked[1:]
-        if not (
-            d := paired_delta(values[winner], values[v], seed=config.seed, samples=config.bootstrap_samples)
-        )
-        or not d["significant"]
-    ]
+    tied = [v for v in ranked[1:] if not (d := delta(winner, v)) or not d["significant"]]
     out["within_noise"] = tied
     base = config.baseline
     if base != winner and base in values:
-        out["vs_baseline"] = paired_delta(
-            values[winner], values[base], seed=config.seed, samples=config.bootstrap_samples
-        )
-    out["sentence"] = _sentence(where, metric, out, means, base)
+        out["vs_baseline"] = delta(winner, base)
+    out["sentence"] = _sentence(where, metric, out, means, base, tokens.get(base))
     return out
 
 
-def _sentence(where: str, metric: str, v: dict, means: dict, base: str) -> str:
+def _sentence(where: str, metric: str, v: dict, means: dict, base: str, base_tokens: int | None) -> str:
     winner, runner, lead = v["winner"], v["runner_up"], v["lead"]
     interval = _interval(lead)
     if lead and lead["significant"]:
@@ -130,7 +131,8 @@ def _sentence(where: str, metric: str, v: dict, means: dict, base: str) -> str:
     trains = (
         f"trains for {_seconds(cost['training_s'])}" if cost["training_s"] is not None else "trains nothing"
     )
-    text += f" {winner} {trains} and reads and writes {cost['tokens_per_answer']} tokens an answer."
+    against = f" ({base}: {base_tokens})" if winner != base and base_tokens is not None else ""
+    text += f" {winner} {trains} and reads and writes {cost['tokens_per_answer']} tokens an answer{against}."
     return text
 
 

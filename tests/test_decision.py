@@ -22,7 +22,7 @@ def _config(variants=VARIANTS, metrics=("em",)):
     return NS(metrics=list(metrics), variants=variants, baseline="base", seed=0, bootstrap_samples=500)
 
 
-def _rows(right: dict[str, dict[str, list[int]]]) -> list[dict]:
+def _rows(right: dict[str, dict[str, list[int]]], metric: str = "em") -> list[dict]:
     """right[variant][slice] = 0/1 per question of that slice."""
     rows = []
     for variant, slices in right.items():
@@ -33,7 +33,7 @@ def _rows(right: dict[str, dict[str, list[int]]]) -> list[dict]:
                         "variant": variant,
                         "question_id": f"{slice_name}-{i}",
                         "slice": slice_name,
-                        "scores": {"em": {"value": float(v)}},
+                        "scores": {metric: {"value": float(v)}},
                         "tokens_in": 70 if variant == "rag" else 20,
                         "tokens_out": 5,
                     }
@@ -63,7 +63,11 @@ def test_each_slice_names_its_winner_with_the_lead_its_interval_and_cost():
     # the sentences carry the numbers
     lo, hi = want["ci95"]
     assert f"+0.50 [{lo:+.2f}, {hi:+.2f}]" in t["sentence"] and "0.80 against 0.30 for rag" in t["sentence"]
-    assert "trains for 42 s" in t["sentence"] and "25 tokens" in t["sentence"]
+    assert "trains for 42 s" in t["sentence"] and "25 tokens an answer (base: 25)." in t["sentence"]
+    assert (
+        "rag trains nothing and reads and writes 75 tokens an answer (base: 25)."
+        in by["corpus_only"]["sentence"]
+    )
     assert d["answer"].startswith("Decision: it depends on the knowledge")
     assert "facts in the fine-tuning data: fine-tune (sft)" in d["answer"]
     assert "facts only in the documents: retrieve (rag)" in d["answer"]
@@ -94,6 +98,15 @@ def test_no_slices_decides_on_the_whole_suite():
     assert d["overall"]["sentence"].startswith("Over all 20 questions, rag wins on em: 1.00 against 0.00")
 
 
+def test_the_metric_is_the_first_that_pairs_by_question_read_as_its_kind():
+    # macro-F1 is a statistic of the whole set: no per-question difference to pair, so f1 decides;
+    # f1 is graded (the paired bootstrap, as the summary's deltas) even when every value is 0 or 1
+    rows = _rows({"base": {"x": [0] * 20}, "rag": {"x": [1] * 20}}, metric="f1")
+    d = decide(rows, _config(VARIANTS[:2], metrics=("macro_f1", "f1")), training_s={})
+    assert d["metric"] == "f1" and d["overall"]["lead"]["test"] == "paired bootstrap"
+    assert "rag wins on f1: 1.00 against 0.00 for base" in d["overall"]["sentence"]
+
+
 def test_the_decision_comes_first_in_the_reports_and_last_on_the_console(micro_config):
     from reports.html import write_html
 
@@ -116,5 +129,9 @@ def test_the_decision_comes_first_in_the_reports_and_last_on_the_console(micro_c
     hostile = "<script>window.pwned=1</script>"
     evil = json.loads(json.dumps(summary).replace('"rag"', json.dumps(hostile)))
     page = micro_config.parent / "evil.html"
+    named = [r | {"variant": hostile if r["variant"] == "rag" else r["variant"]} for r in rows]
+    evil_variants = [VARIANTS[0], NS(name=hostile, adapter=None, adapter_path=None, retriever="bm25")]
+    evil["decision"] = decide(named, _config(evil_variants), training_s={})  # the name in the sentences
+    assert hostile in " ".join(evil["decision"]["sentences"])
     write_html(page, rows=rows, summary=evil, manifest=json.loads((run / "manifest.json").read_text()))
     assert hostile not in page.read_text() and "&lt;script&gt;" in page.read_text()
