@@ -9,6 +9,7 @@ import numpy as np
 
 from core.values import determined
 from judges import SCORERS
+from reports.length_control import length_controlled
 from reports.rows import per_question, seed_values
 from reports.stats import (
     bootstrap_ci,
@@ -141,7 +142,9 @@ def seeded_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
 
 def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] | None = None) -> dict:
     """A metric a row has no score for (a ragas context metric on a closed-book row, the pairwise
-    result of the baseline itself) does not apply to it: it is left out, not counted undetermined."""
+    result of the baseline itself) does not apply to it: it is left out, not counted undetermined.
+    `length_controlled` holds each non-baseline variant's length-controlled pairwise win rate
+    (`reports.length_control`); {} without pairwise verdicts."""
     metrics = list(config.metrics if metrics is None else metrics)
     seed, samples = config.seed, config.bootstrap_samples
     variants = [v.name for v in config.variants]
@@ -195,6 +198,7 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
         "breakdown": breakdown,
         "deltas": deltas,
         "multiple_comparisons": family,
+        "length_controlled": length_controlled(rows, variants, config.baseline, seed=seed, samples=samples),
         "judge_reliability": {},
         "gate": {},
     }
