@@ -69,12 +69,14 @@ def render_markdown(summary: dict, manifest: dict) -> str:
             else ""
         ),
     ]
+    lines += _length_controlled(summary)
     if gate.get("rules"):
         lines += ["", "| gate rule | result | reason |", "|---|---|---|"]
         for r in gate["rules"]:
             lines.append(
                 f"| {_md(r['rule'])} | {'pass' if r['passed'] else '**FAIL**'} | {_md(r['reason'])} |"
             )
+    lines += _agreement_lines(summary.get("human_agreement"))
     inert = [v for v, c in summary.get("adapter_checks", {}).items() if c.get("inert")]
     if inert:
         lines += ["", f"⚠️ adapters that changed no answer: {_md(', '.join(inert))}"]
@@ -90,6 +92,48 @@ def render_markdown(summary: dict, manifest: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _length_controlled(summary: dict) -> list[str]:
+    """The pairwise win rates against the baseline beside their length-controlled ones, if any."""
+    lcs = summary.get("length_controlled") or {}
+    if not lcs:
+        return []
+    base = _md(summary["baseline_variant"])
+    lines = [
+        "",
+        f"| pairwise vs {base} | win rate | LC win rate [95% CI] | length coef |",
+        "|---|---:|---:|---:|",
+    ]
+    for v, lc in lcs.items():
+        lines.append(
+            f"| {_md(v)} | {lc['win_rate']:.3f} | {lc['lc_win_rate']:.3f} {_ci(lc['lc_ci95'])} "
+            f"| {lc['length_coef']:+.2f} |"
+        )
+    return lines + [
+        "",
+        "LC: length-controlled (AlpacaEval), the win rate a logistic fit predicts at equal length.",
+    ]
+
+
+def _agreement_lines(ha: dict | None) -> list[str]:
+    """One line on how far the judge and exact match agree with people's labels, when there are any."""
+    if not ha:
+        return []
+
+    def figure(name: str, f: dict | None) -> str:
+        f = (f or {}).get("overall") or {}
+        if not f.get("n"):
+            return f"{name}: no labelled answers it decided"
+        kappa = "–" if f["kappa"] is None else f"{f['kappa']:.2f}"
+        return f"{name} accuracy {f['accuracy']:.2f}, κ {kappa} {_ci(f.get('kappa_ci95'))}".rstrip()
+
+    parts = [figure("judge", ha["judge"])] if ha.get("judge") else []
+    parts.append(figure("exact match", ha.get("em")))
+    if ha.get("judge"):
+        parts.append(f"judge and people disagree on {len(ha.get('disagreements') or [])}")
+    head = f"**Agreement with people** ({ha['compared_answers']} labelled answers): "
+    return ["", head + "; ".join(parts)]
 
 
 def write_junit(path: Path, summary: dict) -> None:

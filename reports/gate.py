@@ -62,7 +62,17 @@ def _checked_shape(what: str):
 
 def read_run(run_dir: Path) -> tuple[list[dict], dict, dict]:
     """(rows, summary, manifest) of a run folder. The rows are those the run compared: with
-    `leakage.exclude`, its leaked questions are left out here as they were in the run's own gate."""
+    `leakage.exclude`, its leaked questions are left out here as they were in the run's own gate.
+    Fails closed (GateError) when the run's `labels.json` covers another suite than the run."""
+    rows, summary, manifest = read_run_files(run_dir)
+    _check_labels_suite(Path(run_dir), rows, manifest)
+    if ((manifest.get("config") or {}).get("leakage") or {}).get("exclude"):
+        rows = [r for r in rows if not r.get("leaked")]
+    return rows, summary, manifest
+
+
+def read_run_files(run_dir: Path) -> tuple[list[dict], dict, dict]:
+    """(every row, summary, manifest) of a run folder, as written: no question left out."""
     run_dir = Path(run_dir)
     try:
         rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line]
@@ -74,9 +84,35 @@ def read_run(run_dir: Path) -> tuple[list[dict], dict, dict]:
         raise GateError(f"{run_dir}: unreadable run file: {e}") from None
     except OSError as e:
         raise GateError(f"{run_dir}: cannot read the run folder: {e.strerror or e}") from None
-    if ((manifest.get("config") or {}).get("leakage") or {}).get("exclude"):
-        rows = [r for r in rows if not r.get("leaked")]
     return rows, summary, manifest
+
+
+def suite_fingerprint(rows: list[dict], corpus_digest: str | None) -> str:
+    """One hash of what the gate compares of a suite: every question's text, gold answers and gold
+    passages (`question_content`) and the corpus. Labels from people carry it (`reports.labels`)."""
+    return digest({"questions": question_content(rows), "corpus": corpus_digest})
+
+
+def run_fingerprint(rows: list[dict], manifest: dict) -> str:
+    """The suite fingerprint of a run: over all its rows (`read_run_files`), leaked ones included."""
+    return suite_fingerprint(rows, (manifest.get("suite") or {}).get("corpus_digest"))
+
+
+def _check_labels_suite(run_dir: Path, rows: list[dict], manifest: dict) -> None:
+    """People's labels attached to a run are about its questions; labels of another suite mean the
+    run folder was tampered with or mixed up, and nothing about it can be trusted to gate on."""
+    path = run_dir / "labels.json"
+    if not path.exists():
+        return
+    try:
+        theirs = json.loads(path.read_text(encoding="utf-8"))["suite"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GateError(f"{path}: suite: unreadable labels file ({type(e).__name__}: {e})") from None
+    mine = run_fingerprint(rows, manifest)
+    if theirs != mine:
+        raise GateError(
+            f"{path}: suite: the labels cover another suite (fingerprint {theirs}; the run's is {mine})"
+        )
 
 
 def per_question(rows: list[dict]) -> dict[str, dict[str, dict[str, float | None]]]:

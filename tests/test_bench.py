@@ -119,7 +119,10 @@ def test_every_command_documents_its_options_and_rejects_unknown_ones():
         for param in cmd.params:
             if param.name != "help":
                 assert getattr(param, "help", None), f"{name} --{param.name} has no help"
-                assert f"--{param.name.replace('_', '-')}" in out.output, (name, param.name)
+                if param.param_type_name == "argument":  # a positional one shows by name
+                    assert param.name in out.output, (name, param.name)
+                else:
+                    assert f"--{param.name.replace('_', '-')}" in out.output, (name, param.name)
         bad = CliRunner().invoke(app, [*name.split(), "--no-such-option"])
         assert bad.exit_code == 2 and "No such option" in bad.output, name
 

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_
 from core.errors import known
 from harness.config.inputs import ModelConfig, RetrieverConfig, SuiteConfig, _Strict
 from harness.config.judge import ForgettingConfig, JudgeConfig
+from harness.config.synth import SynthConfig
 from harness.config.training import TrainingConfig
 from harness.engines import ENGINES
 from harness.engines.openai import OpenAIOptions
@@ -134,6 +135,14 @@ class LeakageConfig(_Strict):
     exclude: bool = Field(False, description="Drop leaked questions from the comparison (they stay listed).")
 
 
+class LabelsConfig(_Strict):
+    exclude_invalid: bool = Field(
+        False,
+        description="Leave questions people marked invalid (`ragvft labels import`) out of the agreement "
+        "between the judge, exact match and people.",
+    )
+
+
 class BenchConfig(_Strict):
     name: str = "bench"
     seed: int = Field(7, description="Seed for bootstrap resampling and anything else random in a run.")
@@ -143,6 +152,7 @@ class BenchConfig(_Strict):
     retrievers: dict[str, RetrieverConfig] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
     leakage: LeakageConfig = LeakageConfig()
+    labels: LabelsConfig = Field(LabelsConfig(), description="How people's labels on a run are compared.")
     variants: list[VariantConfig] = Field(..., min_length=1)
     baseline: str = Field("base", description="The variant every other is compared against.")
     metrics: list[AnswerMetric] = Field(
@@ -156,6 +166,7 @@ class BenchConfig(_Strict):
         None, description="lm-eval tasks on the base and each adapter: what fine-tuning cost elsewhere."
     )
     gate: GateConfig | None = Field(None, description="Release gate; `ragvft bench` exits with its code.")
+    synth: SynthConfig | None = Field(None, description="`ragvft synth`: questions written from documents.")
     runs_dir: str = Field("runs", description="Where runs are written (relative to the config's folder).")
     # The config file this came from (set by `load_config`): named in errors found downstream. Every
     # relative path above is already resolved against its folder.

@@ -20,6 +20,8 @@ def make_row(p: Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
         "slice": q.slice,
         "gold_answers": list(q.answers),
         "gold_passage_ids": list(q.gold_passage_ids),
+        # their texts (None: not in the corpus), so a run folder alone is enough to review (`ragvft review`)
+        "gold_passage_text": [passages[i].text if i in passages else None for i in q.gold_passage_ids],
         "prompt": p.prompt,
         "answer": g["answer"],
         "retrieved": None if p.hits is None else [{"id": h.passage_id, "score": h.score} for h in p.hits],

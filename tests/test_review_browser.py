@@ -1,0 +1,128 @@
+"""The review page in a real browser (Debian's headless chromium via Selenium): labelled with the keyboard
+and the mouse, the labels survive a reload, and "Export labels" downloads the JSON that
+`ragvft labels import` takes; hostile answers never run."""
+
+import json
+import shutil
+import time
+
+import pytest
+
+from tests.test_review import HOSTILE, invoke, make_run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(arg)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.downloads = downloads
+    yield driver
+    driver.quit()
+
+
+def _labels(driver) -> dict:
+    items = driver.find_elements("css selector", ".item")
+    return {i: el.get_attribute("data-label") for i, el in enumerate(items) if el.get_attribute("data-label")}
+
+
+def test_label_with_keys_and_clicks_reload_and_export(browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    run = make_run(tmp_path)
+    assert invoke("review", "--run", run)[0] == 0
+    browser.get((run / "review.html").as_uri())
+    assert browser.execute_script("return window.pwned") is None
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    texts = [el.text for el in browser.find_elements(By.CSS_SELECTOR, ".atext")]
+    assert set(HOSTILE) <= set(texts)  # shown as text
+    keys = browser.find_element(By.ID, "keys").text
+    assert "next / previous item" in keys and "correct" in keys and "invalid" in keys
+    progress = browser.find_element(By.ID, "progress")
+    assert progress.text == "0 of 8 answers labelled · 0 of 4 questions checked"
+
+    # items: q0, its answers A and B, q1, its answers A and B, ...; labelling moves on
+    keyboard = ActionChains(browser)
+    keyboard.send_keys("v").send_keys("c").send_keys("x").send_keys("i").perform()  # q0, q0/A, q0/B, q1
+    assert _labels(browser) == {0: "valid", 1: "correct", 2: "incorrect", 3: "invalid"}
+    ActionChains(browser).send_keys("jkkk").send_keys("u").perform()  # back to q0/B and clear it
+    assert _labels(browser) == {0: "valid", 1: "correct", 3: "invalid"}
+    answers = browser.find_elements(By.CSS_SELECTOR, ".item.answer")
+    answers[3].find_element(By.XPATH, ".//button[starts-with(., 'Incorrect')]").click()  # q1/B by mouse
+    answers[4].find_element(By.XPATH, ".//button[starts-with(., 'Correct')]").click()  # q2/A
+    ActionChains(browser).send_keys("f").send_keys("the fixed gold").send_keys(Keys.ESCAPE).perform()  # on q2
+    ActionChains(browser).send_keys("c").perform()  # Esc left the field: keys work again (q2 is a question)
+    assert progress.text == "3 of 8 answers labelled · 3 of 4 questions checked"
+    expected = {0: "valid", 1: "correct", 3: "invalid", 5: "incorrect", 6: "valid", 7: "correct"}
+    assert _labels(browser) == expected
+
+    browser.refresh()
+    progress = browser.find_element(By.ID, "progress")
+    assert progress.text == "3 of 8 answers labelled · 3 of 4 questions checked"
+    assert _labels(browser) == expected
+    assert browser.find_elements(By.CSS_SELECTOR, "input.fix")[2].get_attribute("value") == "the fixed gold"
+
+    exported = browser.execute_script("return window.ragvftReview.exportLabels()")
+    data = json.loads((run / "review.html").read_text().split('id="review-data">')[1].split("</script>")[0])
+    q0, q1, q2 = data["items"][:3]
+    want = [
+        {"question_id": "q0", "variant": None, "label": "valid"},
+        *[
+            {"question_id": "q0", "variant": v, "label": "correct", "answer": q0["answers"][0]["text"]}
+            for v in q0["answers"][0]["variants"]
+        ],
+        {"question_id": "q1", "variant": None, "label": "invalid"},
+        *[
+            {"question_id": "q1", "variant": v, "label": "incorrect", "answer": q1["answers"][1]["text"]}
+            for v in q1["answers"][1]["variants"]
+        ],
+        {"question_id": "q2", "variant": None, "label": "valid", "fixed_answer": "the fixed gold"},
+        *[
+            {"question_id": "q2", "variant": v, "label": "correct", "answer": q2["answers"][0]["text"]}
+            for v in q2["answers"][0]["variants"]
+        ],
+    ]
+    key = lambda lab: (lab["question_id"], lab["variant"] or "")
+    assert exported["run"] == data["run"] and exported["suite"] == data["suite"]
+    assert sorted(exported["labels"], key=key) == sorted(want, key=key)
+
+    browser.find_element(By.ID, "export").click()
+    deadline = time.time() + 20
+    while time.time() < deadline and not list(browser.downloads.glob("*.json")):
+        time.sleep(0.2)
+    files = list(browser.downloads.glob("*.json"))
+    assert len(files) == 1, list(browser.downloads.iterdir())
+    assert json.loads(files[0].read_text()) == exported
+    assert browser.execute_script("return window.pwned") is None
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+    code, out = invoke("labels", "import", files[0], "--run", run)  # the export goes straight back in
+    assert code == 0, out
+    assert json.loads((run / "summary.json").read_text())["human_agreement"]["labelled_answers"] == 3
