@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from harness.console import (
     print_retrieval,
     print_summary,
 )
+from harness.console import quiet_libraries as _quiet_libraries
 
 app = typer.Typer(
     help="ragvft: should we fine-tune, retrieve, or both? Compare base, fine-tuned and retrieval-augmented "
@@ -35,22 +35,6 @@ def _root() -> None:
 def _fail_input(err: InputError) -> None:
     typer.echo(f"error: {err}", err=True)
     raise typer.Exit(EXIT_INPUT)
-
-
-def _quiet_libraries() -> None:
-    # tqdm reads TQDM_DISABLE when it is first imported: set before anything imports it, it keeps
-    # lm-eval's and datasets' bars off the console, where ragvft shows its own (rich) progress
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # per-file weight-loading bars; ragvft shows its own progress
 
 
 @app.command()
@@ -226,24 +210,56 @@ models_app = typer.Typer(help="The built-in models shipped with ragvft.", no_arg
 app.add_typer(models_app, name="models")
 
 
+MODEL_PARTS = ("base", "judge", "adapters")
+
+
 @models_app.command("build")
 def models_build(
     out: Annotated[
         Path, typer.Option("--out", help="Where to write them (the project ships harness/builtin/shipped).")
     ] = Path("harness/builtin/shipped"),
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Build only these (repeatable): base, judge, adapters. The others are taken as shipped.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The bench whose adapters are shipped.")
+    ] = Path("bench.yaml"),
 ) -> None:
-    """Build the built-in base model and judge from their recipes (training what is not cached) and
-    write each as safetensors shards under 5 MB with its model card: for maintainers, after changing a
-    recipe."""
+    """Build the built-in base model, its judge and the embedded default's adapters from their recipes
+    (training what is not cached) and write each as safetensors files under 5 MB with its model card:
+    for maintainers, after changing a recipe."""
     _quiet_libraries()
     from harness.builtin.basemodel import BaseModelSpec
     from harness.builtin.judge_model import JudgeSpec, build_judge
-    from harness.builtin.shipped import ship_base
+    from harness.builtin.shipped import ship_base, shipped_base
 
+    parts = list(only or MODEL_PARTS)
+    if unknown := [p for p in parts if p not in MODEL_PARTS]:
+        typer.echo(f"error: --only {unknown[0]!r}: choose from {', '.join(MODEL_PARTS)}", err=True)
+        raise typer.Exit(2)
     spec = BaseModelSpec()
-    base = ship_base(spec, out)
-    judge = build_judge(base, spec, JudgeSpec(), out)
-    for folder in (base, judge):
+    base = ship_base(spec, out) if "base" in parts else shipped_base(spec, out)
+    if base is None:
+        typer.echo(
+            f"error: no shipped base model in {out} for the default recipe: build it (--only base)", err=True
+        )
+        raise typer.Exit(2)
+    folders = [base] if "base" in parts else []
+    if "judge" in parts:
+        folders.append(build_judge(base, spec, JudgeSpec(), out))
+    if "adapters" in parts:
+        from harness.artifacts.adapters import ship_adapters
+        from harness.config import load_config
+
+        try:
+            folders += ship_adapters(load_config(config), out)
+        except InputError as e:
+            _fail_input(e)
+    for folder in folders:
         sizes = sorted((f.stat().st_size, f.name) for f in folder.iterdir())
         typer.echo(
             f"wrote {folder}: " + ", ".join(f"{name} {size / 1e6:.2f} MB" for size, name in sizes[-3:])
@@ -281,6 +297,52 @@ def export_lm_eval(
     typer.echo("run it with:")
     typer.echo("  " + lmeval_command(yaml_path.parent, name, base=base, adapter="<adapter folder>"))
 
+
+@app.command()
+def review(
+    run: Annotated[Path, typer.Option("--run", help="A run folder (runs/<run-id> or runs/latest).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The page to write [default: RUN/review.html].")
+    ] = None,
+) -> None:
+    """Write one offline HTML page on which domain experts label the run's questions and answers;
+    its "Export labels" file goes back in with `ragvft labels import`."""
+    from reports.review import write_run_review
+
+    try:
+        typer.echo(write_run_review(run, out or Path(run) / "review.html"))
+    except InputError as e:
+        _fail_input(e)
+
+
+labels_app = typer.Typer(help="People's labels on a run (from `ragvft review`).", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Annotated[Path, typer.Argument(help="A labels JSON file exported from the review page.")],
+    run: Annotated[Path, typer.Option("--run", help="The run the labels are about.")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Take `labels.exclude_invalid` from this config, not the run's."),
+    ] = None,
+) -> None:
+    """Check the labels against the run (questions, variants, labels, suite fingerprint), attach them
+    as RUN/labels.json and re-render the run's summary and reports with the agreement with people."""
+    from harness.config import load_config
+    from reports.labels import attach_labels, describe
+
+    try:
+        exclude_invalid = load_config(config).labels.exclude_invalid if config is not None else None
+        typer.echo(describe(attach_labels(run, file, exclude_invalid=exclude_invalid), run))
+    except InputError as e:
+        _fail_input(e)
+
+
+from harness.synth.cli import synth  # its body lives with the command's other modules
+
+app.command()(synth)
 
 if __name__ == "__main__":
     app()

@@ -10,6 +10,33 @@ from rich.markup import escape
 EXIT_OK, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
 
 
+def quiet_libraries() -> None:
+    """Keep the libraries' own bars and warnings off the console, where ragvft shows its own."""
+    import os
+
+    # tqdm reads TQDM_DISABLE when it is first imported: set before anything imports it, it keeps
+    # lm-eval's and datasets' bars off the console, where ragvft shows its own (rich) progress
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # per-file weight-loading bars; ragvft shows its own progress
+
+
+def fail_input(err: Exception) -> None:
+    """A bad input's one line on stderr, then exit 2."""
+    import typer
+
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(EXIT_INPUT)
+
+
 def print_retrieval(result: dict, run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table

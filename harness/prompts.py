@@ -32,6 +32,17 @@ def build(question: str, passages: Sequence[str] | None) -> str:
     return closed_book(question) if passages is None else with_passages(question, passages)
 
 
+def question_prompt(passage: str, types: Sequence[str]) -> str:
+    """`ragvft synth`'s instruction to a generator: one question the passage answers, as JSON. The
+    passage comes first, so a prompt cut to fit a small context loses the passage's start, never the
+    instruction."""
+    kinds = ", ".join(types[:-1]) + f" or {types[-1]}" if len(types) > 1 else "".join(types)
+    return (
+        f"Passage: {passage}\nA question the passage answers, as JSON with question, answer (copied "
+        f"from the passage) and type ({kinds}):"
+    )
+
+
 def user_turn(question: str, passages: Sequence[str] | None) -> str:
     """The user's message of a chat prompt: the passages (if any), then the question."""
     if passages is None:

@@ -138,6 +138,10 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
         ]
     if data.get("gate"):
         data["gate"]["baseline"] = _local(folder, data["gate"]["baseline"])
+    if data.get("synth"):
+        data["synth"]["docs"] = _local(folder, data["synth"].get("docs"))
+        if (generator := data["synth"].get("generator")) and generator.get("path"):
+            generator["path"] = _local_or_hub(folder, generator["path"])
     data["runs_dir"] = _local(folder, data["runs_dir"])
     return data
 

@@ -1,0 +1,166 @@
+"""`ragvft synth`: from documents to a suite. The corpus is the config's suite's passages (any suite
+loader) or a folder of documents; a generator model writes one question per passage (at most
+`synth.passages` of them); `suites.synth.check_candidates` keeps those that pass every check, the
+config's base model reading the passage for the round trip; the kept questions are written as a
+JSONL suite (`corpus.jsonl`, `questions.jsonl`) with `synth-report.html` and `synth.json`, into a
+temporary folder renamed into place, so a failed run leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.cache import building
+from core.errors import InputError
+from harness.artifacts import load_suite, resolve_model
+from harness.config.synth import GeneratorConfig, SynthConfig
+from harness.engines import Decoding, Request
+from harness.prompts import question_prompt
+from harness.run.engine import LazyEngine
+from harness.synth.generator import Generator, build_generator
+from suites.schema import Passage
+from suites.synth import (
+    QUESTION_TYPES,
+    REASONS,
+    Candidate,
+    Outcome,
+    check_candidates,
+    corpus_rows,
+    spread,
+    suite_rows,
+)
+
+FILES = ("corpus.jsonl", "questions.jsonl", "synth-report.html", "synth.json")
+
+
+@dataclass
+class SynthResult:
+    out: Path
+    outcome: Outcome
+    summary: dict  # what synth.json holds
+
+
+def synthesize(
+    config, out: Path, *, docs: Path | None = None, generator: GeneratorConfig | None = None
+) -> SynthResult:
+    """Write the suite synthesised from `config`'s corpus (or the documents under `docs`) to `out`, a
+    folder that must not exist yet (or be empty). `generator` (from the command line) overrides
+    `synth.generator`. Bad input, or no question kept, is an InputError and `out` stays as it was."""
+    s = config.synth or SynthConfig()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            str(out), "already exists and is not an empty folder: remove it or choose another", field="--out"
+        )
+    started = time.time()
+    suite = load_suite(config)
+    passages, source = _corpus(config, s, suite, docs)
+    chosen = spread(passages, s.passages)
+    base = resolve_model(config, {})
+    reader = LazyEngine.for_base(config, base)
+    where = "--generator" if generator is not None else "synth.generator"
+    gen = build_generator(config, generator or s.generator, base, reader, field_name=where)
+    try:
+        replies = gen.ask([question_prompt(p.text, QUESTION_TYPES) for p in chosen])
+        candidates = [Candidate(p, r) for p, r in zip(chosen, replies)]
+        outcome = check_candidates(
+            candidates,
+            read=lambda pairs: _read(reader, base, config, pairs),
+            training=suite.training,
+            types=s.types,
+            round_trip_f1=s.round_trip_f1,
+            duplicate_threshold=s.duplicate_threshold or config.leakage.threshold,
+            max_type_share=s.max_type_share,
+            seed=config.seed,
+        )
+    finally:
+        gen.engine.close()
+        reader.close()
+    counts = outcome.counts()
+    if not outcome.kept:
+        raise _nothing_kept(config, outcome, counts, where)
+    summary = {
+        "source": source,
+        "suite": suite.name,
+        "corpus_passages": len(passages),
+        "passages_asked": len(chosen),
+        "candidates": len(candidates),
+        "kept": len(outcome.kept),
+        "dropped": counts,
+        "by_type": outcome.by_type(),
+        "types": list(s.types),
+        "settings": s.model_dump(exclude={"generator"})
+        | {"duplicate_threshold": s.duplicate_threshold or config.leakage.threshold},
+        "generator": gen.info,
+        "reader": {"model": base.identity, "engine": reader.identity},
+        "wall_time_s": round(time.time() - started, 2),
+    }
+    _write(out, passages, outcome, summary, gen)
+    return SynthResult(out, outcome, summary)
+
+
+def _corpus(config, s: SynthConfig, suite, docs: Path | None) -> tuple[list[Passage], dict]:
+    """The passages to ask about and where they came from: a folder of documents (`--docs`, else
+    `synth.docs`), chunked by `suite.chunking`, or the suite's own passages."""
+    folder = docs if docs is not None else s.docs
+    if folder is None:
+        return list(suite.passages), {"kind": "suite", "name": suite.name}
+    from suites.documents import read_documents
+
+    chunking = config.suite.chunking
+    found = read_documents(
+        folder,
+        words=chunking.words if chunking else 100,
+        overlap=chunking.overlap if chunking else 20,
+        what="--docs" if docs is not None else "synth.docs",
+    )
+    info = {"kind": "folder", "path": str(folder), "files": found.files, "skipped": found.skipped}
+    return found.passages, info
+
+
+def _read(reader: LazyEngine, base, config, pairs: list[tuple[str, Passage]]) -> list[str]:
+    """The round trip's reader: the base model answers each question from its passage, in the rag
+    variants' prompt (`harness.prompts`)."""
+    from core.progress import progress_bar
+
+    decoding = Decoding(max_new_tokens=config.generation.max_new_tokens)
+    requests = [Request(base.prompt_format.prompt(q, [p.text]), decoding=decoding) for q, p in pairs]
+    live = reader.get()
+    with progress_bar("reading them back", len(requests)) as advance:
+        return [c.text for c in live.generate(requests, progress=advance)]
+
+
+def _nothing_kept(config, outcome: Outcome, counts: dict, where: str) -> InputError:
+    n = len(outcome.candidates)
+    if counts["unparseable"] == n:
+        first = outcome.candidates[0].reply if n else ""
+        return InputError(
+            config.source,
+            f"none of the generator's {n} replies parsed as a JSON question (first: {first[:80]!r})",
+            field=where,
+        )
+    why = ", ".join(f"{r} {c}" for r, c in counts.items() if c)
+    return InputError(config.source, f"no question of {n} passed the checks ({why})", field="synth")
+
+
+def _write(out: Path, passages: list[Passage], outcome: Outcome, summary: dict, gen: Generator) -> None:
+    from harness.synth.report import render_report
+
+    if out.is_dir():  # empty (checked): `building` renames into place only where nothing is
+        out.rmdir()
+    with building(out) as tmp:
+        _jsonl(tmp / "corpus.jsonl", corpus_rows(passages))
+        _jsonl(tmp / "questions.jsonl", suite_rows(outcome.kept))
+        (tmp / "synth.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        (tmp / "synth-report.html").write_text(
+            render_report(outcome, summary, builtin=gen.builtin), encoding="utf-8"
+        )
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+__all__ = ["FILES", "REASONS", "SynthResult", "synthesize"]

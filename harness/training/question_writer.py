@@ -1,0 +1,74 @@
+"""The built-in question writer as a training method: a LoRA adapter on the built-in base model,
+trained with TRL's `SFTTrainer` to write, for a passage, one question it answers as a JSON object
+`{"question", "answer", "type"}` (`harness.prompts.question_prompt`), loss on the reply only.
+
+Its rows come from the base model's own reading pool (`suites.builtin.reading_pool`: facts about
+*other* organisations, never the built-in domain's), drawn with new organisations, names and answers
+for every pass (`structure`, `draw`), so that it learns to copy what a passage says rather than
+remember a pool; each row's question is one of the fact's three wordings, its type the fact's
+category as a question type (`suites.synth.TYPE_OF_CATEGORY`). Not a variant's method:
+`harness.synth.generator` trains it for `synth.generator.builtin`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from pydantic import Field
+
+from harness.prompts import RAW, PromptFormat, question_prompt
+from harness.training.method import AdapterTraining, TrainingMethod
+from harness.training.sft import sft_trainer
+from suites.synth import QUESTION_TYPES, TYPE_OF_CATEGORY
+
+
+class QuestionWriterTraining(AdapterTraining):
+    """The built-in question writer: a LoRA on the built-in base model, trained once (cached by its
+    key) on the base model's reading pool. `examples` / `batch_size` x `epochs` optimiser steps."""
+
+    examples: int = Field(
+        4800, ge=16, description="Training rows (passage -> JSON question), drawn from the reading pool."
+    )
+    epochs: float = Field(1, gt=0)
+    learning_rate: float = Field(3e-3, gt=0)
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1)
+    # A 2M-parameter model at 256 tokens needs no memory saving; off, it trains ~25% faster here.
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
+
+
+def reply(question: str, answer: str, kind: str) -> str:
+    """The reply the writer learns: one line of JSON, keys in a fixed order."""
+    return json.dumps({"question": question, "answer": answer, "type": kind})
+
+
+def writer_rows(pool: tuple[int, int, int], examples: int, seed: int, fmt: PromptFormat = RAW) -> list[dict]:
+    """`examples` prompt-completion rows from the reading pool of a base model trained with `pool`
+    (its seed, pool_scale, domain_scale): structure after structure of new organisations (pass 1, 2,
+    ...), each fact once, in a seeded order, with a seeded choice of wording."""
+    from suites.builtin import reading_pool
+
+    pool_seed, scale, domain_scale = pool
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    draw = 0
+    while len(rows) < examples:
+        draw += 1
+        facts = reading_pool(pool_seed, scale=scale, domain_scale=domain_scale, draw=draw, structure=draw)
+        rng.shuffle(facts)
+        for f in facts[: examples - len(rows)]:
+            prompt = question_prompt(f.passage, QUESTION_TYPES)
+            answer = reply(rng.choice(f.wordings), f.answers[0], TYPE_OF_CATEGORY[f.category])
+            rows.append(fmt.instruction_row(prompt, answer))
+    return rows
+
+
+METHOD = TrainingMethod(
+    name="qwriter",
+    config=QuestionWriterTraining,
+    # the pool is the base model's (`harness.synth.generator` builds the rows with its spec)
+    data=lambda suite, hyper, seed, fmt=RAW: writer_rows((7, 40, 40), hyper.examples, seed, fmt),
+    trainer=sft_trainer,
+    data_help="the built-in base model's reading pool",
+)

@@ -1,0 +1,211 @@
+"""`ragvft synth`: every check drops what it should, each drop counted under its reason; the written
+suite loads through the project's suite loader and runs; bad input is one line, exit 2, nothing left
+behind; the report shows hostile text as text.
+
+The round trip's reader here is the shipped built-in base model (it loads in a second and reads the
+built-in domain's passages), so the checks are tried against a real model's answers."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness import prompts
+from harness.builtin.shipped import SHIPPED
+from harness.cli import app
+from harness.engines import Decoding, HFEngine, Request
+from harness.synth.report import render_report
+from suites.builtin import builtin_suite
+from suites.synth import REASONS, TYPE_OF_CATEGORY, Candidate, Outcome, check_candidates, parse_reply
+from tests.conftest import MICRO_CONFIG
+
+COVIDQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covidqa" / "covidqa.json"
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return builtin_suite(7, scale=40)
+
+
+@pytest.fixture(scope="module")
+def read():
+    """The reader: the shipped base model answering from the passage, in the rag variants' prompt."""
+    engine = HFEngine(str(SHIPPED / "base"), batch_size=32)
+
+    def answer(pairs):
+        requests = [
+            Request(prompts.with_passages(q, [p.text]), decoding=Decoding(max_new_tokens=16)) for q, p in pairs
+        ]
+        return [c.text for c in engine.generate(requests)]
+
+    return answer
+
+
+@pytest.fixture(scope="module")
+def read_right(suite, read):
+    """Corpus-only questions (never in the training sets) that the reader answers as the gold says."""
+    passages = suite.passage_map()
+    pool = [q for q in suite.questions if q.slice == "corpus_only"]
+    said = read([(q.text, passages[q.gold_passage_ids[0]]) for q in pool])
+    return [q for q, s in zip(pool, said) if s == q.answers[0]]
+
+
+def _reply(question: str, answer: str, kind: str) -> str:
+    return json.dumps({"question": question, "answer": answer, "type": kind})
+
+
+def _candidate(suite, q, question=None, answer=None, kind=None) -> Candidate:
+    passage = suite.passage_map()[q.gold_passage_ids[0]]
+    reply = _reply(question or q.text, answer or q.answers[0], kind or TYPE_OF_CATEGORY[q.category])
+    return Candidate(passage, reply)
+
+
+def test_each_check_drops_what_it_should_under_its_reason(suite, read, read_right):
+    good = [q for q in read_right if q.category == "pricing"][:2]
+    assert len(good) == 2, "the shipped base model reads pricing passages"
+    one, two = good
+    trained = next(q for q in suite.questions if q.slice == "trained" and q.category == "pricing")
+    sft = next(p for p in suite.training.sft if p.passage_ids == trained.gold_passage_ids)
+    org = "Halvard Quell Instruments"  # in every passage, and no price
+    candidates = [
+        _candidate(suite, one),
+        Candidate(suite.passage_map()[one.gold_passage_ids[0]], "The price is high, I think."),
+        _candidate(suite, two, answer="12345 dollars"),  # not in the passage
+        _candidate(suite, two, answer=org),  # in the passage, but the reader gives the price
+        _candidate(suite, trained, question=sft.question, answer=sft.answer),  # the SFT question itself
+        _candidate(suite, two, kind="colour"),
+        _candidate(suite, one),  # the first one again
+        _candidate(suite, two),
+    ]
+    outcome = check_candidates(candidates, read=read, training=suite.training, max_type_share=1.0)
+    assert outcome.counts() == {
+        "unparseable": 1,
+        "type_not_asked": 1,
+        "unsupported": 1,
+        "leak": 1,
+        "round_trip": 1,
+        "duplicate": 1,
+        "type_cap": 0,
+    }
+    assert [c.reason for c in candidates] == [
+        None,
+        "unparseable",
+        "unsupported",
+        "round_trip",
+        "leak",
+        "type_not_asked",
+        "duplicate",
+        None,
+    ]
+    assert outcome.kept == [candidates[0], candidates[-1]]
+    assert candidates[3].reader_answer == two.answers[0] and candidates[3].round_trip_f1 == 0.0
+    assert sft.question in candidates[4].detail and one.text == candidates[6].detail
+    assert outcome.by_type() == {"colour": {"kept": 0, "dropped": 1}, "numeric": {"kept": 2, "dropped": 4}}
+
+
+def test_no_type_holds_more_than_its_share(suite, read, read_right):
+    by_type: dict[str, list] = {}
+    for q in read_right:
+        by_type.setdefault(TYPE_OF_CATEGORY[q.category], []).append(q)
+    assert len(by_type) >= 3
+    candidates = [_candidate(suite, q) for q in read_right]
+    outcome = check_candidates(candidates, read=read, training=suite.training, max_type_share=0.3)
+    kept = outcome.kept
+    share = max(0.3, 1 / len(by_type))
+    for kind in by_type:
+        assert sum(c.type == kind for c in kept) <= share * len(kept) + 1e-9, kind
+    counts = outcome.counts()  # the questions of a template may be near-duplicates of each other
+    assert counts["type_cap"] == len(candidates) - len(kept) - counts["duplicate"] > 0
+    assert {c.type for c in kept} == set(by_type)  # every type keeps its questions up to the cap
+
+
+def test_parse_reply_reads_the_first_json_object_with_the_three_fields():
+    reply = 'Sure: {"question": "Who runs it?", "answer": "Ada Voss", "type": "Person"} {"x": 1}'
+    assert parse_reply(reply) == {"question": "Who runs it?", "answer": "Ada Voss", "type": "person"}
+    assert parse_reply('{"question": "Who?", "answer": 3, "type": "person"}') is None
+    assert parse_reply('{"question": "Who?", "answer": "x"') is None
+    assert parse_reply("no json") is None
+
+
+def test_the_report_shows_hostile_text_as_text(suite):
+    passage = suite.passages[0]
+    hostile = "<script>alert(1)</script>"
+    c = Candidate(passage, f"{hostile} not json", reason="unparseable")
+    kept = Candidate(passage, "", question=f"What is {hostile}?", answer=hostile, type="other")
+    kept.reader_answer, kept.round_trip_f1 = hostile, 1.0
+    outcome = Outcome([c, kept], [kept])
+    summary = {
+        "source": {"kind": "folder", "path": hostile, "skipped": {hostile: "empty"}},
+        "suite": hostile,
+        "corpus_passages": 1,
+        "passages_asked": 1,
+        "candidates": 2,
+        "kept": 1,
+        "dropped": outcome.counts(),
+        "by_type": outcome.by_type(),
+        "types": ["other"],
+        "generator": {"kind": "builtin", "adapter": hostile},
+        "reader": {"model": hostile},
+        "wall_time_s": 1.0,
+    }
+    html = render_report(outcome, summary, builtin=True)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "bounded by the built-in model" in html
+    for reason in REASONS:
+        assert f"<td>{reason}</td>" in html
+
+
+def _synth(tmp_path, config_text: str, *args: str):
+    path = tmp_path / "bench.yaml"
+    path.write_text(config_text)
+    out = tmp_path / "suite"
+    return CliRunner().invoke(app, ["synth", "--config", str(path), "--out", str(out), *args]), out
+
+
+def _one_line_exit_2(result, tmp_path, keep: set[str], *needles: str) -> None:
+    out = result.output.strip()
+    assert result.exit_code == 2, out
+    line = out.splitlines()[-1]  # after any progress bar, the one line
+    assert line.startswith("error: ") and out.count("error:") == 1 and "Traceback" not in out, out
+    for needle in needles:
+        assert needle in line, (needle, out)
+    # nothing written, not even a temporary folder
+    assert {p.name for p in tmp_path.iterdir()} == {"bench.yaml", *keep}
+
+
+def test_a_folder_with_no_readable_document_is_one_line_and_nothing_written(tmp_path, cache_dir):
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (docs / "sub" / "blank.md").write_text("  \n")
+    (docs / "picture.png").write_bytes(b"\x89PNG")
+    result, _ = _synth(tmp_path, MICRO_CONFIG, "--docs", str(docs))
+    _one_line_exit_2(result, tmp_path, {"docs"}, str(docs), "--docs", "2 .txt/.md files, none readable")
+    result, _ = _synth(tmp_path, MICRO_CONFIG, "--docs", str(tmp_path / "nowhere"))
+    _one_line_exit_2(result, tmp_path, {"docs"}, "nowhere", "folder not found")
+
+
+def test_an_existing_out_folder_is_refused(tmp_path, cache_dir):
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "questions.jsonl").write_text("{}\n")
+    result, out = _synth(tmp_path, MICRO_CONFIG)
+    _one_line_exit_2(result, tmp_path, {"suite"}, "--out", "not an empty folder")
+    assert [p.name for p in out.iterdir()] == ["questions.jsonl"]
+
+
+def test_a_generator_whose_replies_never_parse_is_one_line_and_nothing_written(tmp_path, micro_base):
+    _, _, base = micro_base  # a 1-layer model trained 200 steps: it writes no JSON
+    result, _ = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
+    _one_line_exit_2(result, tmp_path, set(), "--generator", "none of the generator's", "replies parsed")
+
+
+def test_the_builtin_writer_is_trained_once_and_cached(tmp_path, micro_base, cache_dir):
+    tiny = MICRO_CONFIG + "synth: {generator: {builtin: {examples: 32, batch_size: 16}}, passages: 4}\n"
+    result, _ = _synth(tmp_path, tiny)  # two steps on the micro model: replies, but no JSON yet
+    _one_line_exit_2(result, tmp_path, set(), "synth.generator", "none of the generator's 4 replies parsed")
+    writers = list((cache_dir / "adapters").glob("qwriter-*"))
+    assert len(writers) == 1 and (writers[0] / "adapter_config.json").is_file()
+    stamp = writers[0].stat().st_mtime_ns
+    result, _ = _synth(tmp_path, tiny)
+    assert result.exit_code == 2 and writers[0].stat().st_mtime_ns == stamp  # from the cache
