@@ -152,6 +152,8 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
     c = manifest.get("cache", {})
     trained = ", ".join(c.get("adapters_trained", [])) or "none"
     cached = ", ".join(c.get("adapters_cached", [])) or "none"
+    if c.get("adapters_shipped"):  # copied from the project's shipped files: trained by maintainers
+        cached += f"; shipped: {', '.join(c['adapters_shipped'])}"
     console.print(
         f"base model {c.get('base_model')} · adapters trained: {trained}; cached: {cached} · "
         f"generations computed {c.get('generations_computed')}, cached {c.get('generations_cached')}"

@@ -196,5 +196,3 @@ def _ragas(
         )
     for r, scores in zip(rag, scored):
         _put(r, scores)
-
-

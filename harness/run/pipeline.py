@@ -163,6 +163,7 @@ def bench(config: BenchConfig) -> RunResult:
             "base_model": base.info["status"],
             "adapters_trained": trained,
             "adapters_cached": sorted({a.name for a in primary(adapters).values() if a.status == "cached"}),
+            "adapters_shipped": sorted({a.name for a in primary(adapters).values() if a.status == "shipped"}),
         },
     }
     run_dir = write_run(Path(config.runs_dir), rows, summary, manifest)
