@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import InputError
 from harness import prompts
 from harness.builtin.shipped import SHIPPED
 from harness.cli import app
@@ -20,6 +21,7 @@ from suites.builtin import builtin_suite
 from suites.synth import REASONS, TYPE_OF_CATEGORY, Candidate, Outcome, check_candidates, parse_reply
 from tests.conftest import MICRO_CONFIG
 
+MICRO_LINES = MICRO_CONFIG.count("\n")
 COVIDQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covidqa" / "covidqa.json"
 
 
@@ -209,3 +211,33 @@ def test_the_builtin_writer_is_trained_once_and_cached(tmp_path, micro_base, cac
     stamp = writers[0].stat().st_mtime_ns
     result, _ = _synth(tmp_path, tiny)
     assert result.exit_code == 2 and writers[0].stat().st_mtime_ns == stamp  # from the cache
+
+
+def test_synth_settings_are_checked_at_load(tmp_path):
+    from harness.config import load_config
+
+    for setting, field, message in (
+        ("{types: [numeric, colour]}", "synth.types.1", "unknown question type 'colour'"),
+        ("{generator: {builtin: {}, path: x}}", "synth.generator", "exactly one generator"),
+        ("{max_type_share: 0}", "synth.max_type_share", "greater than 0"),
+    ):
+        path = tmp_path / "bench.yaml"
+        path.write_text(MICRO_CONFIG + f"synth: {setting}\n")
+        with pytest.raises(InputError) as e:
+            load_config(path)
+        assert e.value.field == field and message in e.value.message and e.value.line == MICRO_LINES + 1
+    path.write_text(MICRO_CONFIG + "synth: {docs: my-docs, generator: {path: ./model, adapter_path: lora}}\n")
+    synth = load_config(path).synth
+    assert synth.docs == str(tmp_path / "my-docs") and synth.generator.adapter_path == str(tmp_path / "lora")
+    assert synth.generator.path == str(tmp_path / "model")
+
+
+def test_a_generator_on_a_server_gets_the_question_prompt(tmp_path, micro_base):
+    from tests.openai_server import serve
+
+    with serve(answer=lambda prompt: "Sorry, no JSON today.", models=("writer",)) as server:
+        generator = f"{{openai: {{base_url: {server.url}, models: {{base: writer}}}}, chat_template: true}}"
+        result, _ = _synth(tmp_path, MICRO_CONFIG + f"synth: {{generator: {generator}, passages: 3}}\n")
+    _one_line_exit_2(result, tmp_path, set(), "synth.generator", "none of the generator's 3 replies parsed")
+    assert server.paths == ["/v1/models"] + ["/v1/chat/completions"] * 3
+    assert all(b["model"] == "writer" and "Passage: " in b["messages"][0]["content"] for b in server.bodies[1:])

@@ -140,8 +140,9 @@ def resolve_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
         data["gate"]["baseline"] = _local(folder, data["gate"]["baseline"])
     if data.get("synth"):
         data["synth"]["docs"] = _local(folder, data["synth"].get("docs"))
-        if (generator := data["synth"].get("generator")) and generator.get("path"):
-            generator["path"] = _local_or_hub(folder, generator["path"])
+        if generator := data["synth"].get("generator"):
+            generator["path"] = _local_or_hub(folder, generator.get("path"))
+            generator["adapter_path"] = _local(folder, generator.get("adapter_path"))
     data["runs_dir"] = _local(folder, data["runs_dir"])
     return data
 

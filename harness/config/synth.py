@@ -23,6 +23,9 @@ class GeneratorConfig(_Strict):
         "on the base model's reading pool. Its questions are only as good as that 2M-parameter model.",
     )
     path: str | None = Field(None, description="A hub id or a model folder (relative to the config).")
+    adapter_path: str | None = Field(
+        None, description="A PEFT adapter folder on the `path` model (relative to the config), if any."
+    )
     revision: str | None = None
     trust_remote_code: bool = False
     engine: Literal["hf", "vllm"] = Field("hf", description="The engine a `path` model generates on.")
@@ -42,6 +45,8 @@ class GeneratorConfig(_Strict):
         given = [n for n in ("builtin", "path", "openai") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("name exactly one generator: 'builtin', 'path' or 'openai'")
+        if self.adapter_path is not None and self.path is None:
+            raise ValueError("'adapter_path' goes on a 'path' model")
         return self
 
 

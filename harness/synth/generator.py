@@ -124,13 +124,17 @@ def build_generator(
             **loading(config.model),
             source=config.source,
         )
-        return Generator(
-            engine,
-            decoding,
-            None,
-            _format(g, config.source, field_name),
-            info={"kind": "path", "path": g.path},
-        )
+        name, info = None, {"kind": "path", "path": g.path}
+        if g.adapter_path is not None:
+            from core.cache import model_identity
+
+            info["adapter"] = identity = model_identity(g.adapter_path)
+            try:
+                name = engine.with_adapter(identity, g.adapter_path, WRITER)
+            except (OSError, ValueError) as e:
+                message = f"{g.adapter_path}: not a PEFT adapter folder ({str(e).splitlines()[0]})"
+                raise InputError(config.source, message, field=f"{field_name}.adapter_path") from None
+        return Generator(engine, decoding, name, _format(g, config.source, field_name), info=info)
     engine = LazyEngine("openai", "(server)", options=g.openai, source=config.source)
     served = g.openai.models.get("base", "base")
     info = {"kind": "openai", "base_url": g.openai.base_url, "model": served}

@@ -31,7 +31,7 @@ class QuestionWriterTraining(AdapterTraining):
         4800, ge=16, description="Training rows (passage -> JSON question), drawn from the reading pool."
     )
     epochs: float = Field(1, gt=0)
-    learning_rate: float = Field(3e-3, gt=0)
+    learning_rate: float = Field(1e-2, gt=0)
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1)
     # A 2M-parameter model at 256 tokens needs no memory saving; off, it trains ~25% faster here.
@@ -39,8 +39,12 @@ class QuestionWriterTraining(AdapterTraining):
 
 
 def reply(question: str, answer: str, kind: str) -> str:
-    """The reply the writer learns: one line of JSON, keys in a fixed order."""
-    return json.dumps({"question": question, "answer": answer, "type": kind})
+    """The reply the writer learns: one line of JSON, keys in a fixed order. The answer starts with a
+    space (stripped when the reply is read): the byte-level tokenizer writes a word inside a passage
+    with its leading space, so the answer is then the passage's very tokens, copied one for one as
+    the base model learned to answer. Without it, measured here, the writer wrote the right question
+    and a wrong answer: "}ustirwick" for "Tustirwick", "21212 dollars" for "2912 dollars"."""
+    return json.dumps({"question": question, "answer": " " + answer, "type": kind})
 
 
 def writer_rows(pool: tuple[int, int, int], examples: int, seed: int, fmt: PromptFormat = RAW) -> list[dict]:
