@@ -46,6 +46,7 @@ REASONS = {
     "type_cap": "its type already holds its share of the kept questions (synth.max_type_share)",
 }
 
+
 @dataclass
 class Candidate:
     """One generated question for one passage, and what the checks found."""

@@ -37,7 +37,8 @@ def read():
 
     def answer(pairs):
         requests = [
-            Request(prompts.with_passages(q, [p.text]), decoding=Decoding(max_new_tokens=16)) for q, p in pairs
+            Request(prompts.with_passages(q, [p.text]), decoding=Decoding(max_new_tokens=16))
+            for q, p in pairs
         ]
         return [c.text for c in engine.generate(requests)]
 
@@ -240,4 +241,112 @@ def test_a_generator_on_a_server_gets_the_question_prompt(tmp_path, micro_base):
         result, _ = _synth(tmp_path, MICRO_CONFIG + f"synth: {{generator: {generator}, passages: 3}}\n")
     _one_line_exit_2(result, tmp_path, set(), "synth.generator", "none of the generator's 3 replies parsed")
     assert server.paths == ["/v1/models"] + ["/v1/chat/completions"] * 3
-    assert all(b["model"] == "writer" and "Passage: " in b["messages"][0]["content"] for b in server.bodies[1:])
+    assert all(
+        b["model"] == "writer" and "Passage: " in b["messages"][0]["content"] for b in server.bodies[1:]
+    )
+
+
+SYNTH_CONFIG = """\
+name: synth
+seed: 7
+suite:
+  builtin: {seed: 7, scale: 40}
+model:
+  builtin: {}
+generation: {max_new_tokens: 16, batch_size: 32}
+retrievers:
+  bm25: {kind: bm25}
+variants:
+  - {name: base}
+  - {name: rag, retriever: bm25, k: 1}
+baseline: base
+metrics: [em, f1]
+bootstrap_samples: 200
+"""
+
+
+def test_the_shipped_writer_is_the_default_recipe(tmp_path, cache_dir):
+    """The shipped writer stands in for the default one only while it has its key (else: rebuild it
+    with `python -m harness.synth.ship`)."""
+    from harness.artifacts import resolve_model
+    from harness.config import load_config
+    from harness.config.synth import SynthConfig
+    from harness.synth.generator import SHIPPED_WRITER, writer_job
+    from harness.training import TRAINING_RECORD
+
+    (tmp_path / "bench.yaml").write_text(SYNTH_CONFIG)
+    config = load_config(tmp_path / "bench.yaml")
+    job = writer_job(config, SynthConfig().generator, resolve_model(config, {}))
+    record = json.loads((SHIPPED_WRITER / TRAINING_RECORD).read_text())
+    assert record["key"] == job.key() and record["steps"] <= 400
+    assert all(f.stat().st_size < 5_000_000 for f in SHIPPED_WRITER.iterdir())
+
+
+def test_a_written_suite_loads_through_the_suite_loader_and_benches(tmp_path, cache_dir):
+    from harness.artifacts import load_suite
+    from harness.config import load_config
+    from harness.run import bench
+
+    result, out = _synth(tmp_path, SYNTH_CONFIG + "synth: {passages: 24}\n")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {
+        "corpus.jsonl",
+        "questions.jsonl",
+        "synth-report.html",
+        "synth.json",
+    }
+    summary = json.loads((out / "synth.json").read_text())
+    assert summary["generator"]["status"] in ("shipped", "cached")  # nothing trained
+    assert summary["candidates"] == 24 == summary["kept"] + sum(summary["dropped"].values())
+    assert summary["kept"] >= 8, summary  # measured: 15 of these 24
+    assert f"kept {summary['kept']} of 24 questions" in result.output
+
+    config_path = tmp_path / "on-it.yaml"
+    jsonl = f"suite:\n  jsonl: {{corpus: {out}/corpus.jsonl, questions: {out}/questions.jsonl}}\n"
+    config_path.write_text(SYNTH_CONFIG.replace("suite:\n  builtin: {seed: 7, scale: 40}\n", jsonl))
+    suite = load_suite(load_config(config_path))
+    ids = {p.id for p in suite.passages}
+    assert len(suite.passages) == summary["corpus_passages"] and len(suite.questions) == summary["kept"]
+    assert all(q.gold_passage_ids[0] in ids and q.category in summary["types"] for q in suite.questions)
+    run = bench(load_config(config_path))
+    assert run.summary["variants"]["rag"]["em"]["n"] == summary["kept"]
+    html = (out / "synth-report.html").read_text()
+    assert "bounded by the built-in model" in html and 'id="reasons"' in html and 'id="types"' in html
+
+
+@pytest.mark.skipif(not COVIDQA.is_file(), reason="COVID-QA is not in ../shared/data")
+def test_covidqa_papers_are_the_corpus_asked_about(tmp_path):
+    from harness.artifacts import load_suite
+    from harness.config import load_config
+    from harness.synth.run import _corpus
+    from suites.synth import spread
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "synth-covidqa.yaml")
+    passages, source = _corpus(config, config.synth, load_suite(config), None)
+    chosen = spread(passages, config.synth.passages)
+    assert source["kind"] == "suite" and len(passages) > 5000 and len(chosen) == 400
+    assert len({p.source for p in chosen}) == len({p.source for p in passages})  # every paper asked about
+    assert max(len(p.text.split()) for p in chosen) <= 40
+
+
+def test_a_folder_of_documents_becomes_a_suite_and_hostile_text_stays_text(tmp_path, cache_dir, suite):
+    docs = tmp_path / "docs"
+    (docs / "desk").mkdir(parents=True)
+    for p in suite.passages[:12]:
+        (docs / ("desk" if p.id.endswith("1") else "") / f"{p.id}.md").write_text(p.text + "\n")
+    (docs / "hostile.txt").write_text(
+        "The <script>alert(1)</script> probe is sold by Halvard Quell Instruments."
+    )
+    (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    result, out = _synth(tmp_path, SYNTH_CONFIG, "--docs", str(docs))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "synth.json").read_text())
+    assert summary["source"]["files"] == 14 and summary["source"]["skipped"] == {
+        "latin1.txt": "not UTF-8 text (byte 3)"
+    }
+    assert summary["corpus_passages"] == summary["passages_asked"] == 13 and summary["kept"] > 0
+    corpus = [json.loads(line) for line in (out / "corpus.jsonl").read_text().splitlines()]
+    assert {r["source"] for r in corpus} >= {"hostile.txt", "desk/p-hq-0001.md"}
+    assert all(r["id"] == r["source"] + "#0" for r in corpus)  # short documents: one chunk each
+    html = (out / "synth-report.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "latin1.txt" in html

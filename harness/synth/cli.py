@@ -19,14 +19,14 @@ def synth(
     docs: Annotated[
         Path | None,
         typer.Option(
-            "--docs", help="A folder of .txt/.md documents [default: synth.docs, else the suite's corpus]."
+            "--docs", help="A folder of .txt/.md documents (default: synth.docs, else the suite's corpus)."
         ),
     ] = None,
     generator: Annotated[
         str | None,
         typer.Option(
             "--generator",
-            help="builtin, or a hub id / model folder (hf engine) [default: synth.generator, else builtin].",
+            help="builtin, or a hub id / model folder on the hf engine (default: synth.generator, else builtin).",
         ),
     ] = None,
 ) -> None:

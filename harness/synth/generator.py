@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from core.errors import InputError
 from core.progress import progress_bar
 from harness.artifacts.model import BaseModel, resolve_model
+from harness.builtin.shipped import SHIPPED
 from harness.config.synth import GeneratorConfig
 from harness.engines import Decoding, Request
 from harness.prompts import RAW, PromptFormat
 from harness.run.engine import LazyEngine, loading
-from harness.training.adapters import AdapterJob, ensure_adapter
+from harness.training.adapters import TRAINING_RECORD, Adapter, AdapterJob, ensure_adapter
 from harness.training.question_writer import METHOD, writer_rows
 
 WRITER = "qwriter"
+# the default writer, trained by maintainers (`python -m harness.synth.ship`)
+SHIPPED_WRITER = SHIPPED / "writer"
 
 
 @dataclass
@@ -82,6 +85,26 @@ def writer_job(config, g: GeneratorConfig, base: BaseModel) -> AdapterJob:
     )
 
 
+def ensure_writer(job: AdapterJob) -> Adapter:
+    """The writer `job` trains: from the cache; else the shipped one when it is this very job (its
+    training record holds the same key), copied into the cache; else trained now (and cached)."""
+    import json
+    import shutil
+
+    from core.cache import building
+
+    path, record = job.path(), SHIPPED_WRITER / TRAINING_RECORD
+    shipped = (
+        not path.is_dir() and record.is_file() and json.loads(record.read_text()).get("key") == job.key()
+    )
+    if shipped:
+        with building(path) as tmp:
+            shutil.copytree(SHIPPED_WRITER, tmp, dirs_exist_ok=True)
+    adapter = ensure_adapter(job)
+    adapter.status = "shipped" if shipped else adapter.status
+    return adapter
+
+
 def build_generator(
     config, g: GeneratorConfig, base: BaseModel, reader: LazyEngine, *, field_name: str
 ) -> Generator:
@@ -91,7 +114,7 @@ def build_generator(
     if g.builtin is not None:
         timings: dict = {}
         writer_base = builtin_base(config, base, timings)
-        adapter = ensure_adapter(writer_job(config, g, writer_base))
+        adapter = ensure_writer(writer_job(config, g, writer_base))
         shared = (
             writer_base is base
             and config.generation.engine in ("hf", "vllm")

@@ -10,11 +10,12 @@ from suites.synth import REASONS, Outcome
 
 BUILTIN_NOTE = (
     "These questions were written by the built-in question writer, a LoRA adapter on ragvft's built-in "
-    "2M-parameter base model, and read back by a base model for the round trip. Their quality is bounded "
-    "by the built-in model: it learned from templated facts about made-up organisations, so it writes "
-    "questions in those templates and cannot phrase a question it has not seen the like of. Every kept "
-    "question passed the checks below; for a real suite, name a stronger generator (synth.generator.path "
-    "or synth.generator.openai) and have people review the result."
+    "2M-parameter base model, and read back by the config's base model for the round trip. Their quality "
+    "is bounded by the built-in model: it learned from templated facts about made-up organisations, so it "
+    "writes questions in those templates, cannot phrase a question it has not seen the like of, and now "
+    "and then misspells a name in a question that still passes the round trip (the reader answers from "
+    "the one passage it is given). Every kept question passed the checks below; for a real suite, name a "
+    "stronger generator (synth.generator.path or synth.generator.openai) and have people review the result."
 )
 
 _PAGE = """<!doctype html>

@@ -23,7 +23,6 @@ from harness.synth.generator import Generator, build_generator
 from suites.schema import Passage
 from suites.synth import (
     QUESTION_TYPES,
-    REASONS,
     Candidate,
     Outcome,
     check_candidates,
@@ -31,8 +30,6 @@ from suites.synth import (
     spread,
     suite_rows,
 )
-
-FILES = ("corpus.jsonl", "questions.jsonl", "synth-report.html", "synth.json")
 
 
 @dataclass
@@ -80,7 +77,7 @@ def synthesize(
         reader.close()
     counts = outcome.counts()
     if not outcome.kept:
-        raise _nothing_kept(config, outcome, counts, where)
+        raise _nothing_kept(config, outcome, counts, where, builtin=gen.builtin and base.spec is not None)
     summary = {
         "source": source,
         "suite": suite.name,
@@ -132,35 +129,40 @@ def _read(reader: LazyEngine, base, config, pairs: list[tuple[str, Passage]]) ->
         return [c.text for c in live.generate(requests, progress=advance)]
 
 
-def _nothing_kept(config, outcome: Outcome, counts: dict, where: str) -> InputError:
+def _nothing_kept(config, outcome: Outcome, counts: dict, where: str, *, builtin: bool) -> InputError:
+    """Why nothing was kept, in one line: every reply unparseable (the generator's fault), or the
+    drops per reason."""
     n = len(outcome.candidates)
+    hint = (
+        "; the built-in models read only text like their own made-up domain: name a real generator "
+        "(synth.generator.path) and base model (model.path)"
+        if builtin
+        else ""
+    )
     if counts["unparseable"] == n:
         first = outcome.candidates[0].reply if n else ""
-        return InputError(
-            config.source,
-            f"none of the generator's {n} replies parsed as a JSON question (first: {first[:80]!r})",
-            field=where,
-        )
+        message = f"none of the generator's {n} replies parsed as a JSON question (first: {first[:80]!r})"
+        return InputError(config.source, message + hint, field=where)
     why = ", ".join(f"{r} {c}" for r, c in counts.items() if c)
-    return InputError(config.source, f"no question of {n} passed the checks ({why})", field="synth")
+    return InputError(config.source, f"no question of {n} passed the checks ({why}){hint}", field="synth")
 
 
 def _write(out: Path, passages: list[Passage], outcome: Outcome, summary: dict, gen: Generator) -> None:
     from harness.synth.report import render_report
 
-    if out.is_dir():  # empty (checked): `building` renames into place only where nothing is
-        out.rmdir()
-    with building(out) as tmp:
-        _jsonl(tmp / "corpus.jsonl", corpus_rows(passages))
-        _jsonl(tmp / "questions.jsonl", suite_rows(outcome.kept))
-        (tmp / "synth.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        (tmp / "synth-report.html").write_text(
-            render_report(outcome, summary, builtin=gen.builtin), encoding="utf-8"
-        )
+    try:
+        if out.is_dir():  # empty (checked): `building` renames into place only where nothing is
+            out.rmdir()
+        with building(out) as tmp:
+            _jsonl(tmp / "corpus.jsonl", corpus_rows(passages))
+            _jsonl(tmp / "questions.jsonl", suite_rows(outcome.kept))
+            (tmp / "synth.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+            (tmp / "synth-report.html").write_text(
+                render_report(outcome, summary, builtin=gen.builtin), encoding="utf-8"
+            )
+    except OSError as e:
+        raise InputError(str(out), f"cannot write it: {e.strerror or e}", field="--out") from None
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-
-__all__ = ["FILES", "REASONS", "SynthResult", "synthesize"]

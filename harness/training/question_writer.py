@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.prompts import RAW, PromptFormat, question_prompt
 from harness.training.method import AdapterTraining, TrainingMethod
@@ -36,6 +36,12 @@ class QuestionWriterTraining(AdapterTraining):
     lora_alpha: int = Field(32, ge=1)
     # A 2M-parameter model at 256 tokens needs no memory saving; off, it trains ~25% faster here.
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
+
+    @model_validator(mode="after")
+    def _lora(self):
+        if self.finetune != "lora":
+            raise ValueError("the question writer is a LoRA adapter on the base model: finetune must be lora")
+        return self
 
 
 def reply(question: str, answer: str, kind: str) -> str:
@@ -63,7 +69,9 @@ def writer_rows(pool: tuple[int, int, int], examples: int, seed: int, fmt: Promp
         rng.shuffle(facts)
         for f in facts[: examples - len(rows)]:
             prompt = question_prompt(f.passage, QUESTION_TYPES)
-            answer = reply(rng.choice(f.wordings), f.answers[0], TYPE_OF_CATEGORY[f.category])
+            # the test wordings (1, 2), as the built-in domain asks its test questions: wording 0 is
+            # the one its fine-tuning data uses, so a test question in it would be a leak
+            answer = reply(rng.choice(f.wordings[1:]), f.answers[0], TYPE_OF_CATEGORY[f.category])
             rows.append(fmt.instruction_row(prompt, answer))
     return rows
 
