@@ -13,14 +13,13 @@ FIVE_MB = 5 * 1024 * 1024
 
 
 def _default_jobs():
-    from harness.artifacts import adapter_job, load_suite, resolve_model
-    from harness.artifacts.adapters import _chain
+    from harness.artifacts import load_suite, resolve_model
+    from harness.artifacts.adapters import adapter_jobs
     from harness.config import load_config
 
     config = load_config(ROOT / "bench.yaml")
-    suite, base = load_suite(config), resolve_model(config, {})
-    names = sorted({v.adapter for v in config.variants if v.adapter})
-    return {j.path().name: j for n in names for j in _chain(adapter_job(config, suite, base, n))}
+    suite = load_suite(config)
+    return adapter_jobs(config, suite, resolve_model(config, {}))
 
 
 def test_every_adapter_of_the_default_bench_is_shipped_small_with_its_card(tmp_path, monkeypatch):

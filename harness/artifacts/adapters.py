@@ -171,6 +171,12 @@ def judge_adapter(config, suite: Suite, base: BaseModel, timings: dict) -> Adapt
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+def adapter_jobs(config, suite, base) -> dict:
+    """Every training job `config`'s variants need, each chain's parents included, by folder name."""
+    names = sorted({v.adapter for v in config.variants if v.adapter is not None})
+    return {j.path().name: j for n in names for j in _chain(adapter_job(config, suite, base, n))}
+
+
 def ship_adapters(config, out: Path) -> list[Path]:
     """Every adapter `config`'s variants need (what each starts from and needs included), trained
     when missing, copied to `out/adapters/<method>-<key>` with a model card: the embedded default's,
@@ -183,8 +189,7 @@ def ship_adapters(config, out: Path) -> list[Path]:
     suite = load_suite(config)
     base = resolve_model(config, {})
     resolve_adapters(config, suite, base, {})
-    names = {v.adapter for v in config.variants if v.adapter is not None}
-    jobs = {j.path().name: j for n in sorted(names) for j in _chain(adapter_job(config, suite, base, n))}
+    jobs = adapter_jobs(config, suite, base)
     root = out / "adapters"
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.iterdir():

@@ -58,39 +58,57 @@ class JudgeSpec:
 
 
 def greedy_answers(
-    model, tokenizer, texts: list[str], *, max_new_tokens: int = 16, batch_size: int = 32
+    model,
+    tokenizer,
+    texts: list[str],
+    *,
+    max_new_tokens: int = 16,
+    batch_size: int = 32,
+    limit: int | None = None,
+    first_line: bool = True,
 ) -> list[str]:
-    """Greedy answers, each cut at its first line break (as the bench reads an answer)."""
+    """Greedy answers, each cut at its first line break (as the bench reads an answer) unless
+    `first_line` is False; a prompt longer than `limit` tokens loses its beginning, as the engine cuts
+    it."""
     import torch
 
     tokenizer.padding_side = "left"
     out: list[str] = []
     for i in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True)
+        ids = [tokenizer(t)["input_ids"][-limit if limit else 0 :] for t in texts[i : i + batch_size]]
+        batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
         with torch.no_grad():
-            ids = model.generate(
+            gen = model.generate(
                 **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
             )
-        for row in ids[:, batch["input_ids"].shape[1] :]:
-            out.append(tokenizer.decode(row, skip_special_tokens=True).strip().split("\n")[0].strip())
+        for row in gen[:, batch["input_ids"].shape[1] :]:
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            out.append(text.strip().split("\n")[0].strip() if first_line else text)
     return out
+
+
+def _pool(base_spec: BaseModelSpec, draw: int):
+    """The reading pool's facts of one draw, each draw with new organisations (structure) and answers."""
+    from suites.builtin import reading_pool
+
+    return reading_pool(
+        base_spec.seed,
+        scale=base_spec.pool_scale,
+        domain_scale=base_spec.domain_scale,
+        draw=draw,
+        structure=draw,
+    )
 
 
 def questions(base_spec: BaseModelSpec, spec: JudgeSpec) -> list[tuple]:
     """(key, question, fact, others of its kind) the judge learns on: pool facts of many draws (other
     organisations), then the built-in domain's training questions (its SFT wordings: a test question is
     never among them), `domain_passes` times."""
-    from suites.builtin import _domain_facts, builtin_suite, reading_pool
+    from suites.builtin import _domain_facts, builtin_suite
 
     out = []
     for draw in range(spec.draws):
-        facts = reading_pool(
-            base_spec.seed,
-            scale=base_spec.pool_scale,
-            domain_scale=base_spec.domain_scale,
-            draw=draw,
-            structure=draw,
-        )
+        facts = _pool(base_spec, draw)
         kinds: dict[str, list] = {}
         for f in facts:
             kinds.setdefault(f.category, []).append(f)
@@ -101,7 +119,7 @@ def questions(base_spec: BaseModelSpec, spec: JudgeSpec) -> list[tuple]:
                 )
     suite = builtin_suite(base_spec.seed, scale=base_spec.domain_scale)
     trained = {p.fact_id for p in suite.training.sft}
-    facts = [f for f in _domain_facts(base_spec.seed, base_spec.domain_scale)[0] if f"{f.id}" in trained]
+    facts = [f for f in _domain_facts(base_spec.seed, base_spec.domain_scale)[0] if f.id in trained]
     kinds = {}
     for f in facts:
         kinds.setdefault(f.category, []).append(f)
@@ -111,16 +129,20 @@ def questions(base_spec: BaseModelSpec, spec: JudgeSpec) -> list[tuple]:
 
 
 def judge_rows(
-    base_spec: BaseModelSpec, spec: JudgeSpec, model_answers: dict[tuple, list[str]]
+    base_spec: BaseModelSpec,
+    spec: JudgeSpec,
+    model_answers: dict[tuple, list[str]],
+    items: list[tuple] | None = None,
 ) -> list[tuple[str, str]]:
     """(prompt, reply) rows. `model_answers[key]` are a model's answers to that question (closed-book
-    and reading its passage), when there are any."""
+    and reading its passage), when there are any; `items` are `questions(base_spec, spec)` when the
+    caller has them already."""
     from judges.reference_free import ragas_prompts
 
     rng = random.Random(spec.seed)
     ragas = ragas_prompts() if spec.ragas_fraction > 0 else None
     rows: list[tuple[str, str]] = []
-    for key, q, f, kin in questions(base_spec, spec):
+    for key, q, f, kin in items or questions(base_spec, spec):
         golds = list(f.answers)
         others = [o for o in kin if not set(o.answers) & set(golds)]
         wrongs = [f.wrong, *near_misses(f.category, golds, rng)]
@@ -136,26 +158,22 @@ def judge_rows(
                 kind = f.category if is_right(f.category, golds, answer) else None
             if rng.random() < 0.1:
                 answer, kind = rng.choice(NONCOMMITTAL), None
-            rows += ragas_rows(ragas, q, f.category, golds, answer, f.passage, distractor, rng, kind=kind)
+            rows += ragas_rows(ragas, q, answer, f.passage, distractor, rng, kind=kind)
     rng.shuffle(rows)
     return rows
 
 
-def base_answers(model, tokenizer, base_spec: BaseModelSpec, spec: JudgeSpec) -> dict[tuple, list[str]]:
-    """The base model's own answers to the questions the judge learns on: closed-book and reading the
-    passage (what the bench's `base` and `rag` variants write)."""
-    keys, texts = [], []
-    for key, q, f, _ in questions(base_spec, spec):
-        if key[0] == "domain" and key[1] > 0:
-            continue  # one pass answers for all
-        keys.append(key)
-        texts += [prompts.closed_book(q), prompts.with_passages(q, [f.passage])]
+def base_answers(model, tokenizer, items: list[tuple]) -> dict[tuple, list[str]]:
+    """The base model's own answers to the questions the judge learns on (`questions`): closed-book
+    and reading the passage (what the bench's `base` and `rag` variants write). A domain question,
+    asked again in every pass, is answered once."""
+    first = {key: (q, f) for key, q, f, _ in items if key[0] != "domain" or key[1] == 0}
+    texts = [
+        t for q, f in first.values() for t in (prompts.closed_book(q), prompts.with_passages(q, [f.passage]))
+    ]
     answers = greedy_answers(model, tokenizer, texts)
-    out = {k: answers[2 * i : 2 * i + 2] for i, k in enumerate(keys)}
-    for key, *_ in questions(base_spec, spec):
-        if key[0] == "domain" and key[1] > 0:
-            out[key] = out[("domain", 0, key[2])]
-    return out
+    out = {k: answers[2 * i : 2 * i + 2] for i, k in enumerate(first)}
+    return {key: out[key if key in out else ("domain", 0, key[2])] for key, *_ in items}
 
 
 def _reply_kind(reply: str) -> str:
@@ -197,8 +215,9 @@ def build_judge(
     tokenizer = AutoTokenizer.from_pretrained(base_folder)
     model = AutoModelForCausalLM.from_pretrained(base_folder)
     model.eval()
-    answers = base_answers(model, tokenizer, base_spec, spec)
-    rows = judge_rows(base_spec, spec, answers)
+    items = questions(base_spec, spec)  # the pool's draws are generated once
+    answers = base_answers(model, tokenizer, items)
+    rows = judge_rows(base_spec, spec, answers, items)
     # a prompt is cut as the engine cuts it: its beginning goes, leaving room for the reply
     limit = model.config.max_position_embeddings - MAX_NEW_TOKENS
     sequences, targets = [], []
@@ -277,16 +296,9 @@ def heldout_metrics(model, tokenizer, base_spec: BaseModelSpec, *, n: int = 120,
     from harness.builtin.restate import planted
     from harness.builtin.shipped import HELDOUT_DRAW
     from judges.llm_judge import grade_prompt, pairwise_prompt, parse_grade, parse_preference
-    from suites.builtin import reading_pool
 
     rng = random.Random(seed)
-    facts = reading_pool(
-        base_spec.seed,
-        scale=base_spec.pool_scale,
-        domain_scale=base_spec.domain_scale,
-        draw=HELDOUT_DRAW,
-        structure=HELDOUT_DRAW,
-    )
+    facts = _pool(base_spec, HELDOUT_DRAW)
     facts = rng.sample(facts, min(n, len(facts)))
     grades, pairs = [], []
     for f in facts:
@@ -302,7 +314,14 @@ def heldout_metrics(model, tokenizer, base_spec: BaseModelSpec, *, n: int = 120,
         if shown := planted(f.category, golds):
             grades.append((grade_prompt(q, golds, rng.choice(shown)), "correct", "planted"))
     limit = model.config.max_position_embeddings - MAX_NEW_TOKENS
-    replies = _replies(model, tokenizer, [p for p, *_ in grades] + [p for p, _ in pairs], limit)
+    replies = greedy_answers(
+        model,
+        tokenizer,
+        [p for p, *_ in grades] + [p for p, _ in pairs],
+        max_new_tokens=MAX_NEW_TOKENS,
+        limit=limit,
+        first_line=False,
+    )
     verdicts = [(parse_grade(t).verdict if parse_grade(t) else None) for t in replies[: len(grades)]]
     winners = [(parse_preference(t).winner if parse_preference(t) else None) for t in replies[len(grades) :]]
 
@@ -318,22 +337,6 @@ def heldout_metrics(model, tokenizer, base_spec: BaseModelSpec, *, n: int = 120,
         if pairs
         else None,
     }
-
-
-def _replies(model, tokenizer, texts: list[str], limit: int, batch_size: int = 32) -> list[str]:
-    import torch
-
-    tokenizer.padding_side = "left"
-    out = []
-    for i in range(0, len(texts), batch_size):
-        ids = [tokenizer(t)["input_ids"][-limit:] for t in texts[i : i + batch_size]]
-        batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
-        with torch.no_grad():
-            gen = model.generate(
-                **batch, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, pad_token_id=tokenizer.pad_token_id
-            )
-        out += [tokenizer.decode(r, skip_special_tokens=True) for r in gen[:, batch["input_ids"].shape[1] :]]
-    return out
 
 
 def judge_card(record: dict) -> str:

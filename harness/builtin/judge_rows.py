@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Sequence
 
-from harness.builtin.restate import restatements
+from harness.builtin.restate import NUMBER, answer_value, restatements
 from judges.exact import normalize_answer
 from judges.llm_judge import grade_prompt, pairwise_prompt
 
 RIGHT, WRONG = "correct 5", "incorrect 1"
 ROWS_VERSION = "judge-rows-v4"  # bump when these rows change
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 NONCOMMITTAL = ("I don't know", "not sure", "unknown", "no idea", "I cannot say")
 # what a question about each kind of answer asks (answer relevancy: the question an answer answers)
 _ASKS = {
@@ -52,21 +50,16 @@ def is_right(category: str, answers: Sequence[str], answer: str) -> bool:
 def supported(answer: str, context: str) -> bool:
     """Whether `context` states `answer` (the rule behind the NLI verdicts): every number of the answer
     is a number of the context; an answer without numbers, every word of it is a word of the context."""
-    numbers = _NUMBER.findall(answer)
+    numbers = NUMBER.findall(answer)
     if numbers:
-        return set(numbers) <= set(_NUMBER.findall(context))
+        return set(numbers) <= set(NUMBER.findall(context))
     words = normalize_answer(answer).split()
     return bool(words) and set(words) <= set(normalize_answer(context).split())
 
 
-def _value(text: str) -> str:
-    m = _NUMBER.search(text)
-    return m[0] if m else text
-
-
 def _reform(form: str, gold: str, other: str) -> str:
     """`form` (written around the gold answer) holding `other`'s value instead."""
-    old, new = _value(gold), _value(other)
+    old, new = answer_value(gold), answer_value(other)
     return form.replace(old, new, 1) if old in form else form.replace(gold, other, 1)
 
 
@@ -131,8 +124,6 @@ def _statement(question: str, answer: str) -> str:
 def ragas_rows(
     prompts: dict,
     question: str,
-    category: str,
-    golds: Sequence[str],
     answer: str,
     passage: str,
     distractor: str,

@@ -14,11 +14,12 @@ import re
 
 from judges.exact import normalize_answer
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
-def _value(answer: str) -> str:
-    m = _NUMBER.search(answer)
+def answer_value(answer: str) -> str:
+    """An answer's first number, or the whole answer when it has none (a name, a city)."""
+    m = NUMBER.search(answer)
     return m[0] if m else answer
 
 
@@ -26,7 +27,7 @@ def restatements(category: str, answers: tuple[str, ...] | list[str], family: st
     """The gold answer in other words, for one of the built-in domain's categories (any other
     category: none). `family` is "train" or "planted"."""
     gold = answers[0]
-    v = _value(gold)
+    v = answer_value(gold)
     t = family == "train"
     if category == "pricing":
         n = int(v)
@@ -81,7 +82,7 @@ def restatements(category: str, answers: tuple[str, ...] | list[str], family: st
             f"{last}, {first} runs it",
         ]
     if category == "regulation":
-        s = _value(gold)
+        s = answer_value(gold)
         if t:
             return [
                 f"§{s}",
@@ -99,7 +100,7 @@ def near_misses(category: str, answers: tuple[str, ...] | list[str], rng: random
     with a letter changed (what a weak reader writes)."""
     gold = answers[0]
     out = []
-    m = _NUMBER.search(gold)
+    m = NUMBER.search(gold)
     if m:
         num = m[0]
         if "." in num:
