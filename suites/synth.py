@@ -3,7 +3,9 @@ suite, each drop counted by its reason.
 
 A candidate is a generator model's reply for one passage, a JSON object `{"question", "answer",
 "type"}`. `check_candidates` keeps it only when the reply parses, its type is one asked for, its
-answer occurs in the passage (as written or after SQuAD normalisation), it is no near-duplicate of a
+answer occurs in the passage (as written or after SQuAD normalisation), every name, code and number
+its question gives is a word of the passage (else it asks about something else), it is no
+near-duplicate of a
 training example of the suite (`suites.leakage`, the leakage check), a reader given the passage gives
 the same answer (EM, or token F1 at or above a threshold: the round trip), it is no near-duplicate of
 a question already kept, and its type's share of the kept questions stays under the cap. The reader
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ REASONS = {
     "unparseable": "the reply is not a JSON object with string fields question, answer and type",
     "type_not_asked": "its type is not among the types asked for (synth.types)",
     "unsupported": "its answer does not occur in its passage (as written or normalised)",
+    "ungrounded": "its question names what its passage does not (a name, a code or a number)",
     "leak": "a near-duplicate of a training example of the suite (the leakage check)",
     "round_trip": "a reader given the passage answers it otherwise (EM 0 and F1 under the threshold)",
     "duplicate": "a near-duplicate of a question already kept",
@@ -123,6 +127,20 @@ def supported(answer: str, passage: str) -> bool:
     return bool(norm) and f" {norm} " in f" {normalize_answer(passage)} "
 
 
+# a question's names, codes and numbers: a capitalised word (not the question's first), or one with a
+# digit; each must be a word of the passage
+_NAMED = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]*|\b\w*\d[\w.,-]*\w|\b\d\b")
+
+
+def ungrounded(question: str, passage: str) -> list[str]:
+    """The names, codes and numbers of `question` that are no word of `passage` (case aside): a
+    question about "the Vewem D63" asked of a passage about the Vewem D36 is about something else,
+    though its answer may occur in the passage."""
+    words = set(re.findall(r"[\w'.,-]+", passage.lower()))
+    words |= {w.strip(".,-'") for w in words}
+    return [n for n in _NAMED.findall(question.strip()) if n.lower().strip(".,-'") not in words]
+
+
 def round_trip(reader_answer: str, answer: str, threshold: float) -> tuple[bool, float]:
     """(whether the reader's answer matches the generated one: EM, or F1 >= threshold; the F1)."""
     f1 = f1_score(reader_answer, answer)
@@ -153,6 +171,8 @@ def check_candidates(
             c.reason, c.detail = "type_not_asked", c.type
         elif not supported(c.answer, c.passage.text):
             c.reason = "unsupported"
+        elif missing := ungrounded(c.question, c.passage.text):
+            c.reason, c.detail = "ungrounded", ", ".join(missing)
     alive = [c for c in candidates if c.reason is None]
     leaks = find_leaks(
         tuple(Question(str(i), c.question, (c.answer,)) for i, c in enumerate(alive)),

@@ -73,16 +73,24 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     from suites.builtin import builtin_suite
 
     base = ship_base(TINY, tmp_path / "shipped", root=tmp_path / "cache", progress=False)
-    spec = JudgeSpec(draws=2, stride=1, steps=15, batch_size=8)
+    spec = JudgeSpec(draws=2, stride=1, short_steps=10, steps=15, batch_size=8)
     folder = build_judge(base, TINY, spec, tmp_path / "shipped", progress=False)
     assert shipped_judge(TINY, spec, tmp_path / "shipped") == folder
     assert shipped_judge(TINY, JudgeSpec(), tmp_path / "shipped") is None
     record = json.loads((folder / BUILD_RECORD).read_text())
     assert record["base_recipe_key"] == TINY.recipe_key() and record["model_answers"] > 0
+    # the curriculum: steps on the reference and answers alone, then on the whole prompts
+    assert record["loss_curve"][0]["phase"] == "short"
+    assert record["loss_curve"][-1] == {**record["loss_curve"][-1], "phase": "whole", "step": 25}
     assert "built-in judge" in (folder / "README.md").read_text()
     AutoModelForCausalLM.from_pretrained(folder)
 
     rows = judge_rows(TINY, spec, {})
+    from harness.builtin.judge_model import short_form
+
+    cut = [short_form(p, r) for p, r in rows]
+    assert all(c.startswith("Reference: ") and c.endswith("JSON:") for c, _ in cut if c is not None)
+    assert all(c is None for (c, _), (p, _) in zip(cut, rows) if not p.startswith(("Grade", "Which")))
     grades = [parse_grade(r) for p, r in rows if p.startswith("Grade the answer")]
     prefs = [parse_preference(r) for p, r in rows if p.startswith("Which answer is better")]
     assert all(grades) and all(prefs)  # every reply is what the parsers read
@@ -91,9 +99,16 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     winners = [p.winner for p in prefs]
     assert winners.count("A") == winners.count("B") > 0  # every pair in both orders
     assert 0.8 * winners.count("A") <= winners.count("tie") <= winners.count("A")  # a third are ties
-    # a numeric answer's form (its digits masked) comes with both labels: only the value tells
+    # wrong answers of another kind are there, always "incorrect": no answer, another kind's answer
+    graded = {
+        p.rsplit("Answer: ", 1)[-1].removesuffix("\nJSON:"): r for p, r in rows if p.startswith("Grade")
+    }
+    assert graded.get("") == graded.get("?", graded[""]) == "incorrect 1"
+    assert any(a.endswith(" months") and r == "incorrect 1" for a, r in graded.items())  # a price asked
+    # a numeric answer's form in the reference's family (its digits masked) comes with both labels:
+    # only the value tells
     forms: dict[str, set] = {}
-    for p, r in rows:
+    for p, r in judge_rows(TINY, replace(spec, off_kind=0), {}):
         answer = p.rsplit("Answer: ", 1)[-1].removesuffix("\nJSON:")
         if p.startswith("Grade the answer") and re.search(r"\d", answer):
             forms.setdefault(re.sub(r"\d+", "#", answer), set()).add(parse_grade(r).verdict)

@@ -80,12 +80,14 @@ def test_each_check_drops_what_it_should_under_its_reason(suite, read, read_righ
         _candidate(suite, two, kind="colour"),
         _candidate(suite, one),  # the first one again
         _candidate(suite, two),
+        _candidate(suite, two, question=two.text.rstrip("?") + " in the Zorblat X99?"),  # not its passage
     ]
     outcome = check_candidates(candidates, read=read, training=suite.training, max_type_share=1.0)
     assert outcome.counts() == {
         "unparseable": 1,
         "type_not_asked": 1,
         "unsupported": 1,
+        "ungrounded": 1,
         "leak": 1,
         "round_trip": 1,
         "duplicate": 1,
@@ -100,11 +102,12 @@ def test_each_check_drops_what_it_should_under_its_reason(suite, read, read_righ
         "type_not_asked",
         "duplicate",
         None,
+        "ungrounded",
     ]
-    assert outcome.kept == [candidates[0], candidates[-1]]
+    assert outcome.kept == [candidates[0], candidates[-2]] and candidates[-1].detail == "Zorblat, X99"
     assert candidates[3].reader_answer == two.answers[0] and candidates[3].round_trip_f1 == 0.0
     assert sft.question in candidates[4].detail and one.text == candidates[6].detail
-    assert outcome.by_type() == {"colour": {"kept": 0, "dropped": 1}, "numeric": {"kept": 2, "dropped": 4}}
+    assert outcome.by_type() == {"colour": {"kept": 0, "dropped": 1}, "numeric": {"kept": 2, "dropped": 5}}
 
 
 def test_no_type_holds_more_than_its_share(suite, read, read_right):
@@ -197,16 +200,36 @@ def test_an_existing_out_folder_is_refused(tmp_path, cache_dir):
     assert [p.name for p in out.iterdir()] == ["questions.jsonl"]
 
 
-def test_a_generator_whose_replies_never_parse_is_one_line_and_nothing_written(tmp_path, micro_base):
+def _only_the_report(out: Path) -> None:
+    """A run that kept nothing writes no suite, only the report of what dropped and why."""
+    assert {p.name for p in out.iterdir()} == {"synth.json", "synth-report.html"}
+    assert json.loads((out / "synth.json").read_text())["kept"] == 0
+    assert 'id="nothing-kept"' in (out / "synth-report.html").read_text()
+
+
+def test_a_generator_whose_replies_never_parse_is_one_line_and_no_suite(tmp_path, micro_base):
     _, _, base = micro_base  # a 1-layer model trained 200 steps: it writes no JSON
-    result, _ = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
-    _one_line_exit_2(result, tmp_path, set(), "--generator", "none of the generator's", "replies parsed")
+    result, out = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
+    _one_line_exit_2(result, tmp_path, {"suite"}, "--generator", "none of the generator's", "replies parsed")
+    assert "synth-report.html" in result.output.splitlines()[-1]
+    _only_the_report(out)
+    # the next try may replace a failed run's report (not a folder holding anything else)
+    result, out = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
+    _one_line_exit_2(result, tmp_path, {"suite"}, "none of the generator's")
+    _only_the_report(out)
+    (out / "notes.txt").write_text("mine")
+    result, out = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
+    _one_line_exit_2(result, tmp_path, {"suite"}, "--out", "not an empty folder")
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_the_builtin_writer_is_trained_once_and_cached(tmp_path, micro_base, cache_dir):
     tiny = MICRO_CONFIG + "synth: {generator: {builtin: {examples: 32, batch_size: 16}}, passages: 4}\n"
-    result, _ = _synth(tmp_path, tiny)  # two steps on the micro model: replies, but no JSON yet
-    _one_line_exit_2(result, tmp_path, set(), "synth.generator", "none of the generator's 4 replies parsed")
+    result, out = _synth(tmp_path, tiny)  # two steps on the micro model: replies, but no JSON yet
+    _one_line_exit_2(
+        result, tmp_path, {"suite"}, "synth.generator", "none of the generator's 4 replies parsed"
+    )
+    _only_the_report(out)
     writers = list((cache_dir / "adapters").glob("qwriter-*"))
     assert len(writers) == 1 and (writers[0] / "adapter_config.json").is_file()
     stamp = writers[0].stat().st_mtime_ns
@@ -238,8 +261,11 @@ def test_a_generator_on_a_server_gets_the_question_prompt(tmp_path, micro_base):
 
     with serve(answer=lambda prompt: "Sorry, no JSON today.", models=("writer",)) as server:
         generator = f"{{openai: {{base_url: {server.url}, models: {{base: writer}}}}, chat_template: true}}"
-        result, _ = _synth(tmp_path, MICRO_CONFIG + f"synth: {{generator: {generator}, passages: 3}}\n")
-    _one_line_exit_2(result, tmp_path, set(), "synth.generator", "none of the generator's 3 replies parsed")
+        result, out = _synth(tmp_path, MICRO_CONFIG + f"synth: {{generator: {generator}, passages: 3}}\n")
+    _one_line_exit_2(
+        result, tmp_path, {"suite"}, "synth.generator", "none of the generator's 3 replies parsed"
+    )
+    _only_the_report(out)
     assert server.paths == ["/v1/models"] + ["/v1/chat/completions"] * 3
     assert all(
         b["model"] == "writer" and "Passage: " in b["messages"][0]["content"] for b in server.bodies[1:]

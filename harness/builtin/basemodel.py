@@ -304,3 +304,46 @@ def _train(spec: BaseModelSpec, out: Path, *, progress: bool) -> None:
         "libraries": library_versions(),
     }
     (out / BUILD_RECORD).write_text(json.dumps(record, indent=2))
+
+
+def greedy_answers(
+    model,
+    tokenizer,
+    texts: list[str],
+    *,
+    max_new_tokens: int = 16,
+    batch_size: int = 32,
+    limit: int | None = None,
+    first_line: bool = True,
+) -> list[str]:
+    """Greedy answers, each cut at its first line break (as the bench reads an answer) unless
+    `first_line` is False; a prompt longer than `limit` tokens loses its beginning, as the engine cuts
+    it."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    for i in range(0, len(texts), batch_size):
+        ids = [tokenizer(t)["input_ids"][-limit if limit else 0 :] for t in texts[i : i + batch_size]]
+        batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+        with torch.no_grad():
+            gen = model.generate(
+                **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        for row in gen[:, batch["input_ids"].shape[1] :]:
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            out.append(text.strip().split("\n")[0].strip() if first_line else text)
+    return out
+
+
+def pool_draw(base_spec: BaseModelSpec, draw: int):
+    """The reading pool's facts of one draw, each draw with new organisations (structure) and answers."""
+    from suites.builtin import reading_pool
+
+    return reading_pool(
+        base_spec.seed,
+        scale=base_spec.pool_scale,
+        domain_scale=base_spec.domain_scale,
+        draw=draw,
+        structure=draw,
+    )

@@ -10,7 +10,9 @@ It learns on two sets of questions, never a test question of the bench:
   so it knows the domain's words and the answers the variants write to them.
 Its rows (`harness.builtin.judge_rows`) pair every right answer with a wrong one in the same form, so
 only the value tells them apart; its own answers (the base model's, closed-book and reading the
-passage) are graded too. Every label is by rule.
+passage) are graded too. Every label is by rule. It first learns on the grade and pairwise rows cut
+to the reference and the answers (`short_form`: the comparison and nothing else), then on the whole
+prompts (`JudgeSpec.short_steps`).
 
 The loop is `basemodel.fit` (loss on the reply only), not TRL's SFTTrainer: the same measurement as
 the base model's (0.15 s against 0.37 s a step here) and a whole-model fine-tune of 2M parameters.
@@ -26,14 +28,20 @@ from pathlib import Path
 
 from core.cache import building, digest, folder_hash, library_versions
 from harness import prompts
-from harness.builtin.basemodel import BUILD_RECORD, EOS, BaseModelSpec, fit
-from harness.builtin.judge_rows import NONCOMMITTAL, ROWS_VERSION, fact_rows, is_right, ragas_rows
+from harness.builtin.basemodel import BUILD_RECORD, EOS, BaseModelSpec, fit, greedy_answers, pool_draw
+from harness.builtin.judge_figures import MAX_NEW_TOKENS, heldout_metrics, judge_card
+from harness.builtin.judge_rows import (
+    NONCOMMITTAL,
+    ROWS_VERSION,
+    fact_rows,
+    is_right,
+    off_kind,
+    ragas_rows,
+)
 from harness.builtin.restate import near_misses
 from judges.llm_judge import PROMPT_VERSION
 
 __all__ = ["JudgeSpec", "build_judge", "is_right", "judge_rows", "shipped_judge"]
-
-MAX_NEW_TOKENS = 88  # its replies: a verdict, or ragas JSON (an NLI verdict copies its statement)
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,13 @@ class JudgeSpec:
     stride: int = 6  # of each draw, one fact in `stride`: many structures, not many facts of one
     domain_passes: int = 6  # passes over the domain's training questions (never a test question)
     pairs: int = 3  # (right, wrong) twins a question, beside each model answer's
+    off_kind: int = 4  # wrong answers of another kind a question (`judge_rows.off_kind`)
     ragas_fraction: float = 0.5  # of the questions, those that also give ragas rows
+    # first, steps on the grade and pairwise rows cut to their reference and answers (no instruction,
+    # no question): measured here, a judge trained on the whole prompts alone never left chance on
+    # the verdict (held-out twins 0.54 after 600 steps, 0.57 after 2,000); 600 short steps first
+    # took it to 0.77 after 300 whole ones (the comparison is learnt where it is all there is)
+    short_steps: int = 1500
     steps: int = 2000
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -57,49 +71,6 @@ class JudgeSpec:
         )
 
 
-def greedy_answers(
-    model,
-    tokenizer,
-    texts: list[str],
-    *,
-    max_new_tokens: int = 16,
-    batch_size: int = 32,
-    limit: int | None = None,
-    first_line: bool = True,
-) -> list[str]:
-    """Greedy answers, each cut at its first line break (as the bench reads an answer) unless
-    `first_line` is False; a prompt longer than `limit` tokens loses its beginning, as the engine cuts
-    it."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    out: list[str] = []
-    for i in range(0, len(texts), batch_size):
-        ids = [tokenizer(t)["input_ids"][-limit if limit else 0 :] for t in texts[i : i + batch_size]]
-        batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
-        with torch.no_grad():
-            gen = model.generate(
-                **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-            )
-        for row in gen[:, batch["input_ids"].shape[1] :]:
-            text = tokenizer.decode(row, skip_special_tokens=True)
-            out.append(text.strip().split("\n")[0].strip() if first_line else text)
-    return out
-
-
-def _pool(base_spec: BaseModelSpec, draw: int):
-    """The reading pool's facts of one draw, each draw with new organisations (structure) and answers."""
-    from suites.builtin import reading_pool
-
-    return reading_pool(
-        base_spec.seed,
-        scale=base_spec.pool_scale,
-        domain_scale=base_spec.domain_scale,
-        draw=draw,
-        structure=draw,
-    )
-
-
 def questions(base_spec: BaseModelSpec, spec: JudgeSpec) -> list[tuple]:
     """(key, question, fact, others of its kind) the judge learns on: pool facts of many draws (other
     organisations), then the built-in domain's training questions (its SFT wordings: a test question is
@@ -108,7 +79,7 @@ def questions(base_spec: BaseModelSpec, spec: JudgeSpec) -> list[tuple]:
 
     out = []
     for draw in range(spec.draws):
-        facts = _pool(base_spec, draw)
+        facts = pool_draw(base_spec, draw)
         kinds: dict[str, list] = {}
         for f in facts:
             kinds.setdefault(f.category, []).append(f)
@@ -142,14 +113,17 @@ def judge_rows(
     rng = random.Random(spec.seed)
     ragas = ragas_prompts() if spec.ragas_fraction > 0 else None
     rows: list[tuple[str, str]] = []
-    for key, q, f, kin in items or questions(base_spec, spec):
+    items = items or questions(base_spec, spec)
+    elsewhere = list(dict.fromkeys((f.category, f.answers[0]) for _, _, f, _ in items))
+    for key, q, f, kin in items:
         golds = list(f.answers)
         others = [o for o in kin if not set(o.answers) & set(golds)]
         wrongs = [f.wrong, *near_misses(f.category, golds, rng)]
         if others:
             wrongs.append(rng.choice(others).answers[0])
         mine = model_answers.get(key, [])
-        rows += fact_rows(q, f.category, golds, wrongs, mine, rng, pairs=spec.pairs)
+        foreign = off_kind(q, f.category, elsewhere, rng)[: spec.off_kind]
+        rows += fact_rows(q, f.category, golds, wrongs, mine, rng, pairs=spec.pairs, foreign=foreign)
         if ragas is not None and rng.random() < spec.ragas_fraction:
             distractor = rng.choice(others).passage if others else f.passage
             answer, kind = rng.choice([(golds[0], f.category), (rng.choice(wrongs), f.category)])
@@ -181,22 +155,41 @@ def _reply_kind(reply: str) -> str:
     return reply if not reply.startswith("{") else "ragas JSON"
 
 
-def _batched_stream(lengths: list[int], spec: JudgeSpec, rng: random.Random) -> list[int]:
-    """Row indices for `spec.steps` batches: shuffled passes over the rows, each batch of rows of like
+def short_form(prompt: str, reply: str) -> tuple[str | None, str]:
+    """A grade or pairwise row cut to its reference and answers (the comparison, and nothing else to
+    read); (None, reply) for a ragas row."""
+    at = prompt.find("\nReference: ")
+    return (prompt[at + 1 :] if at >= 0 and not reply.startswith("{") else None), reply
+
+
+def _encode(tokenizer, rows: list[tuple[str, str]], limit: int) -> tuple[list[list[int]], list[list[bool]]]:
+    """Token ids of prompt and reply, and which are the reply's (the loss is on those). A prompt is
+    cut as the engine cuts it: its beginning goes, leaving room for the reply."""
+    sequences, targets = [], []
+    for prompt, reply in rows:
+        head = tokenizer(prompt)["input_ids"][-limit:]
+        tail = tokenizer(" " + reply + EOS)["input_ids"]
+        sequences.append(head + tail)
+        targets.append([False] * len(head) + [True] * len(tail))
+    return sequences, targets
+
+
+def _batched_stream(lengths: list[int], steps: int, batch_size: int, rng: random.Random) -> list[int]:
+    """Row indices for `steps` batches: shuffled passes over the rows, each batch of rows of like
     length (ragas' prompts run about twice as long as a grade's: padding them together doubles a
     step's cost), batches in random order."""
-    need = spec.steps * spec.batch_size
+    need = steps * batch_size
     stream: list[int] = []
     while len(stream) < need:
         order = list(range(len(lengths)))
         rng.shuffle(order)
         stream += order
     stream = stream[:need]
-    window = spec.batch_size * 32
+    window = batch_size * 32
     batches = []
     for i in range(0, need, window):
         chunk = sorted(stream[i : i + window], key=lambda j: lengths[j])
-        batches += [chunk[k : k + spec.batch_size] for k in range(0, len(chunk), spec.batch_size)]
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return [j for b in batches for j in b]
 
@@ -220,25 +213,29 @@ def build_judge(
     rows = judge_rows(base_spec, spec, answers, items)
     # a prompt is cut as the engine cuts it: its beginning goes, leaving room for the reply
     limit = model.config.max_position_embeddings - MAX_NEW_TOKENS
-    sequences, targets = [], []
-    for prompt, reply in rows:
-        head = tokenizer(prompt)["input_ids"][-limit:]
-        tail = tokenizer(" " + reply + EOS)["input_ids"]
-        sequences.append(head + tail)
-        targets.append([False] * len(head) + [True] * len(tail))
-    stream = _batched_stream([len(x) for x in sequences], spec, random.Random(spec.seed))
-    losses, tokens = fit(
-        model,
-        [sequences[i] for i in stream],
-        targets=[targets[i] for i in stream],
-        steps=spec.steps,
-        batch_size=spec.batch_size,
-        learning_rate=spec.learning_rate,
-        warmup_ratio=spec.warmup_ratio,
-        pad_id=tokenizer.pad_token_id,
-        label="training the built-in judge",
-        progress=progress,
-    )
+    losses, tokens = [], 0
+    short = [(p, r) for p, r in (short_form(p, r) for p, r in rows) if p is not None]
+    for phase, (phase_rows, steps) in enumerate([(short, spec.short_steps), (rows, spec.steps)]):
+        if not steps or not phase_rows:
+            continue
+        sequences, targets = _encode(tokenizer, phase_rows, limit)
+        rng = random.Random(spec.seed + phase)
+        stream = _batched_stream([len(x) for x in sequences], steps, spec.batch_size, rng)
+        curve, n = fit(
+            model,
+            [sequences[i] for i in stream],
+            targets=[targets[i] for i in stream],
+            steps=steps,
+            batch_size=spec.batch_size,
+            learning_rate=spec.learning_rate,
+            warmup_ratio=spec.warmup_ratio,
+            pad_id=tokenizer.pad_token_id,
+            label="training the built-in judge" + (" (reference and answers)" if phase == 0 else ""),
+            progress=progress,
+        )
+        done = losses[-1]["step"] if losses else 0
+        losses += [{**c, "step": c["step"] + done, "phase": ("short", "whole")[phase]} for c in curve]
+        tokens += n
     model.eval()
     metrics = heldout_metrics(model, tokenizer, base_spec)
     labels = [_reply_kind(r) for _, r in rows]
@@ -252,7 +249,7 @@ def build_judge(
         "rows_sha256": digest(rows),
         "replies": {r: labels.count(r) for r in sorted(set(labels))},
         "model_answers": len(answers),
-        "steps": spec.steps,
+        "steps": spec.short_steps + spec.steps,
         "tokens": tokens,
         "final_loss": losses[-1]["loss"],
         "metrics": metrics,
@@ -286,94 +283,3 @@ def shipped_judge(
     if record.exists() and json.loads(record.read_text()).get("recipe_key") == want:
         return folder
     return None
-
-
-def heldout_metrics(model, tokenizer, base_spec: BaseModelSpec, *, n: int = 120, seed: int = 0) -> dict:
-    """How the judge does on pool questions of a draw no training pass reaches (new organisations and
-    answers): grade accuracy on twins (the gold in a form beside another value in the same form) and
-    on planted restatements (templates it never trained on), and pairwise accuracy in both orders."""
-    from harness.builtin.judge_rows import twins
-    from harness.builtin.restate import planted
-    from harness.builtin.shipped import HELDOUT_DRAW
-    from judges.llm_judge import grade_prompt, pairwise_prompt, parse_grade, parse_preference
-
-    rng = random.Random(seed)
-    facts = _pool(base_spec, HELDOUT_DRAW)
-    facts = rng.sample(facts, min(n, len(facts)))
-    grades, pairs = [], []
-    for f in facts:
-        q, golds = f.wordings[-1], list(f.answers)
-        found = twins(f.category, golds, [f.wrong, *near_misses(f.category, golds, rng)], rng)
-        if found:
-            r, w = rng.choice(found)
-            grades += [
-                (grade_prompt(q, golds, r), "correct", "twins"),
-                (grade_prompt(q, golds, w), "incorrect", "twins"),
-            ]
-            pairs += [(pairwise_prompt(q, golds, r, w), "A"), (pairwise_prompt(q, golds, w, r), "B")]
-        if shown := planted(f.category, golds):
-            grades.append((grade_prompt(q, golds, rng.choice(shown)), "correct", "planted"))
-    limit = model.config.max_position_embeddings - MAX_NEW_TOKENS
-    replies = greedy_answers(
-        model,
-        tokenizer,
-        [p for p, *_ in grades] + [p for p, _ in pairs],
-        max_new_tokens=MAX_NEW_TOKENS,
-        limit=limit,
-        first_line=False,
-    )
-    verdicts = [(parse_grade(t).verdict if parse_grade(t) else None) for t in replies[: len(grades)]]
-    winners = [(parse_preference(t).winner if parse_preference(t) else None) for t in replies[len(grades) :]]
-
-    def share(kind):
-        got = [v == want for (_, want, k), v in zip(grades, verdicts) if k == kind]
-        return round(sum(got) / len(got), 4) if got else None
-
-    return {
-        "heldout_questions": len(facts),
-        "grade_accuracy_twins": share("twins"),
-        "planted_accepted": share("planted"),
-        "pairwise_accuracy": round(sum(w == want for (_, want), w in zip(pairs, winners)) / len(pairs), 4)
-        if pairs
-        else None,
-    }
-
-
-def judge_card(record: dict) -> str:
-    spec_rows = "\n".join(f"| `{k}` | {v} |" for k, v in record["spec"].items())
-    replies = ", ".join(f"{k!r}: {v:,}" for k, v in record["replies"].items())
-    m = record.get("metrics") or {}
-    figures = "\n".join(f"- `{k}`: {v}" for k, v in m.items()) or "- (not measured)"
-    return f"""---
-library_name: transformers
-license: apache-2.0
-tags: [ragvft, builtin, judge, llama]
----
-# ragvft built-in judge
-
-The built-in base model (recipe `{record["base_recipe_key"]}`, weights `{record["base_weights"]}`)
-fine-tuned whole by `harness/builtin/judge_model.py` to grade an answer against the reference, to
-compare two answers, in the prompts of `judges/llm_judge.py` (`{PROMPT_VERSION}`), and to answer
-ragas' faithfulness and answer relevancy prompts. It learned on the base model's reading pool (other
-organisations) and on the built-in domain's training questions; it has never seen a test question.
-Every right answer it saw has a wrong twin in the same form, so it learned to compare the value with
-the reference, not to read the form. Rebuild with `make models`; `tests/test_shipped_models.py`
-rebuilds the recipe at tiny scale.
-
-## Recipe (key `{record["recipe_key"]}`)
-| setting | value |
-| --- | --- |
-{spec_rows}
-
-{record["rows"]:,} training rows (sha256 `{record["rows_sha256"]}`; replies {replies}); the base
-model answered {record["model_answers"]:,} of its questions (closed-book and reading the passage) and
-those answers are graded too; {record["steps"]:,} steps, {record["tokens"]:,} tokens,
-{record["wall_time_s"]} s; final loss {record["final_loss"]}.
-
-## Figures on a held-out draw of the pool (organisations and answers it never trained on)
-{figures}
-
-How well it judges the built-in domain (agreement with exact match, position consistency, planted
-restatements accepted, ragas undetermined) is measured in every run's judge section and printed by
-`bench/judge_quality.py --run runs/latest`.
-"""

@@ -8,6 +8,8 @@ form (the same template, another value), so only comparing the value with the re
 - the gold answer as given, restyled, and restated in other words (`harness.builtin.restate`'s
   training family), each beside the same form holding a wrong value (another fact's, the fact's
   plausible wrong one, a near miss: a value off by one, two digits swapped, a name cut short);
+- wrong answers of another kind (another kind of fact's answer, the question's words cut anywhere, a
+  word cut from its start, no answer): what the variants write when they fail;
 - a model's own answers to the question (closed-book and reading the passage: real output, echoes and
   all), each beside an answer of the other label;
 - pairwise: every (right, wrong) pair in both orders ("A", "B"), and as many ties (two right answers,
@@ -27,7 +29,7 @@ from judges.exact import normalize_answer
 from judges.llm_judge import grade_prompt, pairwise_prompt
 
 RIGHT, WRONG = "correct 5", "incorrect 1"
-ROWS_VERSION = "judge-rows-v4"  # bump when these rows change
+ROWS_VERSION = "judge-rows-v5"  # bump when these rows change
 
 NONCOMMITTAL = ("I don't know", "not sure", "unknown", "no idea", "I cannot say")
 # what a question about each kind of answer asks (answer relevancy: the question an answer answers)
@@ -81,6 +83,28 @@ def twins(category: str, golds: Sequence[str], wrongs: Sequence[str], rng: rando
     return list(dict.fromkeys(out))
 
 
+def off_kind(
+    question: str, category: str, elsewhere: Sequence[tuple[str, str]], rng: random.Random
+) -> list[str]:
+    """Wrong answers of another kind, as the bench's variants write them when they fail (measured on
+    the default bench: the judge of twins alone accepted 236 of 542 such answers): another kind of
+    fact's answer (a month count for a price), the question's own words cut anywhere (an echo, a name
+    cut short), a word cut from its start, and no answer at all. `elsewhere` holds (category, answer)
+    of other facts."""
+    words = question.rstrip("?").split()
+    start = rng.randrange(len(words))
+    echo = " ".join(words[start : start + rng.randint(1, 4)])
+    if rng.random() < 0.5 and len(echo) > 4:
+        echo = echo[: rng.randint(3, len(echo) - 1)]
+    others = [a for c, a in elsewhere if c != category]
+    out = [echo, rng.choice(["", " ", "?"])]
+    if others:
+        other = rng.choice(others)
+        out.append(other)
+        out.append(other[rng.randint(1, max(1, len(other) // 2)) :])
+    return out
+
+
 def fact_rows(
     question: str,
     category: str,
@@ -90,22 +114,26 @@ def fact_rows(
     rng: random.Random,
     *,
     pairs: int = 3,
+    foreign: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
-    """Grade and pairwise rows for one question: balanced verdicts, "A" / "B" / "tie" a third each."""
+    """Grade and pairwise rows for one question: balanced verdicts, "A" / "B" / "tie" a third each.
+    `foreign` are wrong answers of another kind (`off_kind`), each beside a right one."""
     found = twins(category, golds, wrongs, rng)
     if not found:
         return []
     chosen = rng.sample(found, min(pairs, len(found)))
+    rights = list(dict.fromkeys(r for r, _ in found))
+    for answer in dict.fromkeys(a for a in foreign if not is_right(category, golds, a)):
+        chosen.append((rng.choice(rights), answer))
     for answer in dict.fromkeys(a for a in model_answers if a):
         r, w = rng.choice(found)  # a model's answer beside one of the other label
         chosen.append((answer, w) if is_right(category, golds, answer) else (r, answer))
-    rights = list(dict.fromkeys(r for r, _ in found))
-    wrongs_all = list(dict.fromkeys(w for _, w in found))
+    wrongs_all = list(dict.fromkeys(w for _, w in chosen if not is_right(category, golds, w)))
     rows = []
     for i, (r, w) in enumerate(chosen):
         rows += [(grade_prompt(question, golds, r), RIGHT), (grade_prompt(question, golds, w), WRONG)]
         rows += [(pairwise_prompt(question, golds, r, w), "A"), (pairwise_prompt(question, golds, w, r), "B")]
-        # a tie of two right answers or of two wrong ones, in both orders
+        # a tie of two right answers or of two wrong ones
         same, pool = (r, rights) if i % 2 == 0 else (w, wrongs_all)
         others = [a for a in pool if a != same]
         if not others:

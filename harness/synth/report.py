@@ -33,6 +33,8 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}td.n{text-align:right;w
 <p class="meta">corpus: {{ s.source.kind }} {{ s.source.name or s.source.path }} · {{ s.corpus_passages }} passages,
 {{ s.passages_asked }} asked about · generator: {{ s.generator.kind }} {{ s.generator.adapter or s.generator.path
 or s.generator.model }} · reader: {{ s.reader.model }} · {{ s.wall_time_s }} s</p>
+{% if not s.kept %}<p class="note" id="nothing-kept">No question passed every check, so no suite was
+written (ragvft synth exited 2). What each candidate was and why it dropped is below.</p>{% endif %}
 {% if builtin %}<p class="note" id="builtin-note">{{ note }}</p>{% endif %}
 {% if s.source.skipped %}<p>Files left out: {% for f, why in s.source.skipped.items() %}{{ f }} ({{ why }}){% if not
 loop.last %}, {% endif %}{% endfor %}</p>{% endif %}

@@ -3,7 +3,9 @@ loader) or a folder of documents; a generator model writes one question per pass
 `synth.passages` of them); `suites.synth.check_candidates` keeps those that pass every check, the
 config's base model reading the passage for the round trip; the kept questions are written as a
 JSONL suite (`corpus.jsonl`, `questions.jsonl`) with `synth-report.html` and `synth.json`, into a
-temporary folder renamed into place, so a failed run leaves nothing behind."""
+temporary folder renamed into place, so a failed run leaves nothing behind. When no question is kept
+the run fails (exit 2) and writes no suite, but its report still says what every candidate was and why
+it dropped; a folder that holds only such a report is replaced by the next try."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def synthesize(
     `synth.generator`. Bad input, or no question kept, is an InputError and `out` stays as it was."""
     s = config.synth or SynthConfig()
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not _failed_before(out):
         raise InputError(
             str(out), "already exists and is not an empty folder: remove it or choose another", field="--out"
         )
@@ -76,8 +78,6 @@ def synthesize(
         gen.engine.close()
         reader.close()
     counts = outcome.counts()
-    if not outcome.kept:
-        raise _nothing_kept(config, outcome, counts, where, builtin=gen.builtin and base.spec is not None)
     summary = {
         "source": source,
         "suite": suite.name,
@@ -94,8 +94,26 @@ def synthesize(
         "reader": {"model": base.identity, "engine": reader.identity},
         "wall_time_s": round(time.time() - started, 2),
     }
+    if not outcome.kept:  # no suite; the report says why, for the next try
+        _write(out, passages, outcome, summary, gen, suite_files=False)
+        raise _nothing_kept(
+            config, outcome, counts, where, builtin=gen.builtin and base.spec is not None, out=out
+        )
     _write(out, passages, outcome, summary, gen)
     return SynthResult(out, outcome, summary)
+
+
+def _failed_before(out: Path) -> bool:
+    """Whether `out` holds only what a run that kept nothing wrote (its report, no suite): the next
+    try may replace it."""
+    try:
+        names = {p.name for p in out.iterdir()}
+        return (
+            names == {"synth.json", "synth-report.html"}
+            and json.loads((out / "synth.json").read_text()).get("kept") == 0
+        )
+    except (OSError, ValueError):
+        return False
 
 
 def _corpus(config, s: SynthConfig, suite, docs: Path | None) -> tuple[list[Passage], dict]:
@@ -129,16 +147,18 @@ def _read(reader: LazyEngine, base, config, pairs: list[tuple[str, Passage]]) ->
         return [c.text for c in live.generate(requests, progress=advance)]
 
 
-def _nothing_kept(config, outcome: Outcome, counts: dict, where: str, *, builtin: bool) -> InputError:
+def _nothing_kept(
+    config, outcome: Outcome, counts: dict, where: str, *, builtin: bool, out: Path
+) -> InputError:
     """Why nothing was kept, in one line: every reply unparseable (the generator's fault), or the
-    drops per reason."""
+    drops per reason; and where the report is (every candidate, why it dropped)."""
     n = len(outcome.candidates)
     hint = (
         "; the built-in models read only text like their own made-up domain: name a real generator "
         "(synth.generator.path) and base model (model.path)"
         if builtin
         else ""
-    )
+    ) + f"; no suite written, every candidate in {out / 'synth-report.html'}"
     if counts["unparseable"] == n:
         first = outcome.candidates[0].reply if n else ""
         message = f"none of the generator's {n} replies parsed as a JSON question (first: {first[:80]!r})"
@@ -147,15 +167,22 @@ def _nothing_kept(config, outcome: Outcome, counts: dict, where: str, *, builtin
     return InputError(config.source, f"no question of {n} passed the checks ({why}){hint}", field="synth")
 
 
-def _write(out: Path, passages: list[Passage], outcome: Outcome, summary: dict, gen: Generator) -> None:
+def _write(
+    out: Path, passages: list[Passage], outcome: Outcome, summary: dict, gen: Generator, *, suite_files=True
+) -> None:
+    """The suite (unless `suite_files` is False: nothing was kept), synth.json and the report, built in
+    a temporary folder renamed into place."""
+    import shutil
+
     from harness.synth.report import render_report
 
     try:
-        if out.is_dir():  # empty (checked): `building` renames into place only where nothing is
-            out.rmdir()
+        if out.is_dir():  # empty, or a failed run's report (checked): `building` renames into place
+            shutil.rmtree(out)  # only where nothing is
         with building(out) as tmp:
-            _jsonl(tmp / "corpus.jsonl", corpus_rows(passages))
-            _jsonl(tmp / "questions.jsonl", suite_rows(outcome.kept))
+            if suite_files:
+                _jsonl(tmp / "corpus.jsonl", corpus_rows(passages))
+                _jsonl(tmp / "questions.jsonl", suite_rows(outcome.kept))
             (tmp / "synth.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
             (tmp / "synth-report.html").write_text(
                 render_report(outcome, summary, builtin=gen.builtin), encoding="utf-8"
