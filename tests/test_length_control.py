@@ -12,6 +12,7 @@ from reports.aggregate import summarize
 from reports.export import render_markdown
 from reports.html import render
 from reports.length_control import fit, fit_resamples, length_controlled_win_rate
+from tests.test_report import MANIFEST
 
 RESULT = {1.0: "win", 0.5: "tie", 0.0: "loss", None: None}
 
@@ -130,19 +131,6 @@ def test_resampled_fits_match_scikit_learn():
             fit(values[np.repeat(np.arange(40), c)], deltas[np.repeat(np.arange(40), c)])[0] for c in counts
         ]
         assert batched == pytest.approx(one_by_one, abs=1e-6)
-
-
-MANIFEST = {
-    "run_name": "n",
-    "run_id": "r",
-    "suite": {"questions": 2, "passages": 1},
-    "git": {"commit": None, "dirty": None},
-    "model": {"kind": "x"},
-    "hardware": {},
-    "timings": {},
-    "cache": {},
-    "seeds": {},
-}
 
 
 def test_summary_html_and_markdown_show_the_lc_win_rate():

@@ -33,6 +33,20 @@ def _rows():
     return rows
 
 
+# the least a manifest holds for the report to render
+MANIFEST = {
+    "run_name": "n",
+    "run_id": "r",
+    "suite": {"questions": 2, "passages": 1},
+    "git": {"commit": None, "dirty": None},
+    "model": {"kind": "x"},
+    "hardware": {},
+    "timings": {},
+    "cache": {},
+    "seeds": {},
+}
+
+
 def test_answers_and_passages_are_escaped():
     config = SimpleNamespace(
         metrics=["em", "f1"],
@@ -43,17 +57,7 @@ def test_answers_and_passages_are_escaped():
     )
     rows = _rows()
     summary = summarize(rows, config, suite_name="s")
-    manifest = {
-        "run_name": "<b>n</b>",
-        "run_id": "r",
-        "suite": {"questions": 2, "passages": 1},
-        "git": {"commit": None, "dirty": None},
-        "model": {"kind": "x"},
-        "hardware": {},
-        "timings": {},
-        "cache": {},
-        "seeds": {},
-    }
+    manifest = {**MANIFEST, "run_name": "<b>n</b>"}
     before = [dict(r) for r in rows]
     html = render(rows=rows, summary=summary, manifest=manifest)
     assert rows == before  # rendering leaves the caller's rows alone

@@ -80,8 +80,8 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     record = json.loads((folder / BUILD_RECORD).read_text())
     assert record["base_recipe_key"] == TINY.recipe_key() and record["model_answers"] > 0
     # the curriculum: steps on the reference and answers alone, then on the whole prompts
-    assert record["loss_curve"][0]["phase"] == "short"
-    assert record["loss_curve"][-1] == {**record["loss_curve"][-1], "phase": "whole", "step": 25}
+    first, last = record["loss_curve"][0], record["loss_curve"][-1]
+    assert (first["phase"], last["phase"], last["step"], record["steps"]) == ("short", "whole", 25, 25)
     assert "built-in judge" in (folder / "README.md").read_text()
     AutoModelForCausalLM.from_pretrained(folder)
 
@@ -103,7 +103,8 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     graded = {
         p.rsplit("Answer: ", 1)[-1].removesuffix("\nJSON:"): r for p, r in rows if p.startswith("Grade")
     }
-    assert graded.get("") == graded.get("?", graded[""]) == "incorrect 1"
+    blank = [r for a, r in graded.items() if a in ("", " ", "?")]
+    assert blank and set(blank) == {"incorrect 1"}
     assert any(a.endswith(" months") and r == "incorrect 1" for a, r in graded.items())  # a price asked
     # a numeric answer's form in the reference's family (its digits masked) comes with both labels:
     # only the value tells
