@@ -27,20 +27,25 @@ class RAFTTraining(AdapterTraining):
     """SFT on the suite's question-answer pairs with passages in the prompt: the gold passage among
     retrieved distractors, or distractors alone (RAFT)."""
 
-    epochs: float = Field(40, gt=0)
-    learning_rate: float = Field(3e-3, gt=0)
+    # the `builtin` profile, measured on the embedded default (bench.yaml's comment): 10 epochs at 5e-4
+    # with the gold passage always there read unseen facts as well as the base (EM 0.758 / 0.758) and
+    # trained ones best (0.808); 40 epochs at 3e-3 with P 0.8 read unseen facts worse (0.597)
+    epochs: float = Field(10, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
     passages: int = Field(
         1, ge=1, le=20, description="Passages in each prompt; match the k your retrieval variants read."
     )
     golden_fraction: float = Field(
-        0.8,
+        1.0,
         ge=0,
         le=1,
-        description="Share of rows whose passages hold the gold one (the paper's P); the rest hold "
-        "distractors alone and teach the model to answer from memory when retrieval misses.",
+        description="Share of rows whose passages hold the gold one (the paper's P; the model profile's "
+        "0.8 is the paper's); the rest hold distractors alone and teach the model to answer from memory "
+        "when retrieval misses (the built-in tiny model cannot: for it they only teach copying a wrong "
+        "passage, so the builtin profile's is 1.0).",
     )
 
-    MODEL = AdapterTraining.MODEL | {"epochs": 3}  # as SFT's
+    MODEL = AdapterTraining.MODEL | {"epochs": 3, "golden_fraction": 0.8}  # epochs as SFT's
 
 
 def raft_rows(suite: Suite, hyper: RAFTTraining, seed: int, fmt: PromptFormat = RAW) -> list[dict]:
