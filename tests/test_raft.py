@@ -48,6 +48,14 @@ def test_rows_hold_the_gold_passage_among_real_distractors_in_the_golden_share()
     assert all(text[p.passage_ids[0]] in r["prompt"] for p, r in zip(pairs, all_golden))
 
 
+def test_a_users_model_gets_the_papers_golden_share_and_the_tiny_model_always_the_gold_passage():
+    model = RAFTTraining.of_profile("model")
+    assert (model.golden_fraction, model.epochs) == (0.8, 3)  # the paper's P
+    assert RAFTTraining.of_profile("builtin").golden_fraction == 1.0  # measured: bench.yaml's comment
+    mine = RAFTTraining.of_profile("model", RAFTTraining(golden_fraction=0.5))
+    assert mine.golden_fraction == 0.5  # what the user sets wins
+
+
 def _in_order(prompt: str, passages: list[str]) -> list[str]:
     return sorted(passages, key=prompt.find)
 
