@@ -5,11 +5,10 @@ A candidate is a generator model's reply for one passage, a JSON object `{"quest
 "type"}`. `check_candidates` keeps it only when the reply parses, its type is one asked for, its
 answer occurs in the passage (as written or after SQuAD normalisation), every name, code and number
 its question gives is a word of the passage (else it asks about something else), it is no
-near-duplicate of a
-training example of the suite (`suites.leakage`, the leakage check), a reader given the passage gives
-the same answer (EM, or token F1 at or above a threshold: the round trip), it is no near-duplicate of
-a question already kept, and its type's share of the kept questions stays under the cap. The reader
-is passed in (`read`), so this module never loads a model.
+near-duplicate of a training example of the suite (`suites.leakage`, the leakage check), a reader
+given the passage gives the same answer (EM, or token F1 at or above a threshold: the round trip), it
+is no near-duplicate of a question already kept, and its type's share of the kept questions stays
+under the cap. The reader is passed in (`read`), so this module never loads a model.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def test_the_shipped_base_matches_the_default_recipe_and_every_file_is_small():
 def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from harness.builtin.judge_model import JudgeSpec, build_judge, judge_rows, shipped_judge
+    from harness.builtin.judge_model import JudgeSpec, build_judge, judge_rows, shipped_judge, short_form
     from judges.llm_judge import parse_grade, parse_preference
     from suites.builtin import builtin_suite
 
@@ -86,8 +86,6 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     AutoModelForCausalLM.from_pretrained(folder)
 
     rows = judge_rows(TINY, spec, {})
-    from harness.builtin.judge_model import short_form
-
     cut = [short_form(p, r) for p, r in rows]
     assert all(c.startswith("Reference: ") and c.endswith("JSON:") for c, _ in cut if c is not None)
     assert all(c is None for (c, _), (p, _) in zip(cut, rows) if not p.startswith(("Grade", "Which")))

@@ -46,8 +46,8 @@ def heldout_metrics(model, tokenizer, base_spec: BaseModelSpec, *, n: int = 120,
         limit=limit,
         first_line=False,
     )
-    verdicts = [(parse_grade(t).verdict if parse_grade(t) else None) for t in replies[: len(grades)]]
-    winners = [(parse_preference(t).winner if parse_preference(t) else None) for t in replies[len(grades) :]]
+    verdicts = [g.verdict if (g := parse_grade(t)) else None for t in replies[: len(grades)]]
+    winners = [w.winner if (w := parse_preference(t)) else None for t in replies[len(grades) :]]
 
     def share(kind):
         got = [v == want for (_, want, k), v in zip(grades, verdicts) if k == kind]
