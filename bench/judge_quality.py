@@ -9,6 +9,9 @@ never trained on) and prints:
 - position consistency of pairwise verdicts (both orders agree): target >= 0.9;
 - the share of planted restatements of the gold answer (currency written out, units, word order,
   templates the judge never trained on) that it accepts and exact match rejects: target >= 0.8;
+- pairwise agreement with exact match where exact match tells the two answers apart (one right, one
+  wrong): no target in the issue, printed beside consistency because a judge that ties when unsure
+  raises its consistency and loses here;
 - for every ragas metric the judge writes, the share of rows it left undetermined: target <= 0.1.
 Exits 1 when a target is missed, so it can gate a rebuild of the judge.
 """
@@ -32,6 +35,8 @@ def figures(summary: dict) -> dict:
         "decisive_n": (r.get("grade") or {}).get("decisive_n"),
         "position_consistency": (r.get("pairwise") or {}).get("position_consistency"),
         "consistent_n": (r.get("pairwise") or {}).get("consistent_n"),
+        "pairwise_where_em_separates": (r.get("pairwise") or {}).get("agreement_where_em_separates"),
+        "em_separated_n": (r.get("pairwise") or {}).get("em_separated_n"),
         "planted_accepted": (r.get("planted") or {}).get("accepted"),
         "planted_n": (r.get("planted") or {}).get("n"),
         "ragas_undetermined": {},
@@ -66,6 +71,10 @@ def main() -> int:
         shown = "n/a" if value is None else f"{value:.3f}"
         print(
             f"{name:22s} {shown:>7s}  (target >= {target}, n {f[counts[name]]})  {'ok' if ok else 'MISSED'}"
+        )
+    if (value := f["pairwise_where_em_separates"]) is not None:
+        print(
+            f"{'pairwise vs em':22s} {value:7.3f}  (where exact match tells the answers apart, n {f['em_separated_n']})"
         )
     for metric, u in f["ragas_undetermined"].items():
         ok = u["rate"] <= MAX_UNDETERMINED

@@ -4,6 +4,9 @@
 * agreement with exact match (Cohen's kappa, scikit-learn's) on the distinct (question, answer)
   pairs where exact match is decisive: an exact match (surely right) or no overlapping token at all
   (surely wrong);
+* pairwise agreement with exact match, on the pairs where exact match is decisive for both answers:
+  the result it implies (the right answer wins; two right or two wrong ones tie), overall and on the
+  pairs it separates. A judge that ties whenever unsure keeps its consistency and loses here;
 * undetermined rate: replies that did not parse even when asked again, or calls that failed;
 * length bias: of the decided pairs, how often the longer answer won, and the mean length (in words)
   of winners minus losers. An unbiased judge on answers of similar quality sits near 0.5 and 0.
@@ -27,9 +30,10 @@ def reliability(rows: list[dict]) -> dict:
     graded = [r for r in rows if "judge" in r["scores"]]
     if graded:
         out["grade"] = _grade_reliability(graded)
-    pairs = [r["judge"]["pairwise"] for r in rows if (r.get("judge") or {}).get("pairwise")]
-    if pairs:
-        out["pairwise"] = _pairwise_reliability(pairs)
+    paired = [r for r in rows if (r.get("judge") or {}).get("pairwise")]
+    if paired:
+        out["pairwise"] = _pairwise_reliability([r["judge"]["pairwise"] for r in paired])
+        out["pairwise"] |= _pairwise_agreement(paired, rows)
     out["warnings"] = trust_warnings(out)
     return out
 
@@ -79,6 +83,39 @@ def _grade_reliability(rows: list[dict]) -> dict:
         "decisive_n": len(judge),  # distinct (question, answer) pairs
         "agreement_with_em": (sum(a == b for a, b in zip(judge, exact)) / len(judge)) if judge else None,
         "kappa_with_em": kappa,
+    }
+
+
+def _decisive(row: dict) -> int | None:
+    """1 for an exact match, 0 for an answer without a token in common with the gold, else None."""
+    em, f1 = _value(row, "em"), _value(row, "f1")
+    return 1 if em == 1.0 else 0 if em is not None and f1 == 0.0 else None
+
+
+def _pairwise_agreement(paired: list[dict], rows: list[dict]) -> dict:
+    """How often the pairwise result is the one exact match implies, where it is decisive for both
+    answers: overall, and on the pairs whose answers it tells apart (one right, one wrong)."""
+    by = {(r.get("variant"), r.get("question_id")): r for r in rows}
+    agree = sure = split_agree = split = 0
+    for r in paired:
+        p = r["judge"]["pairwise"]
+        other = by.get((p.get("against"), r.get("question_id")))
+        if other is None or p.get("identical") or p.get("result") is None:
+            continue
+        mine, theirs = _decisive(r), _decisive(other)
+        if mine is None or theirs is None:
+            continue
+        want = "win" if mine > theirs else "loss" if mine < theirs else "tie"
+        sure += 1
+        agree += p["result"] == want
+        if want != "tie":
+            split += 1
+            split_agree += p["result"] == want
+    return {
+        "em_decisive_n": sure,
+        "agreement_with_em": agree / sure if sure else None,
+        "em_separated_n": split,
+        "agreement_where_em_separates": split_agree / split if split else None,
     }
 
 

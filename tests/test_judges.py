@@ -115,6 +115,38 @@ def test_reliability_measures_kappa_consistency_and_length_bias():
     assert p["length_diff_words"] == pytest.approx((3 + 2) / 2)
 
 
+def test_pairwise_agreement_with_exact_match_counts_only_pairs_it_is_sure_of():
+    from judges.reliability import reliability
+
+    def row(variant, q, em, f1, pairwise=None):
+        r = {
+            "variant": variant,
+            "question_id": q,
+            "answer": f"{variant} {q}",
+            "scores": {"em": {"value": em}, "f1": {"value": f1}},
+        }
+        if pairwise:
+            r["judge"] = {
+                "pairwise": {"against": "base", "answer": r["answer"], "against_answer": "b"} | pairwise
+            }
+        return r
+
+    rows = [row("base", q, 0.0, 0.0) for q in ("q1", "q2", "q3", "q4", "q5")]
+    rows += [row("base", "q6", 0.0, 0.5)]  # a partial overlap: exact match is not sure
+    rows += [
+        row("sft", "q1", 1.0, 1.0, {"result": "win", "consistent": True}),  # right beats wrong: agrees
+        row("sft", "q2", 1.0, 1.0, {"result": "tie", "consistent": True}),  # a tie where em separates
+        row("sft", "q3", 0.0, 0.0, {"result": "tie", "consistent": True}),  # two wrong answers tie
+        row("sft", "q4", 0.0, 0.0, {"result": "loss", "consistent": True}),  # a side taken: disagrees
+        row("sft", "q5", 1.0, 1.0, {"result": None, "consistent": None}),  # undetermined: not counted
+        row("sft", "q6", 1.0, 1.0, {"result": "win", "consistent": True}),  # base not decisive
+    ]
+    p = reliability(rows)["pairwise"]
+    assert (p["em_decisive_n"], p["em_separated_n"]) == (4, 2)
+    assert p["agreement_with_em"] == pytest.approx(2 / 4)
+    assert p["agreement_where_em_separates"] == pytest.approx(1 / 2)
+
+
 def _ragas_and_grader(prompt: str) -> str:
     """The server plays a judge for ragvft's prompts and for ragas' (their JSON forms)."""
     if "JSON:" in prompt and "Reference:" in prompt:
