@@ -62,15 +62,9 @@ def _grade_reliability(rows: list[dict]) -> dict:
         if (r["question_id"], r["answer"]) in seen:
             continue
         seen.add((r["question_id"], r["answer"]))
-        verdict, em, f1 = r["scores"]["judge"]["value"], _value(r, "em"), _value(r, "f1")
-        if verdict is None or em is None:
-            continue
-        if em == 1.0:
-            decisive = 1
-        elif f1 == 0.0:
-            decisive = 0
-        else:
-            continue  # a partial overlap: exact match says nothing sure
+        verdict, decisive = r["scores"]["judge"]["value"], _decisive(r)
+        if verdict is None or decisive is None:
+            continue  # undetermined, or a partial overlap: exact match says nothing sure
         judge.append(int(verdict))
         exact.append(decisive)
     kappa = None
@@ -96,27 +90,26 @@ def _pairwise_agreement(paired: list[dict], rows: list[dict]) -> dict:
     """How often the pairwise result is the one exact match implies, where it is decisive for both
     answers: overall, and on the pairs whose answers it tells apart (one right, one wrong)."""
     by = {(r.get("variant"), r.get("question_id")): r for r in rows}
-    agree = sure = split_agree = split = 0
+    sure = []  # (the result exact match implies, the judge's)
     for r in paired:
         p = r["judge"]["pairwise"]
         other = by.get((p.get("against"), r.get("question_id")))
         if other is None or p.get("identical") or p.get("result") is None:
             continue
         mine, theirs = _decisive(r), _decisive(other)
-        if mine is None or theirs is None:
-            continue
-        want = "win" if mine > theirs else "loss" if mine < theirs else "tie"
-        sure += 1
-        agree += p["result"] == want
-        if want != "tie":
-            split += 1
-            split_agree += p["result"] == want
+        if mine is not None and theirs is not None:
+            sure.append(("win" if mine > theirs else "loss" if mine < theirs else "tie", p["result"]))
+    split = [(want, got) for want, got in sure if want != "tie"]
     return {
-        "em_decisive_n": sure,
-        "agreement_with_em": agree / sure if sure else None,
-        "em_separated_n": split,
-        "agreement_where_em_separates": split_agree / split if split else None,
+        "em_decisive_n": len(sure),
+        "agreement_with_em": _share(sure),
+        "em_separated_n": len(split),
+        "agreement_where_em_separates": _share(split),
     }
+
+
+def _share(pairs: list[tuple]) -> float | None:
+    return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
 
 
 def _value(row: dict, metric: str):

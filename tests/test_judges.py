@@ -140,6 +140,7 @@ def test_pairwise_agreement_with_exact_match_counts_only_pairs_it_is_sure_of():
         row("sft", "q4", 0.0, 0.0, {"result": "loss", "consistent": True}),  # a side taken: disagrees
         row("sft", "q5", 1.0, 1.0, {"result": None, "consistent": None}),  # undetermined: not counted
         row("sft", "q6", 1.0, 1.0, {"result": "win", "consistent": True}),  # base not decisive
+        row("dpo", "q3", 0.0, 0.0, {"result": "tie", "consistent": None, "identical": True}),  # not asked
     ]
     p = reliability(rows)["pairwise"]
     assert (p["em_decisive_n"], p["em_separated_n"]) == (4, 2)
