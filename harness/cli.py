@@ -210,7 +210,7 @@ models_app = typer.Typer(help="The built-in models shipped with ragvft.", no_arg
 app.add_typer(models_app, name="models")
 
 
-MODEL_PARTS = ("base", "judge", "adapters")
+MODEL_PARTS = ("base", "judge", "adapters", "calibration")
 
 
 @models_app.command("build")
@@ -222,7 +222,8 @@ def models_build(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Build only these (repeatable): base, judge, adapters. The others are taken as shipped.",
+            help="Build only these (repeatable): base, judge, adapters, calibration (the judge's pairwise "
+            "logit bias, fitted on the shipped adapters' answers). The others are taken as shipped.",
         ),
     ] = None,
     config: Annotated[
@@ -259,6 +260,21 @@ def models_build(
             folders += ship_adapters(load_config(config), out)
         except InputError as e:
             _fail_input(e)
+    if "calibration" in parts or "judge" in parts:
+        from harness.builtin.judge_calibration import CALIBRATION, calibrate_judge
+
+        judge = out / "judge"
+        if "calibration" in parts:
+            adapters = sorted(p.parent for p in (out / "adapters").glob("*/adapter_config.json"))
+            record = calibrate_judge(judge, base, adapters)
+            typer.echo(
+                f"wrote {judge / CALIBRATION}: pairwise bias {record['verdicts']} on {record['pairs']:,} pairs, "
+                f"position consistency {record['before']['position_consistency']} -> "
+                f"{record['after']['position_consistency']}"
+            )
+        else:  # a new judge's weights: a bias fitted on the old ones no longer holds
+            (judge / CALIBRATION).unlink(missing_ok=True)
+            typer.echo(f"note: calibrate the new judge with --only calibration (removed {CALIBRATION})")
     for folder in folders:
         sizes = sorted((f.stat().st_size, f.name) for f in folder.iterdir())
         typer.echo(

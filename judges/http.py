@@ -56,7 +56,11 @@ class HTTPJudge:
         return f"HTTPJudge({self.identity})"
 
     def complete(
-        self, prompts: Sequence[str], *, progress: Callable[[int], None] | None = None
+        self,
+        prompts: Sequence[str],
+        *,
+        progress: Callable[[int], None] | None = None,
+        mode: str | None = None,  # a server's judge has no calibrated bias: every mode is asked alike
     ) -> list[Reply]:
         """One user message per prompt, answers in the prompts' order, at most `concurrency` requests
         in flight. `progress(1)` is called as each prompt finishes, success or final failure. Blocks

@@ -148,3 +148,23 @@ def test_a_generation_config_with_a_logits_processor_decodes_through_generate(ti
     model.save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(folder).save_pretrained(tmp_path)
     assert HFEngine(str(tmp_path)).reference
+
+
+def test_a_logit_bias_moves_the_argmax_in_the_loop_as_in_generate(tiny):
+    """`Decoding.logit_bias` (a judge's calibrated verdict prior) is added to the logits every step:
+    the loop gives what `model.generate` gives with the same `sequence_bias`, and the bias matters."""
+    folder, _ = tiny
+    engine = HFEngine(str(folder), batch_size=4)
+    plain = Decoding(max_new_tokens=MAX_NEW)
+    bare = engine.generate([Request(p, decoding=plain) for p in PROMPTS])
+    first = engine.tokenizer(bare[0].text)["input_ids"][0]  # a token some answer starts with
+    words = [t for t in range(len(engine.tokenizer)) if engine.tokenizer.decode([t]).strip().isalpha()]
+    other = next(t for t in words if t != first)  # a word piece, no special token
+    small = Decoding(max_new_tokens=MAX_NEW, logit_bias=((other, 8.0), (first, -8.0)))
+    ref, loop = _both(engine, [Request(p, decoding=small) for p in PROMPTS])
+    assert _fields(loop) == _fields(ref)
+    assert [c.text for c in loop] != [c.text for c in bare]  # it moved some answers
+    forced = Decoding(max_new_tokens=3, stop=(), logit_bias=((other, 100.0),))
+    done = engine.generate([Request(p, decoding=forced) for p in PROMPTS])
+    assert {c.text for c in done} == {engine.tokenizer.decode([other] * 3).strip()}
+    assert small.key() != plain.key() and "logit_bias" not in plain.key()  # answers are cached apart

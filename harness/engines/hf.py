@@ -168,7 +168,9 @@ class HFEngine:
             batches = [[encoded[i] for i in order[k : k + size]] for k in range(start, len(order), size)]
             t0 = time.perf_counter()
             try:
-                rows = decode(batches, decoding.max_new_tokens, stops)  # of the first batch, or more
+                rows = decode(
+                    batches, decoding.max_new_tokens, stops, decoding.logit_bias
+                )  # first batch, or more
             except torch.cuda.OutOfMemoryError:
                 if not self.halve_on_oom or self.batch_size == 1:
                     raise
@@ -238,15 +240,31 @@ class HFEngine:
         mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
         return self._torch.tensor(ids, device=self.device), self._torch.tensor(mask, device=self.device)
 
-    def _forward(self, ids, mask, positions, cache):
-        """One forward pass: the cache, and the greedy token of each row's last position."""
+    def _forward(self, ids, mask, positions, cache, logit_bias=None):
+        """One forward pass: the cache, and the greedy token of each row's last position (after the
+        logit bias, a vector over the vocabulary, when there is one)."""
         extra = {"position_ids": positions} if self._forward_args["position_ids"] else {}
         if self._forward_args["logits_to_keep"]:
             extra["logits_to_keep"] = 1  # a prefill's logits for the last position only
         out = self.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, **extra)
-        return out.past_key_values, out.logits[:, -1].argmax(-1), out.logits.shape[-1]
+        last = out.logits[:, -1]
+        if logit_bias is not None:
+            last = last + logit_bias
+        return out.past_key_values, last.argmax(-1), out.logits.shape[-1]
 
-    def _decode(self, batches: list[list[list[int]]], max_new: int, stops: list[str]) -> list[list[int]]:
+    def _bias_vector(self, logit_bias):
+        """`Decoding.logit_bias` as a vector over the vocabulary (None when there is none)."""
+        if not logit_bias:
+            return None
+        width = self.model.get_output_embeddings().weight.shape[0]
+        vector = self._torch.zeros(width, device=self.device)
+        for token, bias in logit_bias:
+            vector[token] = bias
+        return vector
+
+    def _decode(
+        self, batches: list[list[list[int]]], max_new: int, stops: list[str], logit_bias=()
+    ) -> list[list[int]]:
         """Greedy decoding of the first of `batches` (token ids), and of the next ones that join it.
 
         A batch is prefilled once (left-padded, alone, as `generate` does), then decodes one token a
@@ -259,6 +277,7 @@ class HFEngine:
         torch, tok = self._torch, self.tokenizer
         if max_new <= 0:
             return [[] for _ in batches[0]]
+        vector = self._bias_vector(logit_bias)
         others, sink = [s for s in stops if s != "\n"], sum(map(len, batches))
         gen = torch.full((sink + 1, max_new), tok.pad_token_id, device=self.device)  # row sink: riders'
         cache = tables = live = bias = padded = alive = None  # live: which rows still run, or None: all
@@ -276,7 +295,7 @@ class HFEngine:
                 if join:
                     ids, mask = self._left_padded(batch)
                     pos = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 0)  # as `generate` derives them
-                    new, tok_new, width = self._forward(ids, mask, pos, None)
+                    new, tok_new, width = self._forward(ids, mask, pos, None, vector)
                     rows = torch.arange(first, first + len(batch), device=ids.device)
                     grown = (tok_new, torch.ones_like(rows), rows, pos[:, -1:] + 1)
                     gen[rows, 0], first, taken = tok_new, first + len(batch), taken + 1
@@ -299,7 +318,7 @@ class HFEngine:
                     step_mask = full[:, : kv + 1]
                     if self._own_mask:  # the boolean mask the model would build, built once
                         step_mask = bias[..., : kv + 1] if padded else None
-                    cache, nxt, _ = self._forward(nxt[:, None], step_mask, positions, cache)
+                    cache, nxt, _ = self._forward(nxt[:, None], step_mask, positions, cache, vector)
                     gen[alive, count] = nxt
                     kv, positions = kv + 1, positions + 1
                     count += 1 if live is None else live
@@ -330,7 +349,7 @@ class HFEngine:
                     if self._own_mask and padded:  # `sdpa_mask` for one query: the padding, as booleans
                         bias = full[:, None, None, :].bool()
 
-    def _reference_batch(self, batches, max_new: int, stops: list[str]) -> list[list[int]]:
+    def _reference_batch(self, batches, max_new: int, stops: list[str], logit_bias=()) -> list[list[int]]:
         """The first batch through transformers' `model.generate` (the reference the loop matches)."""
         torch, tok = self._torch, self.tokenizer
         ids, mask = self._left_padded(batches[0])
@@ -348,6 +367,7 @@ class HFEngine:
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=self.end_ids,
                 stopping_criteria=criteria or None,
+                sequence_bias={(t,): b for t, b in logit_bias} or None,
             )
         return generated[:, ids.shape[1] :].tolist()
 

@@ -187,6 +187,8 @@ class OpenAIEngine:
         stop = decoding.server_stops()
         if stop:
             body["stop"] = stop
+        if decoding.logit_bias:
+            body["logit_bias"] = {str(t): b for t, b in decoding.logit_bias}
         return path, body
 
 

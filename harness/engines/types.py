@@ -25,6 +25,9 @@ class Decoding:
 
     max_new_tokens: int = 16
     stop: tuple[str, ...] = ("\n",)  # cut the completion at the first of these (an answer is one line)
+    # (token id, bias) added to the logits at every step before the argmax (OpenAI's `logit_bias`,
+    # vLLM's): a judge's calibrated verdict prior (`harness.builtin.judge_calibration`)
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     def finish(self, text: str) -> str:
         """A completion as every engine returns it: leading whitespace skipped (an instruct model may
@@ -49,6 +52,8 @@ class Decoding:
         out: dict = {"greedy": True, "max_new_tokens": self.max_new_tokens, "lead": "skipped"}
         if self.stop != ("\n",):
             out["stop"] = list(self.stop)
+        if self.logit_bias:
+            out["logit_bias"] = [[t, b] for t, b in self.logit_bias]
         return out
 
 

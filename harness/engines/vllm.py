@@ -252,6 +252,7 @@ class VLLMEngine:
                     "adapter": r.adapter,
                     "max_tokens": r.decoding.max_new_tokens,
                     "stop": r.decoding.server_stops(),
+                    "logit_bias": {t: b for t, b in r.decoding.logit_bias} or None,
                 }
             )
         t0 = time.perf_counter()

@@ -91,9 +91,14 @@ class Worker:
                 text = r["prompt"]
             prompts.append(text)
             stop = [s for s in r["stop"] if s]
+            bias = {int(t): b for t, b in (r.get("logit_bias") or {}).items()} or None  # JSON keys: text
             params.append(
                 SamplingParams(
-                    max_tokens=r["max_tokens"], stop=stop or None, stop_token_ids=self.end_ids, **GREEDY
+                    max_tokens=r["max_tokens"],
+                    stop=stop or None,
+                    stop_token_ids=self.end_ids,
+                    logit_bias=bias,
+                    **GREEDY,
                 )
             )
             name = r.get("adapter")

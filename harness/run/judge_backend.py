@@ -53,8 +53,9 @@ class CachedJudge:
                 self._backend = self._make()
             return self._backend
 
-    def complete(self, prompts: list[str], progress=None) -> list[str | None]:
-        """The judge's reply to each prompt (None where the call failed for good)."""
+    def complete(self, prompts: list[str], progress=None, mode: str | None = None) -> list[str | None]:
+        """The judge's reply to each prompt (None where the call failed for good). `mode` ("pairwise")
+        lets a backend decode its prompts as calibrated for them (`EngineJudge`)."""
         keys = [self._key(p) for p in prompts]
         with self._store_lock:
             found = self.store.judge_calls(keys)
@@ -63,11 +64,12 @@ class CachedJudge:
             progress(len(prompts) - len(missing))
         if missing:
             backend = self._backend_for_call()
+            extra = {"mode": mode} if mode else {}
             if self._serial:
                 with self._backend_lock:
-                    replies = backend.complete(missing, progress=progress)
+                    replies = backend.complete(missing, progress=progress, **extra)
             else:
-                replies = backend.complete(missing, progress=progress)
+                replies = backend.complete(missing, progress=progress, **extra)
             fresh = {}
             for p, r in zip(missing, replies):
                 if r.text is None:
@@ -110,17 +112,27 @@ class CachedJudge:
 class EngineJudge:
     """A judge backend on an engine (the `complete(prompts) -> [Reply]` interface of every judge
     backend): greedy, not cut at newlines (a judge's JSON may span lines), with an adapter or none,
-    each judge prompt a user turn of the judge model's chat template when it has one (`fmt`)."""
+    each judge prompt a user turn of the judge model's chat template when it has one (`fmt`). Pairwise
+    prompts take the judge's calibrated logit bias on its verdict tokens when it has one."""
 
-    def __init__(self, engine: Engine, adapter: str | None, max_new_tokens: int, fmt: PromptFormat = RAW):
+    def __init__(
+        self,
+        engine: Engine,
+        adapter: str | None,
+        max_new_tokens: int,
+        fmt: PromptFormat = RAW,
+        pairwise_bias: tuple[tuple[int, float], ...] = (),
+    ):
         self.engine, self.adapter, self.fmt = engine, adapter, fmt
         self.decoding = Decoding(max_new_tokens=max_new_tokens, stop=())
+        self.pairwise = Decoding(max_new_tokens=max_new_tokens, stop=(), logit_bias=pairwise_bias)
 
-    def complete(self, prompts, *, progress=None):
+    def complete(self, prompts, *, progress=None, mode: str | None = None):
         from judges.http import Reply
 
+        decoding = self.pairwise if mode == "pairwise" else self.decoding
         done = self.engine.generate(
-            [Request(self.fmt.instruction(p), adapter=self.adapter, decoding=self.decoding) for p in prompts],
+            [Request(self.fmt.instruction(p), adapter=self.adapter, decoding=decoding) for p in prompts],
             progress=progress,
         )
         return [Reply(c.text, None, 1) for c in done]
@@ -191,16 +203,20 @@ def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) 
     elif adapter is None and (shipped := shipped_judge_for(config, base)) is not None:
         from types import SimpleNamespace
 
+        from harness.builtin.judge_calibration import pairwise_bias
         from harness.builtin.judge_model import MAX_NEW_TOKENS
         from harness.builtin.shipped import shipped_identity
 
         identity, max_new, fmt = shipped_identity(shipped), MAX_NEW_TOKENS, base.prompt_format
         record = json.loads((shipped / "ragvft_build.json").read_text())
+        bias = pairwise_bias(shipped)  # part of the identity: the shipped folder's hash holds it
         info = {"kind": "builtin", "shipped": str(shipped), "recipe_key": record["recipe_key"]}
+        if bias:
+            info["pairwise_logit_bias"] = {str(t): b for t, b in bias}
 
         def hf():
             folder = SimpleNamespace(path=str(shipped), revision=None, trust_remote_code=False)
-            return EngineJudge(judge_engine(folder).get(), None, max_new, fmt)
+            return EngineJudge(judge_engine(folder).get(), None, max_new, fmt, bias)
 
     else:
         from harness.artifacts import judge_adapter

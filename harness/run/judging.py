@@ -126,7 +126,9 @@ def _pairwise(rows: list[dict], judge: CachedJudge, baseline: str) -> None:
             zip(
                 unique,
                 ask(
-                    lambda ps, first: judge.complete(ps, progress=advance if first else None),
+                    lambda ps, first: judge.complete(
+                        ps, progress=advance if first else None, mode="pairwise"
+                    ),
                     unique,
                     parse_preference,
                 ),
