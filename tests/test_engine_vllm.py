@@ -100,6 +100,18 @@ def test_in_process_vllm_routes_adapters_and_matches_the_hf_engine(reference):
         want = hf.generate([Request(_prompt(r), adapter="sft", decoding=spaced) for r in rows[-10:]])
         assert [c.text for c in cut] == [c.text for c in want]
         assert all(" " not in c.text for c in cut)
+        # a logit bias (a judge's calibrated verdict prior): vLLM applies it as the HF engine does
+        plain = Decoding(max_new_tokens=4)
+        firsts = [
+            hf.tokenizer(" " + c.text, add_special_tokens=False)["input_ids"][0] for c in want if c.text
+        ]
+        common = max(set(firsts), key=firsts.count)  # the token most of these answers start with
+        banned = Decoding(max_new_tokens=4, logit_bias=((common, -100.0),))
+        asked = [Request(_prompt(r), adapter="sft", decoding=banned) for r in rows[-10:]]
+        got, hf_got = engine.generate(asked), hf.generate(asked)
+        assert [c.text for c in got] == [c.text for c in hf_got]
+        unbiased = hf.generate([Request(_prompt(r), adapter="sft", decoding=plain) for r in rows[-10:]])
+        assert sum(a.text != b.text for a, b in zip(got, unbiased)) >= firsts.count(common)
         with pytest.raises(KeyError, match="not loaded"):
             engine.generate([Request("Question: x\nAnswer:", adapter="missing", decoding=d)])
     finally:
