@@ -57,13 +57,14 @@ def first_token_logprobs(model, tokenizer, prompts: list[str], *, limit: int, ba
     start to `limit` tokens, as the engine cuts it)."""
     import torch
 
-    ids = verdict_tokens(tokenizer)
+    ids, pad = verdict_tokens(tokenizer), tokenizer.pad_token_id or 0
     out = []
     with torch.inference_mode():
         for i in range(0, len(prompts), batch_size):
-            rows = [tokenizer(p)["input_ids"][-limit:] for p in prompts[i : i + batch_size]]
+            rows = [
+                r[-limit:] for r in tokenizer(prompts[i : i + batch_size])["input_ids"]
+            ]  # one call a batch
             width = max(map(len, rows))
-            pad = tokenizer.pad_token_id or 0
             inp = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
             logits = model(

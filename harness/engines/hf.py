@@ -168,9 +168,8 @@ class HFEngine:
             batches = [[encoded[i] for i in order[k : k + size]] for k in range(start, len(order), size)]
             t0 = time.perf_counter()
             try:
-                rows = decode(
-                    batches, decoding.max_new_tokens, stops, decoding.logit_bias
-                )  # first batch, or more
+                # the first batch's rows, or more (later batches join a running one)
+                rows = decode(batches, decoding.max_new_tokens, stops, decoding.logit_bias)
             except torch.cuda.OutOfMemoryError:
                 if not self.halve_on_oom or self.batch_size == 1:
                     raise
