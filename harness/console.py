@@ -149,6 +149,8 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
                 + " (see the report's judge section)",
                 highlight=False,
             )
+    if line := ragas_line(summary):
+        console.print(line, highlight=False)
     c = manifest.get("cache", {})
     trained = ", ".join(c.get("adapters_trained", [])) or "none"
     cached = ", ".join(c.get("adapters_cached", [])) or "none"
@@ -172,6 +174,25 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
                 "question: its adapter changed nothing (did it load?)"
             )
     console.print(f"report: {run_dir / 'report.html'}")
+
+
+def ragas_line(summary: dict) -> str | None:
+    """The ragas metrics in one line (they score retrieval variants only, so the leaderboard leaves
+    them to the report): each metric's range over the variants it scored, and how many of its rows
+    were undetermined."""
+    info = summary.get("metric_info") or {}
+    parts = []
+    for m in summary["metrics"]:
+        scored = [v[m] for v in summary["variants"].values() if m in v and v[m]["n"] + v[m]["undetermined"]]
+        if (info.get(m) or {}).get("source") != "ragas" or not scored:
+            continue
+        means = [s["mean"] for s in scored if s["mean"] is not None]
+        undetermined = sum(s["undetermined"] for s in scored)
+        rows = sum(s["n"] for s in scored) + undetermined
+        low, high = (min(means), max(means)) if means else (None, None)
+        shown = "–" if low is None else f"{low:.2f}" + (f"–{high:.2f}" if high > low else "")
+        parts.append(f"{m} {shown} ({len(scored)} variants, {undetermined} of {rows} undetermined)")
+    return "ragas: " + " · ".join(parts) + " (per variant in the report)" if parts else None
 
 
 def print_decision(summary: dict) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.console import ragas_line
 from tests.conftest import MICRO_CONFIG
 
 CONFIG = MICRO_CONFIG.replace(
@@ -54,3 +55,45 @@ def test_a_full_bench_prints_nothing_but_ragvft(tmp_path):
     stray = [line for line in done.stderr.splitlines() if line.strip() and "━" not in line]
     assert stray == [], stray
     assert "training judge adapter" in done.stderr and "report:" in done.stdout
+    # ragas' metrics, which the leaderboard leaves to the report, get a line of their own
+    shown = " ".join(done.stdout.split())
+    assert " ".join(ragas_line(summary).split()) in shown
+    precision = [
+        v["nonllm_context_precision"]
+        for v in summary["variants"].values()
+        if v["nonllm_context_precision"]["n"]
+    ]
+    assert f"nonllm_context_precision {min(r['mean'] for r in precision):.2f}" in shown
+
+
+def test_the_ragas_line_gives_each_metrics_range_over_the_variants_it_scored():
+    def stat(mean, n, undetermined=0):
+        return {"mean": mean, "n": n, "undetermined": undetermined}
+
+    summary = {
+        "metrics": ["em", "faithfulness", "answer_relevancy"],
+        "metric_info": {
+            "em": {"source": "exact"},
+            "faithfulness": {"source": "ragas"},
+            "answer_relevancy": {"source": "ragas"},
+        },
+        "variants": {
+            "base": {"em": stat(0.1, 4), "faithfulness": stat(None, 0), "answer_relevancy": stat(None, 0)},
+            "rag": {
+                "em": stat(0.5, 4),
+                "faithfulness": stat(0.5, 3, 1),
+                "answer_relevancy": stat(None, 0, 4),
+            },
+            "sft+rag": {
+                "em": stat(0.4, 4),
+                "faithfulness": stat(0.75, 4),
+                "answer_relevancy": stat(None, 0, 4),
+            },
+        },
+    }
+    assert ragas_line(summary) == (
+        "ragas: faithfulness 0.50–0.75 (2 variants, 1 of 8 undetermined) · "
+        "answer_relevancy – (2 variants, 8 of 8 undetermined) (per variant in the report)"
+    )
+    summary["metrics"] = ["em"]
+    assert ragas_line(summary) is None
