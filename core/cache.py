@@ -19,6 +19,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("RAGVFT_CACHE", ".ragvft")).resolve()
 
 
+def models_root() -> Path:
+    """`RAGVFT_MODELS` if set, else `models/` in the cache: pretrained models fetched from packages
+    (`make real-models`) and GGUF files dequantised to folders. The variable keeps them apart from
+    a cache that is thrown away (the tests' own) so they are fetched and converted once."""
+    env = os.environ.get("RAGVFT_MODELS")
+    return Path(env).resolve() if env else cache_root() / "models"
+
+
 def digest(obj: object, n: int = 16) -> str:
     """A stable hash of any JSON-serialisable object."""
     payload = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()

@@ -130,8 +130,14 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
         def f(x):
             return "–" if x is None else f"{x:.2f}"
 
+        with_match = (
+            f", with match {f(g['kappa_with_match'])} on {g['match_decisive_n']}"
+            if "kappa_with_match" in g
+            else ""
+        )
         console.print(
             f"judge: κ with exact match {f(g.get('kappa_with_em'))} on {g.get('decisive_n', 0)} decisive answers"
+            f"{with_match}"
             f" · position consistency {f(p.get('position_consistency'))}"
             f" · undetermined {f(g.get('undetermined_rate'))} graded, {f(p.get('undetermined_rate'))} pairwise"
             f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}"

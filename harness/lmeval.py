@@ -40,7 +40,12 @@ _PUNCT = set(string.punctuation)
 def process_results(doc, results):
     answer = results[0].strip()  # lm-eval cuts at the stop sequence but keeps the leading space
     norm = normalize_answer(answer)
-    return {{"exact_match": float(any(norm == normalize_answer(gold) for gold in doc["answers"]))}}
+    golds = [normalize_answer(gold) for gold in doc["answers"]]
+    return {{
+        "exact_match": float(any(norm == gold for gold in golds)),
+        # the gold answer inside the answer, as whole words (ragvft's `match`): for an answer in a sentence
+        "match": float(any(gold and f" {{gold}} " in f" {{norm}} " for gold in golds)),
+    }}
 '''
 
 _YAML = """\
@@ -61,6 +66,9 @@ generation_kwargs:
 process_results: !function utils.process_results
 metric_list:
   - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+  - metric: match
     aggregation: mean
     higher_is_better: true
 metadata:

@@ -12,7 +12,7 @@ renders them through the same template and puts the loss on the assistant turn o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEFAULT_SYSTEM = "Answer the question in a few words. When passages are given, answer from them."
@@ -63,6 +63,9 @@ class PromptFormat:
     tokenizer: Any = field(default=None, compare=False, repr=False)  # renders the template (chat only)
     # the BOS text the template writes and the tokenizer also adds by itself: left out of the text
     added_bos: str | None = field(default=None, compare=False, repr=False)
+    # worked examples (question, answer) before a generation prompt's question (`generation.fewshot`);
+    # never in training rows or judge prompts
+    shots: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, tokenizer, chat_template: bool | str = "auto", system: str | None = DEFAULT_SYSTEM):
@@ -108,10 +111,21 @@ class PromptFormat:
 
     # --- what engines read ----------------------------------------------------------------------
     def prompt(self, question: str, passages: Sequence[str] | None) -> str:
-        """The exact text a model reads for a question (closed-book when `passages` is None)."""
+        """The exact text a model reads for a question (closed-book when `passages` is None), after
+        the few-shot examples if any: earlier turns of the chat, or earlier `Question:` lines."""
         if not self.chat:
-            return build(question, passages)
-        return self.render(self.messages(question, passages))
+            return "".join(f"{closed_book(q)} {a}\n\n" for q, a in self.shots) + build(question, passages)
+        messages = self.messages(question, passages)
+        turns = [
+            m
+            for q, a in self.shots
+            for m in ({"role": "user", "content": user_turn(q, None)}, _assistant(a)[0])
+        ]
+        at = 1 if messages[0]["role"] == "system" else 0
+        return self.render(messages[:at] + turns + messages[at:])
+
+    def with_shots(self, shots: Sequence[tuple[str, str]]) -> PromptFormat:
+        return replace(self, shots=tuple(shots))
 
     def instruction(self, text: str) -> str:
         """A self-contained instruction (a judge's prompt) as the model reads it: one user turn, no
@@ -159,3 +173,21 @@ def _assistant(text: str) -> list[dict[str, str]]:
 def _adds_bos(tokenizer) -> bool:
     ids = tokenizer("x")["input_ids"]
     return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+
+
+def fewshot(pairs: Sequence, question, n: int) -> list[tuple[str, str]]:
+    """`n` worked examples for `question` from training pairs (`suites.schema.QAPair`), in their order:
+    never one about the question's own fact (a shared gold passage or the same answer), so that a
+    closed-book prompt never holds its answer."""
+    if n <= 0:
+        return []
+    golds = {a.strip().lower() for a in question.answers}
+    own = set(question.gold_passage_ids)
+    out = []
+    for p in pairs:
+        if own & set(p.passage_ids) or p.answer.strip().lower() in golds:
+            continue
+        out.append((p.question, p.answer))
+        if len(out) == n:
+            break
+    return out

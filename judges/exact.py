@@ -51,6 +51,22 @@ def exact_match(prediction: str, answers: Sequence[str]) -> Score:
     return Score("em", value, f"matches {gold!r}" if value else f"no match among {len(answers)} gold")
 
 
+def contains_score(prediction: str, ground_truth: str) -> float:
+    """1.0 when the normalised gold answer appears in the normalised prediction as whole words
+    (BERGEN's "match", FlashRAG's "acc", on word boundaries so that "3" does not match "35")."""
+    gold = normalize_answer(ground_truth)
+    return float(bool(gold) and f" {gold} " in f" {normalize_answer(prediction)} ")
+
+
+def answer_match(prediction: str, answers: Sequence[str]) -> Score:
+    """1.0 when a gold answer is contained in the answer: what an instruct model that answers in a
+    sentence ("It comes with a 35 months warranty.") gets right and exact match calls wrong."""
+    if not answers:
+        return Score("match", None, "no gold answer")
+    value, gold = _best(contains_score, prediction, answers)
+    return Score("match", value, f"contains {gold!r}" if value else f"contains none of {len(answers)} gold")
+
+
 def token_f1(prediction: str, answers: Sequence[str]) -> Score:
     """Token-overlap F1 against the best-matching gold answer."""
     if not answers:

@@ -41,9 +41,15 @@ def reliability(rows: list[dict]) -> dict:
 def trust_warnings(info: dict) -> list[str]:
     """Why not to decide on this judge's scores, one phrase per reason."""
     out = []
-    kappa = (info.get("grade") or {}).get("kappa_with_em")
+    grade = info.get("grade") or {}
+    # an answer in a sentence is never an exact match: where the run scores `match`, the judge is held to it
+    metric, kappa = (
+        ("match", grade["kappa_with_match"])
+        if "kappa_with_match" in grade
+        else ("exact match", grade.get("kappa_with_em"))
+    )
     if kappa is not None and kappa < MIN_KAPPA_WITH_EM:
-        out.append(f"its verdicts agree with exact match only κ {kappa:.2f} where exact match is sure")
+        out.append(f"its verdicts agree with {metric} only κ {kappa:.2f} where {metric} is sure")
     consistency = (info.get("pairwise") or {}).get("position_consistency")
     if consistency is not None and consistency < MIN_POSITION_CONSISTENCY:
         out.append(f"its pairwise verdicts follow the answers' positions (consistency {consistency:.2f})")
@@ -51,9 +57,24 @@ def trust_warnings(info: dict) -> list[str]:
 
 
 def _grade_reliability(rows: list[dict]) -> dict:
+    undetermined = sum(r["scores"]["judge"]["value"] is None for r in rows)
+    out = {"n": len(rows), "undetermined": undetermined, "undetermined_rate": undetermined / len(rows)}
+    em = _agreement(rows, "em")
+    out |= {"decisive_n": em["n"], "agreement_with_em": em["agreement"], "kappa_with_em": em["kappa"]}
+    if any(_value(r, "match") is not None for r in rows):  # an instruct model's answers in sentences
+        m = _agreement(rows, "match")
+        out |= {
+            "match_decisive_n": m["n"],
+            "agreement_with_match": m["agreement"],
+            "kappa_with_match": m["kappa"],
+        }
+    return out
+
+
+def _agreement(rows: list[dict], metric: str) -> dict:
+    """The judge's verdicts against `metric` where it is sure: {"n", "agreement", "kappa"}."""
     from sklearn.metrics import cohen_kappa_score
 
-    undetermined = sum(r["scores"]["judge"]["value"] is None for r in rows)
     judge, exact = [], []
     # One vote per distinct (question, answer): variants that gave the same answer were judged on the
     # same prompt, and counting it once per variant would weigh common answers several times.
@@ -62,28 +83,23 @@ def _grade_reliability(rows: list[dict]) -> dict:
         if (r["question_id"], r["answer"]) in seen:
             continue
         seen.add((r["question_id"], r["answer"]))
-        verdict, decisive = r["scores"]["judge"]["value"], _decisive(r)
+        verdict, decisive = r["scores"]["judge"]["value"], _decisive(r, metric)
         if verdict is None or decisive is None:
-            continue  # undetermined, or a partial overlap: exact match says nothing sure
+            continue  # undetermined, or a partial overlap: the metric says nothing sure
         judge.append(int(verdict))
         exact.append(decisive)
     kappa = None
     if judge and len(set(judge) | set(exact)) > 1:
         kappa = float(cohen_kappa_score(exact, judge))
-    return {
-        "n": len(rows),
-        "undetermined": undetermined,
-        "undetermined_rate": undetermined / len(rows),
-        "decisive_n": len(judge),  # distinct (question, answer) pairs
-        "agreement_with_em": (sum(a == b for a, b in zip(judge, exact)) / len(judge)) if judge else None,
-        "kappa_with_em": kappa,
-    }
+    agreement = sum(a == b for a, b in zip(judge, exact)) / len(judge) if judge else None
+    return {"n": len(judge), "agreement": agreement, "kappa": kappa}
 
 
-def _decisive(row: dict) -> int | None:
-    """1 for an exact match, 0 for an answer without a token in common with the gold, else None."""
-    em, f1 = _value(row, "em"), _value(row, "f1")
-    return 1 if em == 1.0 else 0 if em is not None and f1 == 0.0 else None
+def _decisive(row: dict, metric: str = "em") -> int | None:
+    """1 for a hit of `metric` (exact match, or `match`: the gold answer contained), 0 for an answer
+    without a token in common with the gold, else None."""
+    hit, f1 = _value(row, metric), _value(row, "f1")
+    return 1 if hit == 1.0 else 0 if hit is not None and f1 == 0.0 else None
 
 
 def _pairwise_agreement(paired: list[dict], rows: list[dict]) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from judges.exact import exact_match, label_accuracy, token_f1
+from judges.exact import answer_match, exact_match, label_accuracy, token_f1
 from judges.types import Score
 
 
@@ -78,6 +78,12 @@ def _ragas(name: str, help: str, needs: tuple[str, ...] = ()) -> Scorer:
 SCORERS: dict[str, Scorer] = {
     "em": Scorer("em", "binary", lambda a: exact_match(a.answer, a.golds), help="SQuAD exact match"),
     "f1": Scorer("f1", "graded", lambda a: token_f1(a.answer, a.golds), help="SQuAD token F1"),
+    "match": Scorer(
+        "match",
+        "binary",
+        lambda a: answer_match(a.answer, a.golds),
+        help="the normalised gold answer contained in the normalised answer, as whole words",
+    ),
     "accuracy": Scorer(
         "accuracy",
         "binary",
@@ -113,3 +119,9 @@ SCORERS: dict[str, Scorer] = {
 def metrics_of(source: str) -> list[str]:
     """The registered metrics a source writes, in registry order."""
     return [name for name, s in SCORERS.items() if s.source == source]
+
+
+def first_paired(metrics: list[str]) -> str | None:
+    """The first of `metrics` that pairs question by question (a corpus-level one, as macro-F1, cannot):
+    what the decision reads unless `decision.metric` says otherwise."""
+    return next((m for m in metrics if not SCORERS[m].corpus_level), None)

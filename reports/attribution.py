@@ -2,11 +2,13 @@
 compared, question by question, with its closed-book twin (the variant with the same adapter, or none,
 and no retriever): of its right answers, how many the twin also got right (from memory) and how many
 only with the passage (from context); of its wrong answers, how many the twin got right (the passage
-misled it). Right means a full score on an exact metric (exact match by default)."""
+misled it). Right means a full score on a 0/1 metric (the decision's, when it is one)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+
+from judges import SCORERS
 
 PARTS = ("right", "from_memory", "from_context", "wrong", "misled")
 
@@ -16,7 +18,10 @@ def knowledge_attribution(rows: list[dict], config) -> dict:
     counts, "by_slice": {slice: the same counts}}} for every retrieval variant whose twin is in the run;
     {} when the run has no exact binary metric. With several training seeds, each question's answer is
     the first seed's (as the report's questions)."""
-    metric = next((m for m in ("em", "accuracy") if m in config.metrics), None)
+    first = [config.decision_metric(), *config.metrics]  # the decision's metric, or the first 0/1 one
+    metric = next(
+        (m for m in first if m and SCORERS[m].kind == "binary" and not SCORERS[m].corpus_level), None
+    )
     if metric is None:
         return {}
     right: dict[str, dict[str, bool]] = defaultdict(dict)

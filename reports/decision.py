@@ -36,8 +36,7 @@ def decide(
     """{"metric", "slices": [per slice], "overall": the whole suite, "answer": one sentence,
     "sentences": every sentence in reading order}. `training_s` is each variant's adapter training
     wall time in seconds, its start (DPO's SFT) included; None for a variant that trains nothing."""
-    # the first metric that pairs question by question (a corpus-level one, as macro-F1, cannot)
-    metric = next((m for m in config.metrics if not getattr(SCORERS.get(m), "corpus_level", False)), None)
+    metric = config.decision_metric()  # `decision.metric`, else the first that pairs question by question
     if metric is None or not rows:
         return {}
     variants = [v.name for v in config.variants]

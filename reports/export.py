@@ -9,6 +9,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from reports.metric_gap import gap_sentence
+
 
 def _md(text: object) -> str:
     """Safe inside a Markdown table cell: no pipes, no raw HTML, no line breaks."""
@@ -31,6 +33,8 @@ def render_markdown(summary: dict, manifest: dict) -> str:
     decision = summary.get("decision") or {}
     if decision.get("sentences"):  # the answer first: fine-tune, retrieve or both
         lines += [" ".join(_md(s) for s in decision["sentences"]), ""]
+    if gap := gap_sentence(summary.get("metric_gap") or {}, example=False):
+        lines += [_md(gap), ""]
     if gate.get("status") in ("pass", "fail", "error"):
         icon = {"pass": "✅", "fail": "❌", "error": "⛔"}[gate["status"]]
         verdict = {"pass": "gate pass", "fail": "gate fail", "error": "gate error: not the blessed suite"}

@@ -11,6 +11,7 @@ from markupsafe import Markup
 
 from judges import judged as judged_metrics
 from reports import plots
+from reports.metric_gap import gap_sentence
 
 _env = Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
@@ -188,6 +189,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
     judged = judged_metrics(info, summary["metrics"])
     return _env.get_template("report.html.j2").render(
         summary=summary,
+        metric_gap=gap_sentence(summary.get("metric_gap") or {}),
         manifest=manifest,
         variants=variants,
         metrics=summary["metrics"],

@@ -5,6 +5,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The real models `make real-models` fetched (and GGUF conversions) stay where they are while each
+# session's artifact cache is a fresh folder (cache_dir below).
+os.environ.setdefault("RAGVFT_MODELS", str(__import__("core.cache").cache.models_root()))
 
 MICRO_CONFIG = """\
 name: micro

@@ -28,7 +28,7 @@ def _write(tmp_path, text):
             ("metrics: [em, f1]", "metrics: [em, f2]"),
             16,
             "metrics.1",
-            "unknown metric 'f2' (choices: accuracy, em, f1, macro_f1)",
+            "unknown metric 'f2' (choices: accuracy, em, f1, macro_f1, match)",
         ),
         (("generation:", "generaton:"), 7, "generaton", "unknown field"),
         (("  - name: rag", "  - name: base"), 12, "variants.1.name", "duplicate variant 'base'"),

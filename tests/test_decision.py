@@ -8,6 +8,7 @@ from types import SimpleNamespace as NS
 from typer.testing import CliRunner
 
 from harness.cli import app
+from judges.scorers import first_paired
 from reports.decision import decide
 from reports.stats import paired_delta
 
@@ -19,7 +20,14 @@ VARIANTS = [
 
 
 def _config(variants=VARIANTS, metrics=("em",)):
-    return NS(metrics=list(metrics), variants=variants, baseline="base", seed=0, bootstrap_samples=500)
+    return NS(
+        metrics=list(metrics),
+        variants=variants,
+        baseline="base",
+        seed=0,
+        bootstrap_samples=500,
+        decision_metric=lambda: first_paired(list(metrics)),  # BenchConfig's, with no `decision.metric`
+    )
 
 
 def _rows(right: dict[str, dict[str, list[int]]], metric: str = "em") -> list[dict]:

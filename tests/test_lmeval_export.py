@@ -16,6 +16,7 @@ from harness.engines import HFEngine
 from harness.lmeval import export_task, run_lmeval
 from harness.training import ensure_adapter
 from judges import exact_match
+from judges.exact import answer_match
 from suites.schema import Question
 from tests.test_adapters import FAST, complete
 
@@ -23,13 +24,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 MAX_NEW_TOKENS = 8
 
 
-def _ragvft(engine: HFEngine, suite, adapter: str | None, retrieved=None) -> tuple[float, dict]:
-    """ragvft's own answers and EM for the suite's questions."""
+def _ragvft(engine: HFEngine, suite, adapter: str | None, retrieved=None) -> tuple[dict, dict]:
+    """ragvft's own answers, and its EM and match for the suite's questions (what lm-eval must score)."""
     passages = retrieved or {}
     texts = [prompts.build(q.text, passages.get(q.id)) for q in suite.questions]
     answers = dict(zip((q.id for q in suite.questions), complete(engine, texts, adapter, MAX_NEW_TOKENS)))
     em = [exact_match(answers[q.id], q.answers).value for q in suite.questions]
-    return sum(em) / len(em), answers
+    match = [answer_match(answers[q.id], q.answers).value for q in suite.questions]
+    return {"exact_match": sum(em) / len(em), "match": sum(match) / len(match)}, answers
 
 
 def test_exported_task_scores_the_same_under_lm_eval_as_under_ragvft(micro_base, tmp_path):
@@ -66,9 +68,9 @@ def test_exported_task_scores_the_same_under_lm_eval_as_under_ragvft(micro_base,
         )[yaml_path.stem]
         assert theirs["n"] == len(s.questions), label
         assert theirs["answers"] == answers, label
-        assert theirs["metrics"] == {"exact_match": em} and theirs["primary"] == "exact_match", label
+        assert theirs["metrics"] == em and theirs["primary"] == "exact_match", label
         ems[label] = em
-    assert ems["sft"] > ems["base"]  # the adapter was applied under lm-eval too
+    assert ems["sft"]["exact_match"] > ems["base"]["exact_match"]  # the adapter was applied under lm-eval too
 
 
 def test_export_lm_eval_command_writes_a_task_lm_eval_loads(micro_config, tmp_path):
@@ -85,8 +87,10 @@ def test_export_lm_eval_command_writes_a_task_lm_eval_loads(micro_config, tmp_pa
     docs = list(task.test_docs())
     assert len(docs) == 20 and docs[0]["prompt"].startswith("Question: ")
     assert task.doc_to_text(docs[0]) == docs[0]["prompt"]
-    assert task.process_results(docs[0], [" " + docs[0]["answers"][0] + "."]) == {"exact_match": 1.0}
-    assert task.process_results(docs[0], ["something else"]) == {"exact_match": 0.0}
+    gold = docs[0]["answers"][0]
+    assert task.process_results(docs[0], [" " + gold + "."]) == {"exact_match": 1.0, "match": 1.0}
+    assert task.process_results(docs[0], [f"It is {gold}, I think."]) == {"exact_match": 0.0, "match": 1.0}
+    assert task.process_results(docs[0], ["something else"]) == {"exact_match": 0.0, "match": 0.0}
 
 
 def test_export_lm_eval_help_and_a_missing_config(tmp_path):
@@ -123,7 +127,7 @@ def test_forgetting_check_runs_lm_eval_on_base_and_each_adapter_and_caches(tmp_p
 
     config = load_config(path)
     base = resolve_model(config, {})
-    probe = cache_root() / "probes" / f"reading-{base.spec.key()}-12" / "builtin_reading.jsonl"
+    probe = cache_root() / "probes" / f"reading-v2-{base.spec.key()}-12" / "builtin_reading.jsonl"
     docs = [json.loads(line) for line in probe.read_text().splitlines()]
     engine = HFEngine(base.path, batch_size=16)
     engine.add_adapter("sft", result.manifest["adapters"]["sft"]["path"])

@@ -13,6 +13,7 @@ from core.device import check_dtype, resolve_attention
 from core.errors import InputError
 from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
 from harness.builtin.shipped import shipped_base, shipped_identity
+from harness.pretrained import gguf
 from harness.prompts import RAW, PromptFormat
 
 
@@ -64,6 +65,11 @@ def resolve_model(config, timings: dict) -> BaseModel:
         record = json.loads((path / BUILD_RECORD).read_text())
         info = {"kind": "builtin", "key": key, "status": status, "build": record}
         base = BaseModel(str(path), identity, info, spec, m.revision, m.trust_remote_code)
+    elif (file := gguf.gguf_file(m.path, m.gguf_file)) is not None:
+        # dequantised once to a folder every engine and trainer loads; keyed by the file's sha256
+        folder, info = gguf.as_folder(file)
+        info = {"kind": "gguf", "path": m.path, "identity": f"gguf:{info['key']}", **info}
+        base = BaseModel(str(folder), info["identity"], info, None, None, m.trust_remote_code)
     else:
         t0 = time.perf_counter()
         identity = model_identity(m.path, m.revision)

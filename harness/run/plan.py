@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from core.cache import digest
 from harness.engines import Decoding
+from harness.prompts import fewshot
 from suites.schema import Question, Suite
 
 
@@ -44,6 +45,7 @@ def make_plan(
     passages = suite.passage_map()
     plan: list[Item] = []
     searched: dict[str, list] = {}
+    shots = config.generation.fewshot  # worked examples from the training pairs, never the question's fact
     depth = {r: max([10] + [v.k for v in config.variants if v.retriever == r]) for r in retrievers}
     for v in config.variants:
         if v.retriever and v.retriever not in searched:
@@ -56,7 +58,12 @@ def make_plan(
             for q, deep in zip(suite.questions, ranked):
                 found = None if deep is None else deep[: v.k]  # the prompt reads the top k
                 context = None if found is None else [passages[h.passage_id].text for h in found]
-                prompt = base.prompt_format.prompt(q.text, context)  # the exact text the model reads
+                fmt = (
+                    base.prompt_format.with_shots(fewshot(suite.training.sft, q, shots))
+                    if shots
+                    else base.prompt_format
+                )
+                prompt = fmt.prompt(q.text, context)  # the exact text the model reads
                 key = generation_key(
                     model=base.identity, adapter=adapter, prompt=prompt, decoding=decoding, engine=engine
                 )

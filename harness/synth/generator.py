@@ -138,9 +138,11 @@ def build_generator(
         }
         return Generator(engine, decoding, name, RAW, builtin=True, info=info)
     if g.path is not None:
+        from harness.pretrained.gguf import loadable
+
         engine = LazyEngine(
             g.engine,
-            g.path,
+            loadable(g.path)[0],
             revision=g.revision,
             trust_remote_code=g.trust_remote_code,
             batch_size=config.generation.batch_size,
