@@ -176,18 +176,22 @@ def _adds_bos(tokenizer) -> bool:
 
 
 def fewshot(pairs: Sequence, question, n: int) -> list[tuple[str, str]]:
-    """`n` worked examples for `question` from training pairs (`suites.schema.QAPair`), in their order:
-    never one about the question's own fact (a shared gold passage or the same answer), so that a
-    closed-book prompt never holds its answer."""
+    """`n` worked examples for `question` from training pairs (`suites.schema.QAPair`), in their order,
+    never one about the question's own fact: a pair that shares a gold passage with it, or asks the
+    same question. Chosen without looking at the answers, so which examples a prompt shows never hints
+    at its gold answer (as leaving out every "yes" would on a yes/no/maybe suite)."""
     if n <= 0:
         return []
-    golds = {a.strip().lower() for a in question.answers}
-    own = set(question.gold_passage_ids)
+    own, asked = set(question.gold_passage_ids), _words(question.text)
     out = []
     for p in pairs:
-        if own & set(p.passage_ids) or p.answer.strip().lower() in golds:
+        if own & set(p.passage_ids) or _words(p.question) == asked:
             continue
         out.append((p.question, p.answer))
         if len(out) == n:
             break
     return out
+
+
+def _words(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())

@@ -55,7 +55,9 @@ def contains_score(prediction: str, ground_truth: str) -> float:
     """1.0 when the normalised gold answer appears in the normalised prediction as whole words
     (BERGEN's "match", FlashRAG's "acc", on word boundaries so that "3" does not match "35")."""
     gold = normalize_answer(ground_truth)
-    return float(bool(gold) and f" {gold} " in f" {normalize_answer(prediction)} ")
+    if not gold:  # a gold of punctuation or articles only ("%", "A"): nothing to find, so exact match
+        return exact_match_score(prediction, ground_truth)
+    return float(f" {gold} " in f" {normalize_answer(prediction)} ")
 
 
 def answer_match(prediction: str, answers: Sequence[str]) -> Score:

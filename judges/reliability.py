@@ -43,11 +43,9 @@ def trust_warnings(info: dict) -> list[str]:
     out = []
     grade = info.get("grade") or {}
     # an answer in a sentence is never an exact match: where the run scores `match`, the judge is held to it
-    metric, kappa = (
-        ("match", grade["kappa_with_match"])
-        if "kappa_with_match" in grade
-        else ("exact match", grade.get("kappa_with_em"))
-    )
+    metric, kappa = "match", grade.get("kappa_with_match")
+    if kappa is None:
+        metric, kappa = "exact match", grade.get("kappa_with_em")
     if kappa is not None and kappa < MIN_KAPPA_WITH_EM:
         out.append(f"its verdicts agree with {metric} only κ {kappa:.2f} where {metric} is sure")
     consistency = (info.get("pairwise") or {}).get("position_consistency")

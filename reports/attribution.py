@@ -28,7 +28,7 @@ def knowledge_attribution(rows: list[dict], config) -> dict:
     slices: dict[str, str] = {}
     for r in rows:
         score = r["scores"].get(metric)
-        if score is None or r["question_id"] in right[r["variant"]]:
+        if score is None or score["value"] is None or r["question_id"] in right[r["variant"]]:
             continue  # (a later training seed's answer to a question already seen)
         right[r["variant"]][r["question_id"]] = score["value"] >= 1
         slices[r["question_id"]] = r.get("slice") or ""

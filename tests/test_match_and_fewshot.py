@@ -36,9 +36,10 @@ def test_match_takes_the_best_gold_and_is_undetermined_without_one():
     assert _match("It is made in Oslo.", "Bergen", "Oslo") == 1.0
     assert SCORERS["match"].score(Answer("q?", "x", ())).value is None
     assert SCORERS["match"].kind == "binary"  # paired like exact match: McNemar with Tango's interval
+    assert _match("a", "A") == 1.0 and _match("b", "A") == 0.0  # a gold that normalises to nothing: EM
 
 
-def test_fewshot_never_shows_the_questions_own_fact():
+def test_fewshot_never_shows_the_questions_own_fact_and_never_looks_at_its_answer():
     pairs = [
         QAPair("How much does A cost?", "10 dollars", "f1", ("p1",)),
         QAPair("Where is B made?", "Oslo", "f2", ("p2",)),
@@ -47,9 +48,18 @@ def test_fewshot_never_shows_the_questions_own_fact():
     ]
     q = Question("q1", "What is the price of A?", ("10 dollars",), ("p1",))
     assert fewshot(pairs, q, 2) == [("Where is B made?", "Oslo"), ("How long is C's warranty?", "5 months")]
-    same_answer = Question("q2", "Where is E made?", ("oslo",), ("p9",))  # another fact, the same answer
-    assert [a for _, a in fewshot(pairs, same_answer, 3)] == ["10 dollars", "5 months", "Acme"]
+    same_words = Question("q2", "who makes d", ("Acme",))  # the same question, no passage to tell
+    assert ("Who makes D?", "Acme") not in fewshot(pairs, same_words, 4)
     assert fewshot(pairs, q, 0) == []
+    # a label suite (no passages): the examples do not depend on the gold label, so none hints at it
+    labels = [QAPair(f"claim {i}?", label) for i, label in enumerate(["yes", "no", "maybe", "yes"])]
+    shots = {gold: fewshot(labels, Question("q", "claim x?", (gold,)), 3) for gold in ("yes", "no", "maybe")}
+    assert (
+        shots["yes"]
+        == shots["no"]
+        == shots["maybe"]
+        == [("claim 0?", "yes"), ("claim 1?", "no"), ("claim 2?", "maybe")]
+    )
 
 
 def test_raw_fewshot_prompt_puts_worked_examples_before_the_question():

@@ -156,3 +156,19 @@ def test_a_file_that_is_not_gguf_stops_in_one_line(tmp_path, models_dir):
     assert result.output.strip().splitlines() == [
         f"error: {config}:2: model.path: {fake}: not a readable GGUF file (ValueError)"
     ]
+
+
+def test_gguf_where_no_gguf_can_go_is_one_line(tmp_path, models_dir):
+    gguf = _gguf(tmp_path / "weird.gguf", "llama")
+    config = tmp_path / "bench.yaml"
+    base = "suite: {builtin: {}}\nmodel: {path: org/model}\nvariants: [{name: base}]\n"
+    config.write_text(base + f"retrievers:\n  dense: {{kind: dense, embedder: {{path: {gguf}}}}}\n")
+    result = CliRunner().invoke(app, ["bench", "--config", str(config)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "retrievers.dense.embedder.path" in result.output and "not GGUF" in result.output
+    config.write_text(base.replace("{path: org/model}", "{path: TheBloke/X-GGUF, gguf_file: x.Q4_K_M.gguf}"))
+    result = CliRunner().invoke(app, ["bench", "--config", str(config)])
+    assert (
+        result.exit_code == 2
+        and "model.gguf_file: gguf_file names a file inside a local folder" in result.output
+    )

@@ -92,6 +92,21 @@ def _check_models(config: BenchConfig, name: str, lines: dict) -> None:
             )
             raise InputError(name, why, line=line, field=field)
         if (file := gguf.gguf_file(value, gguf_name)) is not None:
+            if loc[0] == "retrievers":
+                raise InputError(
+                    name,
+                    f"{file}: an embedder is a sentence-transformers folder, not GGUF",
+                    line=line,
+                    field=field,
+                )
+            if gguf_name and not Path(value).is_dir():
+                raise InputError(
+                    name,
+                    f"gguf_file names a file inside a local folder, and {value!r} is none (download the file and "
+                    "give its path as model.path)",
+                    line=_line_of(lines, ("model", "gguf_file")),
+                    field="model.gguf_file",
+                )
             try:
                 gguf.check(file, name, field)
             except InputError as e:

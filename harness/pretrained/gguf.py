@@ -71,7 +71,10 @@ def _sha256(file: Path) -> str:
 
 
 def conversion_key(file: Path) -> str:
-    return digest({"sha256": _sha256(file), "versions": library_versions(), "gguf": _gguf_version()})
+    """The file's bytes and the libraries that dequantise it (not TRL's or PEFT's: the key is the base
+    model's identity, and a trainer upgrade leaves the weights as they are)."""
+    versions = {k: v for k, v in library_versions().items() if k in ("torch", "transformers")}
+    return digest({"sha256": _sha256(file), "versions": versions, "gguf": _gguf_version()})
 
 
 def _gguf_version() -> str:
@@ -118,7 +121,7 @@ def _convert(file: Path, out: Path) -> None:
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    except (ValueError, KeyError, NotImplementedError) as e:  # an architecture it reads but cannot build
+    except Exception as e:  # noqa: BLE001 (an architecture it reads but cannot build as a causal LM)
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise InputError(str(file), f"transformers cannot load this GGUF as a causal LM: {first}") from None
     finally:

@@ -63,9 +63,20 @@ def _generator(value: str | None):
         return None
     if value == "builtin":
         return GeneratorConfig(builtin=QuestionWriterTraining())
+    from harness.pretrained import gguf
+    from harness.pretrained.packaged import PACKAGED, PREFIX
+
+    if value.startswith(PREFIX):  # a packaged model, fetched by `make real-models`
+        model = PACKAGED.get(value.removeprefix(PREFIX))
+        if model is None or not model.path.exists():
+            why = "unknown packaged model" if model is None else "not fetched: run `make real-models`"
+            raise InputError(value, why, field="--generator")
+        value = str(model.path)
     local = Path(value).expanduser()
     if value.startswith((".", "/", "~")) or local.exists():
-        if not local.is_dir():
+        if gguf.gguf_file(value, None) is not None:
+            gguf.check(local, value, "--generator")
+        elif not local.is_dir():
             raise InputError(value, "no such model folder", field="--generator")
         return GeneratorConfig(path=str(local.resolve()))
     return GeneratorConfig(path=value)

@@ -140,9 +140,10 @@ def build_generator(
     if g.path is not None:
         from harness.pretrained.gguf import loadable
 
+        g = g.model_copy(update={"path": loadable(g.path)[0]})  # a .gguf file: its dequantised folder
         engine = LazyEngine(
             g.engine,
-            loadable(g.path)[0],
+            g.path,
             revision=g.revision,
             trust_remote_code=g.trust_remote_code,
             batch_size=config.generation.batch_size,
