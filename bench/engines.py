@@ -228,7 +228,7 @@ def main() -> None:
     except EngineUnavailable as e:
         print(f"(no vLLM: {e}; its engines are skipped)")
         python, skip = None, skip | {"vllm", "openai", "lm-eval-vllm"}
-    print(f"{len(plan)} generations: bench.yaml's {len(config.variants)} variants, greedy, "
+    print(f"{len(plan)} generations: {args.config.name}'s {len(config.variants)} variants, greedy, "
           f"max_new_tokens {decoding.max_new_tokens}, {len(paths)} adapters")  # fmt: skip
 
     results: dict[str, tuple[float, list[str]]] = {}
