@@ -172,3 +172,13 @@ def test_gguf_where_no_gguf_can_go_is_one_line(tmp_path, models_dir):
         result.exit_code == 2
         and "model.gguf_file: gguf_file names a file inside a local folder" in result.output
     )
+
+
+def test_synth_generator_names_an_unknown_or_unfetched_packaged_model_in_one_line(tmp_path, models_dir):
+    for name, why in (("smolm2", "did you mean 'smollm2'"), ("smollm2", "not fetched: run `make real-models`")):
+        result = CliRunner().invoke(
+            app, ["synth", "--out", str(tmp_path / "out"), "--generator", f"packaged:{name}"]
+        )
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1 and why in result.output
+        assert not (tmp_path / "out").exists()

@@ -19,8 +19,8 @@ from harness.config.judge import BUILTIN_READING
 from harness.config.training import NOT_METHODS
 from harness.engines.peft_files import adapter_config, soft_prompt
 from harness.pretrained import gguf
-from harness.pretrained.packaged import PACKAGED
 from harness.pretrained.packaged import PREFIX as PACKAGED_PREFIX
+from harness.pretrained.packaged import locate
 from harness.training import METHODS, SECTIONS
 from judges import SCORERS
 
@@ -83,14 +83,11 @@ def _check_models(config: BenchConfig, name: str, lines: dict) -> None:
         places.append((("synth", "generator", "path"), config.synth.generator.path, None))
     for loc, value, gguf_name in places:
         field, line = ".".join(loc), _line_of(lines, loc)
-        if value is not None and value.startswith(PACKAGED_PREFIX):
-            key = value.removeprefix(PACKAGED_PREFIX)
-            why = (
-                f"packaged model {key!r} is not fetched: run `make real-models`"
-                if key in PACKAGED
-                else f"unknown packaged model {key!r}{did_you_mean(key, PACKAGED)}"
-            )
-            raise InputError(name, why, line=line, field=field)
+        if value is not None and value.startswith(PACKAGED_PREFIX):  # still a name: not resolvable
+            try:
+                locate(value)
+            except LookupError as e:
+                raise InputError(name, str(e), line=line, field=field) from None
         if (file := gguf.gguf_file(value, gguf_name)) is not None:
             if loc[0] == "retrievers":
                 raise InputError(
@@ -162,8 +159,10 @@ def _local_or_hub(folder: Path, value: str | None) -> str | None:
     if value is None:
         return None
     if value.startswith(PACKAGED_PREFIX):  # fetched by `make real-models`; if not, _check_models says so
-        model = PACKAGED.get(value.removeprefix(PACKAGED_PREFIX))
-        return str(model.path) if model and model.path.exists() else value
+        try:
+            return locate(value)
+        except LookupError:
+            return value
     local = folder / Path(value).expanduser()
     if value.startswith((".", "/", "~")) or local.exists():
         return str(local.resolve())

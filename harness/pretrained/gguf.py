@@ -70,11 +70,11 @@ def _sha256(file: Path) -> str:
     return sha
 
 
-def conversion_key(file: Path) -> str:
+def conversion_key(sha256: str) -> str:
     """The file's bytes and the libraries that dequantise it (not TRL's or PEFT's: the key is the base
     model's identity, and a trainer upgrade leaves the weights as they are)."""
     versions = {k: v for k, v in library_versions().items() if k in ("torch", "transformers")}
-    return digest({"sha256": _sha256(file), "versions": versions, "gguf": _gguf_version()})
+    return digest({"sha256": sha256, "versions": versions, "gguf": _gguf_version()})
 
 
 def _gguf_version() -> str:
@@ -90,16 +90,17 @@ def _say(message: str) -> None:
 def as_folder(file: Path, log=_say) -> tuple[Path, dict]:
     """The dequantised folder of GGUF `file` (converted now, or found in the models folder) and what the
     manifest says of it: {"gguf", "sha256", "key", "status": converted | cached, "convert_s"}."""
-    key = conversion_key(file)
+    sha = _sha256(file)
+    key = conversion_key(sha)
     final = models_root() / "gguf" / f"{file.stem}-{key}"
-    info = {"gguf": str(file), "sha256": _sha256(file), "key": key}
+    info = {"gguf": str(file), "sha256": sha, "key": key}
     if (final / RECORD).is_file():
         return final, {**info, "status": "cached", **_record(final)}
     log(f"converting {file.name} from GGUF to a safetensors folder (once; cached by its sha256)")
     t0 = time.perf_counter()
     with building(final) as tmp:
         _convert(file, tmp)
-        record = {"convert_s": round(time.perf_counter() - t0, 1), "sha256": info["sha256"]}
+        record = {"convert_s": round(time.perf_counter() - t0, 1), "sha256": sha}
         (tmp / RECORD).write_text(json.dumps({**record, "source": file.name, "versions": library_versions()}))
     return final, {**info, "status": "converted", "convert_s": record["convert_s"]}
 

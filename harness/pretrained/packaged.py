@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.cache import building, models_root
-from core.errors import InputError
+from core.errors import InputError, did_you_mean
 
 PREFIX = "packaged:"
 
@@ -78,23 +78,17 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def resolve(value: str, source: str, field: str) -> str:
-    """`packaged:<name>` as the path it names (fetched by `make real-models`); anything else as given."""
+def locate(value: str) -> str:
+    """The path `packaged:<name>` names (fetched by `make real-models`); anything else as given. An
+    unknown or unfetched name raises LookupError with the one-line reason (callers add file and field)."""
     if not value.startswith(PREFIX):
         return value
     name = value.removeprefix(PREFIX)
     if name not in PACKAGED:
-        raise InputError(
-            source, f"unknown packaged model {name!r} (choices: {', '.join(PACKAGED)})", field=field
-        )
-    model = PACKAGED[name]
-    if not model.path.exists():
-        raise InputError(
-            source,
-            f"packaged model {name!r} is not fetched: run `make real-models` ({model.package})",
-            field=field,
-        )
-    return str(model.path)
+        raise LookupError(f"unknown packaged model {name!r}{did_you_mean(name, PACKAGED)}")
+    if not PACKAGED[name].path.exists():
+        raise LookupError(f"packaged model {name!r} is not fetched: run `make real-models`")
+    return str(PACKAGED[name].path)
 
 
 def fetch(model: Packaged, *, pip: list[str] | None = None, extra: list[str] | tuple = ()) -> str:

@@ -64,14 +64,12 @@ def _generator(value: str | None):
     if value == "builtin":
         return GeneratorConfig(builtin=QuestionWriterTraining())
     from harness.pretrained import gguf
-    from harness.pretrained.packaged import PACKAGED, PREFIX
+    from harness.pretrained.packaged import locate
 
-    if value.startswith(PREFIX):  # a packaged model, fetched by `make real-models`
-        model = PACKAGED.get(value.removeprefix(PREFIX))
-        if model is None or not model.path.exists():
-            why = "unknown packaged model" if model is None else "not fetched: run `make real-models`"
-            raise InputError(value, why, field="--generator")
-        value = str(model.path)
+    try:
+        value = locate(value)  # a packaged model, fetched by `make real-models`
+    except LookupError as e:
+        raise InputError(value, str(e), field="--generator") from None
     local = Path(value).expanduser()
     if value.startswith((".", "/", "~")) or local.exists():
         if gguf.gguf_file(value, None) is not None:
