@@ -26,7 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.config import BenchConfig
+    from harness.engines import Decoding
+    from harness.run.plan import Item
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,9 +41,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MAX_MODEL_LEN = 256
+Paths = dict[str, tuple[str, str]]  # adapter identity -> (its label, its folder)
 
 
-def matrix(config_path: Path = ROOT / "bench.yaml"):
+def matrix(
+    config_path: Path = ROOT / "bench.yaml",
+) -> tuple[BenchConfig, str, list[Item], Paths, Decoding]:
     """(config, base path, items, {identity: (label, path)}) of a bench config (bench.yaml by default),
     all from the cache."""
     from harness.artifacts import load_suite, resolve_adapters, resolve_model, resolve_retrievers
@@ -60,16 +70,26 @@ def matrix(config_path: Path = ROOT / "bench.yaml"):
     return config, base.path, plan, paths, decoding
 
 
-def run_ours(kind: str, base: str, plan, paths, decoding, **lazy) -> tuple[float, float, list[str]]:
+def run_ours(
+    kind: str,
+    base: str,
+    plan: list[Item],
+    paths: Paths,
+    decoding: Decoding,
+    dtype: str = "auto",
+    **lazy: Any,
+) -> tuple[float, float, list[str]]:
     """(load seconds, total seconds, answers) through the generation stage's own chunking."""
-    from harness.engines import Request
+    from harness.engines import LoadSpec, Request
     from harness.run.engine import LazyEngine
     from harness.run.generate import _chunks, _each_chunk
 
     t0 = time.perf_counter()
-    engine = LazyEngine(kind, base, **lazy)
-    engine.preflight(list(paths.values()))
-    names = {i: engine.with_adapter(i, path, label) for i, (label, path) in paths.items()}
+    engine = LazyEngine(kind, LoadSpec(base, dtype=dtype), **lazy)
+    engine.preflight([(label, Path(path)) for label, path in paths.values()])
+    names: dict[str | None, str] = {
+        i: engine.with_adapter(i, path, label) for i, (label, path) in paths.items()
+    }
     live = engine.get()
     loaded = time.perf_counter() - t0
     answers: dict[str, str] = {}
@@ -77,25 +97,29 @@ def run_ours(kind: str, base: str, plan, paths, decoding, **lazy) -> tuple[float
     requests = [
         [Request(p.prompt, adapter=names.get(p.adapter), decoding=decoding) for p in c] for c in chunks
     ]
-    for i, done in _each_chunk(live, requests, None):
-        answers.update({p.key: c.text for p, c in zip(chunks[i], done)})
+    for i, done in _each_chunk(live, requests, lambda n: None):  # no bar
+        answers.update({p.key: c.text for p, c in zip(chunks[i], done, strict=False)})
     total = time.perf_counter() - t0
     engine.close()
     return loaded, total, [answers[p.key] for p in plan]
 
 
-def by_variant(plan, paths) -> list[tuple[str | None, list[int]]]:
+def by_variant(plan: list[Item], paths: Paths) -> list[tuple[str | None, list[int]]]:
     """(adapter folder or None, the plan's indices) per variant: what lm-eval runs as one model (a
     variant with retrieval is another run of lm-eval, with its own load of the same adapter)."""
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(plan):
         groups.setdefault(p.variant, []).append(i)
-    return [
-        (paths[plan[idx[0]].adapter][1] if plan[idx[0]].adapter else None, idx) for idx in groups.values()
-    ]
+    out: list[tuple[str | None, list[int]]] = []
+    for idx in groups.values():
+        adapter = plan[idx[0]].adapter
+        out.append((paths[adapter][1] if adapter else None, idx))
+    return out
 
 
-def run_lmeval_hf(base: str, plan, paths, decoding, batch_size: int) -> tuple[float, list[str]]:
+def run_lmeval_hf(
+    base: str, plan: list[Item], paths: Paths, decoding: Decoding, batch_size: int
+) -> tuple[float, list[str]]:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
@@ -108,7 +132,7 @@ def run_lmeval_hf(base: str, plan, paths, decoding, batch_size: int) -> tuple[fl
         extra = {"peft": adapter} if adapter else {}
         lm = HFLM(pretrained=base, device=torch_device(), batch_size=batch_size, **extra)
         reqs = [Instance("generate_until", {}, (plan[i].prompt, dict(gen)), idx=0) for i in idx]
-        for i, text in zip(idx, lm.generate_until(reqs, disable_tqdm=True)):
+        for i, text in zip(idx, lm.generate_until(reqs, disable_tqdm=True), strict=False):
             answers[i] = text.strip()
         del lm
     return time.perf_counter() - t0, answers
@@ -137,7 +161,9 @@ json.dump({"seconds": time.perf_counter() - t0, "answers": out}, open(sys.argv[2
 """
 
 
-def run_lmeval_vllm(python: str, base: str, plan, paths, decoding) -> tuple[float, list[str]]:
+def run_lmeval_vllm(
+    python: str, base: str, plan: list[Item], paths: Paths, decoding: Decoding
+) -> tuple[float, list[str]]:
     groups = by_variant(plan, paths)
     with tempfile.TemporaryDirectory() as tmp:
         job, result = Path(tmp) / "job.json", Path(tmp) / "out.json"
@@ -165,12 +191,12 @@ def run_lmeval_vllm(python: str, base: str, plan, paths, decoding) -> tuple[floa
         got = json.loads(result.read_text())
     answers = [""] * len(plan)
     for g, (_, idx) in enumerate(groups):
-        for i, text in zip(idx, got["answers"][str(g)]):
+        for i, text in zip(idx, got["answers"][str(g)], strict=False):
             answers[i] = text
     return got["seconds"], answers
 
 
-def vllm_server(python: str, base: str, paths) -> tuple[subprocess.Popen, str]:
+def vllm_server(python: str, base: str, paths: Paths) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -202,18 +228,9 @@ def vllm_server(python: str, base: str, paths) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip", default="", help="engines to leave out, comma-separated")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N items of the plan")
-    ap.add_argument("--config", type=Path, default=ROOT / "bench.yaml", help="the bench config (its cache)")
-    ap.add_argument(
-        "--max-model-len", type=int, default=256, help="vLLM's context (a real model's prompts: 1024)"
-    )
-    args = ap.parse_args()
+    args = _arguments()
     skip = set(filter(None, args.skip.split(",")))
 
-    from harness.engines.openai import OpenAIOptions
-    from harness.engines.ray import RayOptions
     from harness.engines.types import EngineUnavailable
     from harness.engines.vllm import VLLMOptions, vllm_python
 
@@ -223,6 +240,7 @@ def main() -> None:
     if args.limit:
         plan = plan[: args.limit]
     batch = config.generation.batch_size
+    python: str | None
     try:
         python = vllm_python(VLLMOptions())
     except EngineUnavailable as e:
@@ -231,10 +249,91 @@ def main() -> None:
     print(f"{len(plan)} generations: {args.config.name}'s {len(config.variants)} variants, greedy, "
           f"max_new_tokens {decoding.max_new_tokens}, {len(paths)} adapters")  # fmt: skip
 
-    results: dict[str, tuple[float, list[str]]] = {}
-    reference: list[str] = []
+    measured = _Measured(len(plan))
+    run_ours("hf", base, plan[:8], paths, decoding, batch_size=batch)  # untimed: imports, first-call costs
+    for name, job in _jobs(base, plan, paths, decoding, batch, python, skip):
+        measured.measure(name, job)
+    measured.print_ratios()
 
-    def measure(name: str, job) -> None:
+
+def _arguments() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip", default="", help="engines to leave out, comma-separated")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N items of the plan")
+    ap.add_argument("--config", type=Path, default=ROOT / "bench.yaml", help="the bench config (its cache)")
+    ap.add_argument(
+        "--max-model-len", type=int, default=256, help="vLLM's context (a real model's prompts: 1024)"
+    )
+    return ap.parse_args()
+
+
+def _jobs(
+    base: str,
+    plan: list[Item],
+    paths: Paths,
+    decoding: Decoding,
+    batch: int,
+    python: str | None,
+    skip: set[str],
+) -> list[tuple[str, Callable[[], tuple]]]:
+    """(engine, its measured job) for every engine not skipped, in the order they run."""
+    from harness.engines.ray import RayOptions
+    from harness.engines.vllm import VLLMOptions
+
+    vllm_opts = VLLMOptions(max_model_len=MAX_MODEL_LEN)
+    jobs: list[tuple[str, Callable[[], tuple]]] = [
+        ("hf", lambda: run_ours("hf", base, plan, paths, decoding, batch_size=batch))
+    ]
+    if "vllm" not in skip:
+        jobs.append(
+            (
+                "vllm",
+                lambda: run_ours("vllm", base, plan, paths, decoding, dtype="float32", options=vllm_opts),
+            )
+        )
+    if "ray" not in skip:
+        ray = RayOptions(workers=2, num_cpus=2)
+        jobs.append(
+            ("hf+ray(2)", lambda: run_ours("hf", base, plan, paths, decoding, batch_size=batch, ray=ray))
+        )
+    if "openai" not in skip and python is not None:
+        server_python = python
+        jobs.append(("openai(vllm server)", lambda: run_served(server_python, base, plan, paths, decoding)))
+    if "lm-eval-hf" not in skip:
+        jobs.append(("lm-eval hf", lambda: run_lmeval_hf(base, plan, paths, decoding, batch)))
+    if "lm-eval-vllm" not in skip and python is not None:
+        lmeval_python = python
+        jobs.append(("lm-eval vllm", lambda: run_lmeval_vllm(lmeval_python, base, plan, paths, decoding)))
+    return jobs
+
+
+def run_served(
+    python: str, base: str, plan: list[Item], paths: Paths, decoding: Decoding
+) -> tuple[float, list[str]]:
+    """(total seconds, answers) of the openai engine against a vLLM server started for it (its start
+    not counted)."""
+    from harness.engines.openai import OpenAIOptions
+
+    proc, url = vllm_server(python, base, paths)
+    try:
+        opts = OpenAIOptions(base_url=url, concurrency=32)
+        _, seconds, answers = run_ours("openai", base, plan, paths, decoding, options=opts)
+        return seconds, answers
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+class _Measured:
+    """Each engine's (seconds, answers), one line printed as each finishes; the first engine's answers
+    are the reference every other is compared with."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.results: dict[str, tuple[float, list[str]]] = {}
+        self.reference: list[str] = []
+
+    def measure(self, name: str, job: Callable[[], tuple]) -> None:
         """Run one engine's job, print its line at once (a failure is a line too, not the end)."""
         try:
             out = job()
@@ -242,49 +341,23 @@ def main() -> None:
             print(f"engine {name}: failed: {' '.join(str(e).split())[:300]}", flush=True)
             return
         load, seconds, answers = out if len(out) == 3 else (None, *out)
-        results[name] = (seconds, answers)
-        if not reference:
-            reference.extend(answers)
-        same = sum(a == b for a, b in zip(answers, reference))
+        self.results[name] = (seconds, answers)
+        if not self.reference:
+            self.reference.extend(answers)
+        same = sum(a == b for a, b in zip(answers, self.reference, strict=False))
         extra = f", load {load:.1f} s" if load is not None else ""
-        print(f"engine {name}: {len(plan) / seconds:.1f} questions/s, identical {same} of {len(plan)}"
+        print(f"engine {name}: {self.n / seconds:.1f} questions/s, identical {same} of {self.n}"
               f"  ({seconds:.1f} s{extra})", flush=True)  # fmt: skip
 
-    vllm_opts = VLLMOptions(max_model_len=MAX_MODEL_LEN)
-    run_ours("hf", base, plan[:8], paths, decoding, batch_size=batch)  # untimed: imports, first-call costs
-    measure("hf", lambda: run_ours("hf", base, plan, paths, decoding, batch_size=batch))
-    if "vllm" not in skip:
-        measure(
-            "vllm", lambda: run_ours("vllm", base, plan, paths, decoding, dtype="float32", options=vllm_opts)
-        )
-    if "ray" not in skip:
-        ray = RayOptions(workers=2, num_cpus=2)
-        measure("hf+ray(2)", lambda: run_ours("hf", base, plan, paths, decoding, batch_size=batch, ray=ray))
-    if "openai" not in skip:
-
-        def served():
-            proc, url = vllm_server(python, base, paths)
-            try:
-                opts = OpenAIOptions(base_url=url, concurrency=32)
-                return run_ours("openai", base, plan, paths, decoding, options=opts)[1:]
-            finally:
-                proc.terminate()
-                proc.wait(60)
-
-        measure("openai(vllm server)", served)
-    if "lm-eval-hf" not in skip:
-        measure("lm-eval hf", lambda: run_lmeval_hf(base, plan, paths, decoding, batch))
-    if "lm-eval-vllm" not in skip:
-        measure("lm-eval vllm", lambda: run_lmeval_vllm(python, base, plan, paths, decoding))
-
-    rate = {n: len(plan) / s for n, (s, _) in results.items()}
-    for ours, theirs, goal in (("vllm", "lm-eval vllm", 3.0), ("hf", "lm-eval hf", None)):
-        if ours in rate and theirs in rate:
-            target = f" (goal >= {goal}x)" if goal else ""
-            print(f"ratio {ours} / {theirs}: {rate[ours] / rate[theirs]:.2f}x{target}")
-    for name, value in rate.items():
-        if name != "hf" and "hf" in rate:
-            print(f"ratio {name} / hf: {value / rate['hf']:.2f}x")
+    def print_ratios(self) -> None:
+        rate = {n: self.n / s for n, (s, _) in self.results.items()}
+        for ours, theirs, goal in (("vllm", "lm-eval vllm", 3.0), ("hf", "lm-eval hf", None)):
+            if ours in rate and theirs in rate:
+                target = f" (goal >= {goal}x)" if goal else ""
+                print(f"ratio {ours} / {theirs}: {rate[ours] / rate[theirs]:.2f}x{target}")
+        for name, value in rate.items():
+            if name != "hf" and "hf" in rate:
+                print(f"ratio {name} / hf: {value / rate['hf']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 TARGETS = {"kappa_with_em": 0.6, "position_consistency": 0.9, "planted_accepted": 0.8}
 MAX_UNDETERMINED = 0.1
@@ -30,7 +31,7 @@ LLM_RAGAS = ("faithfulness", "answer_relevancy", "context_precision", "context_r
 
 def figures(summary: dict) -> dict:
     r = summary.get("judge_reliability") or {}
-    out = {
+    out: dict[str, Any] = {
         "kappa_with_em": (r.get("grade") or {}).get("kappa_with_em"),
         "decisive_n": (r.get("grade") or {}).get("decisive_n"),
         "position_consistency": (r.get("pairwise") or {}).get("position_consistency"),

@@ -59,7 +59,7 @@ bootstrap_samples: 200
 """
 
 
-def build(folder: Path, args) -> float:
+def build(folder: Path, args: argparse.Namespace) -> float:
     """Build the model folder in a process of its own: Linux carries a process's peak resident memory
     over fork and exec, so a parent that built the model would lend its peak to every bench it runs."""
     spec = {
@@ -93,6 +93,7 @@ def run_bench(config: Path, cache: Path) -> tuple[dict, float, float]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     out = proc.stdout.read().decode()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -104,6 +105,27 @@ def run_bench(config: Path, cache: Path) -> tuple[dict, float, float]:
 
 
 def main() -> None:
+    args = _arguments()
+    work = Path(tempfile.mkdtemp(prefix="ragvft-realistic-"))
+    try:
+        model = work / "model"
+        built = build(model, args)
+        from harness.builtin.standin import STANDIN_RECORD
+
+        record = json.loads((model / STANDIN_RECORD).read_text())  # {"parameters", "vocab", ...}
+        config = work / "bench.yaml"
+        config.write_text(CONFIG.format(model=model, epochs=args.epochs))
+        cold = run_bench(config, work / "cache")
+        warm = run_bench(config, work / "cache")
+        _report(args, record, built, cold, warm)
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--hidden", type=int, default=768)
@@ -111,59 +133,53 @@ def main() -> None:
     p.add_argument("--tokenizer-seeds", type=int, default=120, help="text drawn to train the tokenizer")
     p.add_argument("--epochs", type=float, default=0.35, help="SFT epochs (35 pairs, 4 a step)")
     p.add_argument("--keep", action="store_true", help="keep the working folder and print it")
-    args = p.parse_args()
+    return p.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="ragvft-realistic-"))
-    try:
-        model = work / "model"
-        built = build(model, args)
-        from harness.builtin.standin import STANDIN_RECORD
 
-        params = json.loads((model / STANDIN_RECORD).read_text())["parameters"]
-        size = params * 4  # float32 in memory on a CPU (`model.dtype: auto`)
-        vocab = json.loads((model / STANDIN_RECORD).read_text())["vocab"]
-        config = work / "bench.yaml"
-        config.write_text(CONFIG.format(model=model, epochs=args.epochs))
-        cold, cold_wall, cold_rss = run_bench(config, work / "cache")
-        warm, warm_wall, warm_rss = run_bench(config, work / "cache")
-        t = cold["timings"]
-        sft = cold["adapters"]["sft"]["training"]
-        print(
-            f"model: Llama {params / 1e6:.1f}M parameters ({size / 2**20:.0f} MiB in float32), vocabulary "
-            f"{vocab}, {args.layers} layers x {args.hidden}; built in {built:.1f} s (not counted)"
-        )
-        print(
-            f"questions: {cold['suite']['questions']} x 3 variants (base, sft, rag); sft: "
-            f"{sft['steps']} steps, {sft['tokens_per_s']} tokens/s"
-        )
-        print("cold run, wall time per phase (s):")
-        for k in ("base_model_s", "adapters_s", "retrievers_s", "generate_s", "score_s", "total_s"):
-            if k in t:
-                print(f"  {k[:-2]:<12} {t[k]:8.2f}")
-        print(f"  process      {cold_wall:8.2f}  (interpreter start and imports included)")
-        mib = size / 2**20
-        print(
-            f"peak resident memory: cold {cold_rss / 2**20:.0f} MiB = {cold_rss / size:.2f}x the model; "
-            f"warm (no model loaded) {warm_rss / 2**20:.0f} MiB = {warm_rss / size:.2f}x  (goal <= 2.5x)"
-        )
-        phases = cold["memory_peak_mib"]
-        start = phases["start"]
-        print(
-            "cold run's peak after each phase (MiB): "
-            + ", ".join(f"{k} {v:.0f}" for k, v in phases.items())
-            + f"; above the interpreter and libraries at the start ({start:.0f} MiB): "
-            + f"{(cold_rss / 2**20 - start) / mib:.2f}x the model"
-        )
-        ident = warm["model"].get("identity_s")
-        print(
-            f"model identity on the warm run: {ident:.3f} s (goal < 1 s); "
-            f"warm run wall {warm_wall:.1f} s, generations computed {warm['cache']['generations_computed']}"
-        )
-    finally:
-        if args.keep:
-            print(f"kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+def _report(
+    args: argparse.Namespace,
+    record: dict,
+    built: float,
+    cold_run: tuple[dict, float, float],
+    warm_run: tuple[dict, float, float],
+) -> None:
+    """The model, the cold run's phases, both runs' peak memory and the warm run's model identity."""
+    (cold, cold_wall, cold_rss), (warm, warm_wall, warm_rss) = cold_run, warm_run
+    params, vocab = record["parameters"], record["vocab"]
+    size = params * 4  # float32 in memory on a CPU (`model.dtype: auto`)
+    t = cold["timings"]
+    sft = cold["adapters"]["sft"]["training"]
+    print(
+        f"model: Llama {params / 1e6:.1f}M parameters ({size / 2**20:.0f} MiB in float32), vocabulary "
+        f"{vocab}, {args.layers} layers x {args.hidden}; built in {built:.1f} s (not counted)"
+    )
+    print(
+        f"questions: {cold['suite']['questions']} x 3 variants (base, sft, rag); sft: "
+        f"{sft['steps']} steps, {sft['tokens_per_s']} tokens/s"
+    )
+    print("cold run, wall time per phase (s):")
+    for k in ("base_model_s", "adapters_s", "retrievers_s", "generate_s", "score_s", "total_s"):
+        if k in t:
+            print(f"  {k[:-2]:<12} {t[k]:8.2f}")
+    print(f"  process      {cold_wall:8.2f}  (interpreter start and imports included)")
+    mib = size / 2**20
+    print(
+        f"peak resident memory: cold {cold_rss / 2**20:.0f} MiB = {cold_rss / size:.2f}x the model; "
+        f"warm (no model loaded) {warm_rss / 2**20:.0f} MiB = {warm_rss / size:.2f}x  (goal <= 2.5x)"
+    )
+    phases = cold["memory_peak_mib"]
+    start = phases["start"]
+    print(
+        "cold run's peak after each phase (MiB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in phases.items())
+        + f"; above the interpreter and libraries at the start ({start:.0f} MiB): "
+        + f"{(cold_rss / 2**20 - start) / mib:.2f}x the model"
+    )
+    ident = warm["model"].get("identity_s")
+    print(
+        f"model identity on the warm run: {ident:.3f} s (goal < 1 s); "
+        f"warm run wall {warm_wall:.1f} s, generations computed {warm['cache']['generations_computed']}"
+    )
 
 
 if __name__ == "__main__":

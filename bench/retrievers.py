@@ -30,14 +30,17 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "covidqa" / "covidqa.json"
 
 
-def timed(fn):
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
@@ -56,9 +59,11 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     from dataclasses import replace
+    from functools import partial
 
     from retrievers import BM25Retriever, DenseRetriever, HybridRetriever
     from retrievers.embedder import EmbedderSpec, build_builtin_embedder, load_embedder
+    from retrievers.types import Retriever
     from suites.squad import load_squad
 
     suite = load_squad(DATA)
@@ -75,22 +80,22 @@ def main() -> None:
     print(f"{'chunks':>7} {'retriever':<14} {'build s':>8} {'queries/s':>10} {'x rank-bm25':>12}")
     for copies in (1, args.copies):
         corpus = base if copies == 1 else [replace(p, id=f"{p.id}~{c}") for c in range(copies) for p in base]
-        rows = []
-        bm25, b_s = timed(lambda c=corpus: BM25Retriever(c))
+        rows: list[tuple[str, Retriever, float]] = []
+        bm25, b_s = timed(partial(BM25Retriever, corpus))
         rows.append(("rank-bm25", bm25, b_s))
-        fast, f_s = timed(lambda c=corpus: BM25Retriever(c, backend="bm25s"))
+        fast, f_s = timed(partial(BM25Retriever, corpus, backend="bm25s"))
         rows.append(("bm25s", fast, f_s))
         for kind in ("flat", "hnsw"):
             dense, d_s = timed(
-                lambda c=corpus, k=kind: DenseRetriever(
-                    c, encoder, encoder_identity=identity, index=k, progress=False
+                partial(
+                    DenseRetriever, corpus, encoder, encoder_identity=identity, index=kind, progress=False
                 )
             )
             rows.append((f"dense-{kind}", dense, d_s))
         rows.append(("hybrid(bm25s+flat)", HybridRetriever([fast, rows[2][1]]), 0.0))
         reference = None
         for name, r, build_s in rows:
-            _, s = timed(lambda r=r: r.search(queries, 10))
+            _, s = timed(partial(r.search, queries, 10))
             qps = len(queries) / s
             reference = reference or qps
             print(f"{len(corpus):>7} {name:<18} {build_s:>8.2f} {qps:>10.1f} {qps / reference:>11.1f}x")

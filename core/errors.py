@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+from typing import Any
 
 
 class InputError(Exception):
     """A problem with a user's file. `str()` is the one-line message the CLI prints."""
 
-    def __init__(self, file: str, message: str, *, line: int | None = None, field: str | None = None):
+    def __init__(
+        self, file: str, message: str, *, line: int | None = None, field: str | None = None
+    ) -> None:
         self.file, self.line, self.field, self.message = file, line, field, message
         where = file if line is None else f"{file}:{line}"
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+        super().__init__(_one_line(f"{where}: {field}: {message}" if field else f"{where}: {message}"))
+
+
+def _one_line(text: str) -> str:
+    """`text` as one printable line: a line break, or half a UTF-16 pair (which no terminal encoding
+    writes) a user's file put in a name or a message, escaped."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
@@ -31,3 +42,33 @@ def known(value: str, choices: Iterable[str], what: str) -> str:
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}{did_you_mean(value, choices)}")
     return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: no character on its own
+
+
+def lone_surrogate(value: Any) -> tuple[tuple, str] | None:
+    """(where, what) of the first string in parsed JSON or YAML `value`, keys included, that is not
+    valid Unicode: where as keys and list indexes, what as the offending half of a UTF-16 pair, escaped
+    (`\\ud800`). None when every string is. Text decoded from UTF-8 never holds one, but a `\\u`
+    escape can name one, and no such text can be written (a cache key, the results store, a report):
+    refused where it is read, with its place."""
+    todo: list[tuple[tuple, Any]] = [((), value)]
+    while todo:  # not recursive: data nested as deep as a parser allows must not overflow the stack
+        where, v = todo.pop()
+        if isinstance(v, str) and (bad := _surrogate(v)):
+            return where, bad
+        if isinstance(v, dict):
+            for k, item in reversed(v.items()):
+                if isinstance(k, str) and (bad := _surrogate(k)):
+                    return where, f"{bad} in the key {ascii(k)}"
+                todo.append(((*where, k), item))
+        elif isinstance(v, list):
+            todo.extend(((*where, i), item) for i, item in reversed(list(enumerate(v))))
+    return None
+
+
+def _surrogate(text: str) -> str | None:
+    """The first lone surrogate in `text`, escaped (`\\ud800`), or None."""
+    bad = None if text.isascii() else _SURROGATE.search(text)
+    return None if bad is None else ascii(bad.group())[1:-1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -83,7 +84,7 @@ class HTTPPool:
         timeout_s: float = 60.0,
         max_retries: int = 3,
         backoff_s: float = 0.5,
-    ):
+    ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if max_retries < 0:
@@ -125,7 +126,7 @@ class HTTPPool:
         """`text` without the api key (a proxy or server may echo request headers in an error body)."""
         return text.replace(self._api_key, "<api key>") if self._api_key else text
 
-    def _client(self, tls) -> httpx.AsyncClient:
+    def _client(self, tls: ssl.SSLContext) -> httpx.AsyncClient:
         # One client with one connection per worker, rather than one pool of `concurrency`
         # connections: httpcore 1.0's pool bookkeeping grows with its connection count
         # (encode/httpcore#1035) and made a shared 16-connection pool CPU-bound.
@@ -133,8 +134,13 @@ class HTTPPool:
         limits = httpx.Limits(max_connections=1)
         return httpx.AsyncClient(headers=headers, timeout=self.timeout_s, limits=limits, verify=tls)
 
-    async def _post_all(self, calls, parse, progress) -> list[Reply]:
-        replies: dict[int, Reply] = {}
+    async def _post_all(
+        self,
+        calls: list[tuple[str, dict]],
+        parse: Callable[[Any], T | None],
+        progress: Callable[[int], None] | None,
+    ) -> list[Reply[T]]:
+        replies: dict[int, Reply[T]] = {}
         todo = iter(enumerate(calls))  # shared: each worker takes the next call when it is free
         tls = httpx.create_ssl_context()  # built once: loading the CA bundle costs ~0.1 s
 
@@ -151,16 +157,27 @@ class HTTPPool:
         await asyncio.gather(*(worker(u) for u in workers))
         return [replies[i] for i in range(len(calls))]
 
-    async def _get_each(self, path, parse, timeout_s) -> list[Reply]:
+    async def _get_each(
+        self, path: str, parse: Callable[[Any], T | None], timeout_s: float
+    ) -> list[Reply[T]]:
         tls = httpx.create_ssl_context()
 
-        async def one(index: int, base_url: str) -> Reply:
+        async def one(index: int, base_url: str) -> Reply[T]:
             async with self._client(tls) as client:
                 return await self._call(client, "GET", base_url + path, None, parse, index, timeout_s)
 
         return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(self.base_urls))))
 
-    async def _call(self, client, method, url, body, parse, index, timeout_s) -> Reply:
+    async def _call(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        body: dict | None,
+        parse: Callable[[Any], T | None],
+        index: int,
+        timeout_s: float,
+    ) -> Reply[T]:
         t0 = time.perf_counter()
         attempts = self.max_retries + 1
         for attempt in range(attempts):

@@ -22,7 +22,7 @@ console = Console(stderr=True)
 def progress_bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
     """Yield `advance(n)`; the bar shows done/total, elapsed and remaining time on stderr."""
     if not enabled:
-        yield lambda n=1: None
+        yield _ignore
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -34,4 +34,12 @@ def progress_bar(description: str, total: int, *, enabled: bool = True) -> Itera
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance
+
+
+def _ignore(n: int = 1) -> None:
+    """`advance` of a bar that is not shown."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from core.errors import InputError
 from harness.console import (
-    EXIT_INPUT,
+    fail_input,
     print_calibration,
     print_decision,
     print_gate,
@@ -17,6 +17,11 @@ from harness.console import (
     print_summary,
 )
 from harness.console import quiet_libraries as _quiet_libraries
+from harness.synth.cli import synth  # its body lives with the command's other modules
+from reports.records import GateResult, Summary
+
+if TYPE_CHECKING:
+    from harness.config import BenchConfig
 
 app = typer.Typer(
     help="ragvft: should we fine-tune, retrieve, or both? Compare base, fine-tuned and retrieval-augmented "
@@ -32,11 +37,6 @@ def _root() -> None:
     """Compare base, fine-tuned and retrieval-augmented variants of a model on one question set."""
 
 
-def _fail_input(err: InputError) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(EXIT_INPUT)
-
-
 @app.command()
 def bench(
     config: Annotated[Path, typer.Option("--config", "-c", help="Bench configuration (YAML).")] = Path(
@@ -49,18 +49,19 @@ def bench(
     try:
         cfg = load_config(config)
     except InputError as e:
-        _fail_input(e)
+        fail_input(e)
     _quiet_libraries()
     from harness.run import bench as run_bench
 
     try:
         result = run_bench(cfg)
     except InputError as e:
-        _fail_input(e)
-    print_summary(result.summary, result.run_dir, result.manifest)
-    gate_result = result.summary.get("gate", {})
-    code = print_gate(gate_result) if gate_result.get("status") in ("pass", "fail", "error") else 0
-    print_decision(result.summary)  # the answer the run exists for, last
+        fail_input(e)
+    summary = Summary.model_validate(result.summary)
+    print_summary(summary, result.run_dir, result.manifest)
+    gated = summary.gate.get("status") in ("pass", "fail", "error")
+    code = print_gate(GateResult.model_validate(summary.gate)) if gated else 0
+    print_decision(summary)  # the answer the run exists for, last
     raise typer.Exit(code)
 
 
@@ -79,17 +80,20 @@ def retrieval(
         if not ks or min(ks) < 1:
             raise ValueError
     except ValueError:
-        _fail_input(InputError("--k", f"expected positive integers separated by commas, got {k!r}"))
+        fail_input(InputError("--k", f"expected positive integers separated by commas, got {k!r}"))
     try:
         cfg = load_config(config)
         if not cfg.retrievers:
             raise InputError(str(config), "no retrievers to compare", field="retrievers")
+        from harness.run.write import check_runs_dir
+
+        check_runs_dir(Path(cfg.runs_dir), cfg.source, latest=False)  # before any work: where it writes
         _quiet_libraries()
         from harness.run.retrieval import evaluate_retrievers
 
         run_dir, result = evaluate_retrievers(cfg, ks)
     except InputError as e:
-        _fail_input(e)
+        fail_input(e)
     print_retrieval(result, run_dir)
 
 
@@ -98,7 +102,7 @@ def gate(
     run: Annotated[Path, typer.Option("--run", help="A run folder (runs/<run-id> or runs/latest).")],
     baseline: Annotated[
         Path | None,
-        typer.Option("--baseline", help="The blessed baseline JSON [default: the config's gate.baseline]."),
+        typer.Option("--baseline", help="The blessed baseline JSON [default: the config's gate.blessed]."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Take the rules from this config, not the run's.")
@@ -106,42 +110,36 @@ def gate(
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write the result as JUnit XML.")] = None,
 ) -> None:
     """Check a run against the blessed baseline. Exit 0 pass, 1 regression, 2 error."""
-    from harness.config import load_config
+    from harness.run.write import check_output_file, write_junit_file
     from reports import gate as gating
-    from reports.export import write_junit
 
     try:
+        if junit is not None:
+            check_output_file(junit, "--junit")
         rows, summary, manifest = gating.read_run(run)
-        gate_cfg = (manifest.get("config") or {}).get("gate") or {}
-        if config is not None:
-            cfg = load_config(config)
-            gate_cfg = cfg.gate.model_dump() if cfg.gate else {}
+        gate_cfg = _gate_section(manifest, config)
         rules = gate_cfg.get("rules") or []
         if not rules:
             raise gating.GateError(f"{config or run}: no gate rules (add `gate.rules` to the config)")
-        baseline = baseline or Path(gate_cfg.get("baseline") or "bench/baseline.json")
-        blessed = gating.load_baseline(baseline)
-        cfg_run = manifest.get("config") or {}
-        result = gating.check(
-            rows,
-            blessed,
-            rules,
-            samples=cfg_run.get("bootstrap_samples", 2000),  # as the gate inside `ragvft bench` resamples
-            seed=cfg_run.get("seed", 0),
-            metric_info=summary.get("metric_info"),
-            corpus_digest=(manifest.get("suite") or {}).get("corpus_digest"),
-        )
+        blessed = baseline or gating.blessed_file(gate_cfg)
+        # as the gate inside `ragvft bench` checked it: the same call, with what the run recorded
+        result = gating.check_run(rows, blessed, rules, **gating.run_settings(summary, manifest))
         if junit is not None:
-            write_junit(junit, summary | {"gate": result})
-    except InputError as e:
-        _fail_input(e)
-    except gating.GateError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(EXIT_INPUT) from None
-    except OSError as e:
-        typer.echo(f"error: {e.filename or junit}: {e.strerror or e}", err=True)
-        raise typer.Exit(EXIT_INPUT) from None
+            write_junit_file(junit, summary.model_dump() | {"gate": result.dump()})
+    except (InputError, gating.GateError) as e:
+        fail_input(e)
     raise typer.Exit(print_gate(result))
+
+
+def _gate_section(manifest: dict[str, Any], config: Path | None) -> dict[str, Any]:
+    """The gate's settings (rules, blessed file): the run's own, as its manifest records its config,
+    or those of `config` when given."""
+    if config is None:
+        return (manifest.get("config") or {}).get("gate") or {}
+    from harness.config import load_config
+
+    cfg = load_config(config)
+    return cfg.gate.model_dump() if cfg.gate else {}
 
 
 @app.command()
@@ -149,7 +147,7 @@ def bless(
     run: Annotated[Path, typer.Option("--run", help="The run to bless (runs/<run-id> or runs/latest).")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Where to write the baseline [default: the run's gate.baseline]."),
+        typer.Option("--out", help="Where to write the baseline [default: the run's gate.blessed]."),
     ] = None,
 ) -> None:
     """Make a run the blessed baseline that `ragvft gate` and gated benches compare against."""
@@ -158,12 +156,10 @@ def bless(
     try:
         if out is None:
             _, _, manifest = gating.read_run(run)
-            gate_cfg = (manifest.get("config") or {}).get("gate") or {}
-            out = Path(gate_cfg.get("baseline") or "bench/baseline.json")
+            out = gating.blessed_file((manifest.get("config") or {}).get("gate") or {})
         blessed = gating.bless(run, out)
-    except gating.GateError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(EXIT_INPUT) from None
+    except (InputError, gating.GateError) as e:
+        fail_input(e)
     typer.echo(f"blessed run {blessed['run_id']} ({len(blessed['variants'])} variants) -> {out}")
 
 
@@ -184,26 +180,42 @@ def calibrate(
 
     try:
         cfg = load_config(config)
-        if seeds is not None:
-            chosen = [int(x) for x in seeds.split(",") if x.strip()]
-        elif cfg.training.seeds and len(cfg.training.seeds) > 1:
-            chosen = list(cfg.training.seeds)
-        else:
-            chosen = [cfg.seed, cfg.seed + 1, cfg.seed + 2]
-        if len(chosen) < 2 or len(set(chosen)) != len(chosen):
-            raise InputError("--seeds", f"expected two or more distinct integers, got {seeds!r}")
-    except ValueError:
-        _fail_input(InputError("--seeds", f"expected integers separated by commas, got {seeds!r}"))
+        chosen = _calibration_seeds(cfg, seeds)
     except InputError as e:
-        _fail_input(e)
+        fail_input(e)
     _quiet_libraries()
     from harness.run.calibrate import calibrate as run_calibrate
 
     try:
         run_dir, proposals = run_calibrate(cfg, chosen)
     except InputError as e:
-        _fail_input(e)
+        fail_input(e)
     print_calibration(proposals, chosen, run_dir)
+
+
+def _calibration_seeds(cfg: BenchConfig, seeds: str | None) -> list[int]:
+    """The seeds `ragvft calibrate` trains with: `--seeds`, else the config's `training.seeds` (when
+    several), else three from its `seed`; two or more, distinct, each one a generator takes."""
+    from harness.config.inputs import SEEDS
+
+    if seeds is not None:
+        try:
+            chosen = [int(x) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            raise InputError("--seeds", f"expected integers separated by commas, got {seeds!r}") from None
+    elif cfg.training.seeds and len(cfg.training.seeds) > 1:
+        chosen = list(cfg.training.seeds)
+    else:
+        chosen = [cfg.seed, cfg.seed + 1, cfg.seed + 2]
+    if len(chosen) < 2 or len(set(chosen)) != len(chosen):
+        raise InputError("--seeds", f"expected two or more distinct integers, got {seeds!r}")
+    if bad := [x for x in chosen if not 0 <= x < SEEDS]:
+        message = f"a seed is a whole number from 0 to {SEEDS - 1} (2**32 - 1), got {bad[0]}"
+        if seeds is not None:
+            raise InputError("--seeds", message)
+        # the config's seed is one, but seed + 1 or seed + 2 (training.seeds' are checked at load) is not
+        raise InputError(cfg.source, f"{message} (seed + 1, seed + 2): give --seeds", field="seed")
+    return chosen
 
 
 models_app = typer.Typer(help="The built-in models shipped with ragvft.", no_args_is_help=True)
@@ -253,33 +265,44 @@ def models_build(
     if "judge" in parts:
         folders.append(build_judge(base, spec, JudgeSpec(), out))
     if "adapters" in parts:
-        from harness.artifacts.adapters import ship_adapters
-        from harness.config import load_config
-
-        try:
-            folders += ship_adapters(load_config(config), out)
-        except InputError as e:
-            _fail_input(e)
+        folders += _ship_adapters(config, out)
     if "calibration" in parts or "judge" in parts:
-        from harness.builtin.judge_calibration import CALIBRATION, calibrate_judge
-
-        judge = out / "judge"
-        if "calibration" in parts:
-            adapters = sorted(p.parent for p in (out / "adapters").glob("*/adapter_config.json"))
-            record = calibrate_judge(judge, base, adapters)
-            typer.echo(
-                f"wrote {judge / CALIBRATION}: pairwise bias {record['verdicts']} on {record['pairs']:,} pairs, "
-                f"position consistency {record['before']['position_consistency']} -> "
-                f"{record['after']['position_consistency']}"
-            )
-        else:  # a new judge's weights: a bias fitted on the old ones no longer holds
-            (judge / CALIBRATION).unlink(missing_ok=True)
-            typer.echo(f"note: calibrate the new judge with --only calibration (removed {CALIBRATION})")
+        _judge_calibration(out, base, fit="calibration" in parts)
     for folder in folders:
         sizes = sorted((f.stat().st_size, f.name) for f in folder.iterdir())
         typer.echo(
             f"wrote {folder}: " + ", ".join(f"{name} {size / 1e6:.2f} MB" for size, name in sizes[-3:])
         )
+
+
+def _ship_adapters(config: Path, out: Path) -> list[Path]:
+    """The adapters of the bench `config`, trained when missing, written under `out`."""
+    from harness.artifacts.adapters import ship_adapters
+    from harness.config import load_config
+
+    try:
+        return ship_adapters(load_config(config), out)
+    except InputError as e:
+        fail_input(e)
+
+
+def _judge_calibration(out: Path, base: Path, *, fit: bool) -> None:
+    """Fit the shipped judge's pairwise logit bias on the shipped adapters' answers (`fit`), or remove
+    the one fitted on the judge's old weights."""
+    from harness.builtin.judge_calibration import CALIBRATION, calibrate_judge
+
+    judge = out / "judge"
+    if fit:
+        adapters = sorted(p.parent for p in (out / "adapters").glob("*/adapter_config.json"))
+        record = calibrate_judge(judge, base, adapters)
+        typer.echo(
+            f"wrote {judge / CALIBRATION}: pairwise bias {record['verdicts']} on {record['pairs']:,} pairs, "
+            f"position consistency {record['before']['position_consistency']} -> "
+            f"{record['after']['position_consistency']}"
+        )
+    else:  # a new judge's weights: a bias fitted on the old ones no longer holds
+        (judge / CALIBRATION).unlink(missing_ok=True)
+        typer.echo(f"note: calibrate the new judge with --only calibration (removed {CALIBRATION})")
 
 
 export_app = typer.Typer(help="Export a suite for other tools.", no_args_is_help=True)
@@ -304,7 +327,7 @@ def export_lm_eval(
         cfg = load_config(config)
         suite = load_suite(cfg)
     except InputError as e:
-        _fail_input(e)
+        fail_input(e)
     name = "ragvft_" + re.sub(r"[^A-Za-z0-9_]+", "_", cfg.name)
     yaml_path = export_task(suite, out, name=name, max_new_tokens=cfg.generation.max_new_tokens)
     n = sum(1 for q in suite.questions if q.answers)
@@ -328,7 +351,7 @@ def review(
     try:
         typer.echo(write_run_review(run, out or Path(run) / "review.html"))
     except InputError as e:
-        _fail_input(e)
+        fail_input(e)
 
 
 labels_app = typer.Typer(help="People's labels on a run (from `ragvft review`).", no_args_is_help=True)
@@ -343,22 +366,31 @@ def labels_import(
         Path | None,
         typer.Option("--config", "-c", help="Take `labels.exclude_invalid` from this config, not the run's."),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace the labels attached to the run with the file's (without it: add to them).",
+        ),
+    ] = False,
 ) -> None:
     """Check the labels against the run (questions, variants, labels, suite fingerprint), attach them
-    as RUN/labels.json and re-render the run's summary and reports with the agreement with people."""
+    as RUN/labels.json and re-render the run's summary and reports with the agreement with people.
+    Labels attached before are kept: the file's are added to them, and a file that labels an answer or
+    a question otherwise than they do is refused unless --replace (the file's labels then replace them
+    all). A file with no labels is refused."""
     from harness.config import load_config
     from reports.labels import attach_labels, describe
 
     try:
         exclude_invalid = load_config(config).labels.exclude_invalid if config is not None else None
-        typer.echo(describe(attach_labels(run, file, exclude_invalid=exclude_invalid), run))
+        figures, kept = attach_labels(run, file, exclude_invalid=exclude_invalid, replace=replace)
     except InputError as e:
-        _fail_input(e)
+        fail_input(e)
+    typer.echo(describe(figures, run, kept))
 
 
-from harness.synth.cli import synth  # its body lives with the command's other modules
-
-app.command()(synth)
+app.command()(synth)  # last, as `ragvft --help` lists it
 
 if __name__ == "__main__":
     app()

@@ -4,8 +4,15 @@ comparison and the calibration (rich tables on stdout)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.markup import escape
+
+from reports.records import GateResult, Summary
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 EXIT_OK, EXIT_REGRESSION, EXIT_INPUT = 0, 1, 2
 
@@ -29,15 +36,17 @@ def quiet_libraries() -> None:
     hf_logging.disable_progress_bar()  # per-file weight-loading bars; ragvft shows its own progress
 
 
-def fail_input(err: Exception) -> None:
-    """A bad input's one line on stderr, then exit 2."""
+def fail_input(err: Exception) -> NoReturn:
+    """A bad input's one line on stderr, then exit 2: a line break (or half a UTF-16 pair) a file put
+    in a message that is no `InputError` (which makes itself one line) escaped."""
     import typer
 
-    typer.echo(f"error: {err}", err=True)
+    text = str(err).replace("\r", "\\r").replace("\n", "\\n")
+    typer.echo("error: " + text.encode("utf-8", "backslashreplace").decode("utf-8"), err=True)
     raise typer.Exit(EXIT_INPUT)
 
 
-def print_retrieval(result: dict, run_dir: Path) -> None:
+def print_retrieval(result: dict[str, Any], run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -53,7 +62,7 @@ def print_retrieval(result: dict, run_dir: Path) -> None:
     for name, r in result["retrievers"].items():
         m = r["metrics"]
 
-        def f(x):
+        def f(x: float | None) -> str:
             return "–" if x is None else f"{x:.3f}"
 
         table.add_row(
@@ -71,92 +80,104 @@ def print_retrieval(result: dict, run_dir: Path) -> None:
     console.print(f"written: {run_dir / 'retrieval.json'}")
 
 
-def print_gate(result: dict) -> int:
+def print_gate(result: GateResult) -> int:
     """Print the gate's verdict and every failing rule plainly; return the exit code."""
     from rich.console import Console
 
     console = Console()
-    for r in result["rules"]:
+    for r in result.rules:
         if not r["passed"]:
             console.print(f"[bold red]FAIL[/] {r['rule']}: {r['reason']}", highlight=False, soft_wrap=True)
-    n = len(result["rules"])
-    if result["status"] == "error":
+    n = len(result.rules)
+    if result.status == "error":
         console.print(
-            f"[bold red]gate error[/]: this run cannot be compared with blessed run {result['blessed_run']}"
+            f"[bold red]gate error[/]: this run cannot be compared with blessed run {result.blessed_run}"
         )
         return EXIT_INPUT
-    if result["status"] == "pass":
-        console.print(
-            f"[bold green]gate passed[/]: {n}/{n} rules against blessed run {result['blessed_run']}"
-        )
+    if result.status == "pass":
+        console.print(f"[bold green]gate passed[/]: {n}/{n} rules against blessed run {result.blessed_run}")
         return EXIT_OK
     console.print(
-        f"[bold red]gate failed[/]: {result['failed']} of {n} rules against blessed run {result['blessed_run']}"
+        f"[bold red]gate failed[/]: {result.failed} of {n} rules against blessed run {result.blessed_run}"
     )
     return EXIT_REGRESSION
 
 
-def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
+def print_summary(summary: Summary, run_dir: Path, manifest: dict[str, Any]) -> None:
+    """The run's leaderboard, then a line each on the judge, ragas and the caches, with warnings."""
     from rich.console import Console
+
+    console = Console()
+    console.print(_leaderboard(summary))
+    _print_judge(console, summary.judge_reliability)
+    if ragas := ragas_line(summary):
+        console.print(ragas, highlight=False)
+    _print_run(console, summary, manifest)
+    console.print(f"report: {run_dir / 'report.html'}")
+
+
+def _leaderboard(summary: Summary) -> Table:
+    """Each variant's mean on the exact metrics (with its delta against the baseline variant) and on
+    the judge's leaderboard metrics; the rest are in the report."""
     from rich.table import Table
 
     from judges import judged as judged_metrics
 
-    info = summary.get("metric_info") or {}
-    judged = judged_metrics(info, summary["metrics"])
-    exact = [m for m in summary["metrics"] if m not in judged]
+    info = summary.metric_info
+    judged = judged_metrics(info, summary.metrics)
+    exact = [m for m in summary.metrics if m not in judged]
     shown = exact + [m for m in judged if info[m]["leaderboard"]]  # the rest: in the report
-    table = Table(title=f"ragvft · {summary['suite']}")
+    table = Table(title=f"ragvft · {summary.suite}")
     table.add_column("variant")
     for m in shown:
         table.add_column(m, justify="right")
         if m in exact:
             table.add_column(f"Δ{m}", justify="right")
-    for v, stats in summary["variants"].items():
+    for v, stats in summary.variants.items():
         cells = []
         for m in shown:
             mean = stats[m]["mean"]
             cells.append("–" if mean is None else f"{mean:.3f}")
             if m in exact:
-                d = summary["deltas"].get(v, {}).get(m)
+                d = summary.deltas.get(v, {}).get(m)
                 cells.append("" if not d else f"{d['mean']:+.3f}")
         table.add_row(v, *cells)
-    console = Console()
-    console.print(table)
-    jr = summary.get("judge_reliability") or {}
-    if jr.get("grade") or jr.get("pairwise"):
-        g, p = jr.get("grade") or {}, jr.get("pairwise") or {}
+    return table
 
-        def f(x):
-            return "–" if x is None else f"{x:.2f}"
 
-        with_match = (
-            f", with match {f(g['kappa_with_match'])} on {g['match_decisive_n']}"
-            if "kappa_with_match" in g
-            else ""
-        )
+def _two(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _print_judge(console: Console, jr: dict[str, Any]) -> None:
+    """The judge's reliability in one line, and a warning when its scores should not be decided on."""
+    if not (jr.get("grade") or jr.get("pairwise")):
+        return
+    g, p = jr.get("grade") or {}, jr.get("pairwise") or {}
+    with_match = (
+        f", with match {_two(g['kappa_with_match'])} on {g['match_decisive_n']}" if "kappa_with_match" in g else ""
+    )
+    planted = f" · planted restatements accepted {_two(jr['planted'].get('accepted'))}" if jr.get("planted") else ""
+    console.print(
+        f"judge: κ with exact match {_two(g.get('kappa_with_em'))} on {g.get('decisive_n', 0)} decisive answers"
+        f"{with_match}"
+        f" · position consistency {_two(p.get('position_consistency'))}"
+        f" · undetermined {_two(g.get('undetermined_rate'))} graded, {_two(p.get('undetermined_rate'))} pairwise"
+        f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}" + planted,
+        highlight=False,
+    )
+    if jr.get("warnings"):
         console.print(
-            f"judge: κ with exact match {f(g.get('kappa_with_em'))} on {g.get('decisive_n', 0)} decisive answers"
-            f"{with_match}"
-            f" · position consistency {f(p.get('position_consistency'))}"
-            f" · undetermined {f(g.get('undetermined_rate'))} graded, {f(p.get('undetermined_rate'))} pairwise"
-            f" · calls made {jr.get('calls_made')}, cached {jr.get('calls_cached')}"
-            + (
-                f" · planted restatements accepted {f(jr['planted'].get('accepted'))}"
-                if jr.get("planted")
-                else ""
-            ),
+            "[bold yellow]warning:[/] do not decide on the judge's scores: "
+            + "; ".join(jr["warnings"])
+            + " (see the report's judge section)",
             highlight=False,
         )
-        if jr.get("warnings"):
-            console.print(
-                "[bold yellow]warning:[/] do not decide on the judge's scores: "
-                + "; ".join(jr["warnings"])
-                + " (see the report's judge section)",
-                highlight=False,
-            )
-    if line := ragas_line(summary):
-        console.print(line, highlight=False)
+
+
+def _print_run(console: Console, summary: Summary, manifest: dict[str, Any]) -> None:
+    """What the run built and took from the caches, and warnings: prompts cut to fit the model's
+    context, adapters that changed no answer."""
     c = manifest.get("cache", {})
     trained = ", ".join(c.get("adapters_trained", [])) or "none"
     cached = ", ".join(c.get("adapters_cached", [])) or "none"
@@ -173,23 +194,24 @@ def print_summary(summary: dict, run_dir: Path, manifest: dict) -> None:
             f"({engine.get('context')} tokens less max_new_tokens): their beginning was cut",
             highlight=False,
         )
-    for variant, check in summary.get("adapter_checks", {}).items():
-        if check.get("inert"):
+    for variant, check in summary.adapter_checks.items():
+        if check and check.get("inert"):
             console.print(
                 f"[bold yellow]warning:[/] {variant} answered exactly as {check['compared_with']} on every "
                 "question: its adapter changed nothing (did it load?)"
             )
-    console.print(f"report: {run_dir / 'report.html'}")
 
 
-def ragas_line(summary: dict) -> str | None:
+def ragas_line(summary: Summary | dict[str, Any]) -> str | None:
     """The ragas metrics in one line (they score retrieval variants only, so the leaderboard leaves
     them to the report): each metric's range over the variants it scored, and how many of its rows
-    were undetermined."""
-    info = summary.get("metric_info") or {}
+    were undetermined. `summary`: a Summary, or its JSON form."""
+    if isinstance(summary, dict):
+        summary = Summary.model_validate(summary)
+    info = summary.metric_info
     parts = []
-    for m in summary["metrics"]:
-        scored = [v[m] for v in summary["variants"].values() if m in v and v[m]["n"] + v[m]["undetermined"]]
+    for m in summary.metrics:
+        scored = [v[m] for v in summary.variants.values() if m in v and v[m]["n"] + v[m]["undetermined"]]
         if (info.get(m) or {}).get("source") != "ragas" or not scored:
             continue
         means = [s["mean"] for s in scored if s["mean"] is not None]
@@ -201,11 +223,11 @@ def ragas_line(summary: dict) -> str | None:
     return "ragas: " + " · ".join(parts) + " (per variant in the report)" if parts else None
 
 
-def print_decision(summary: dict) -> None:
+def print_decision(summary: Summary) -> None:
     """The decision, last on the console: fine-tune, retrieve or both, slice by slice."""
     from rich.console import Console
 
-    decision = summary.get("decision") or {}
+    decision = summary.decision
     if not decision.get("sentences"):
         return
     console = Console()
@@ -215,7 +237,7 @@ def print_decision(summary: dict) -> None:
         console.print("  " + escape(sentence), highlight=False)
 
 
-def print_calibration(proposals: list[dict], chosen: list[int], run_dir: Path) -> None:
+def print_calibration(proposals: list[dict[str, Any]], chosen: list[int], run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 

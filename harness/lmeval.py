@@ -24,7 +24,11 @@ from judges import exact
 from suites.schema import Suite
 
 if TYPE_CHECKING:
+    import torch
+    from lm_eval.api.instance import Instance
     from lm_eval.api.model import LM
+    from lm_eval.models.huggingface import HFLM
+    from transformers import PreTrainedTokenizerBase
 
 _UTILS = '''"""Exact match with the official SQuAD v1.1 normalisation, as ragvft's judges.exact scores it.
 Written by ragvft's export; `normalize_answer` is a copy of judges.exact.normalize_answer."""
@@ -129,7 +133,13 @@ def lmeval_command(task_dir: Path, task: str, *, base: str, adapter: str | None 
     )
 
 
-def hflm(model, tokenizer, *, batch_size: int, max_length: int | None = None) -> LM:
+def hflm(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    batch_size: int,
+    max_length: int | None = None,
+) -> LM:
     """lm-eval's `hf` model (`HFLM`) on a model already loaded, a PEFT model included: the forgetting
     check runs every adapter on one load, switching adapters on the model between runs.
 
@@ -140,20 +150,22 @@ def hflm(model, tokenizer, *, batch_size: int, max_length: int | None = None) ->
     return _quiet_hflm()(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **extra)
 
 
-def _quiet_hflm():
+def _quiet_hflm() -> type[HFLM]:
     """lm-eval's `HFLM` with its request bars off: it passes `disable=False` to tqdm itself, which
     overrides TQDM_DISABLE, and its evaluator never asks for `disable_tqdm`."""
     _quiet_offline()
     from lm_eval.models.huggingface import HFLM
 
     class QuietHFLM(HFLM):
-        def loglikelihood(self, requests, disable_tqdm: bool = True):
+        def loglikelihood(
+            self, requests: list[Instance], disable_tqdm: bool = True
+        ) -> list[tuple[float, bool]]:
             return super().loglikelihood(requests, disable_tqdm=True)
 
-        def loglikelihood_rolling(self, requests, disable_tqdm: bool = True):
+        def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = True) -> list[float]:
             return super().loglikelihood_rolling(requests, disable_tqdm=True)
 
-        def generate_until(self, requests, disable_tqdm: bool = True):
+        def generate_until(self, requests: list[Instance], disable_tqdm: bool = True) -> list[str]:
             return super().generate_until(requests, disable_tqdm=True)
 
     return QuietHFLM

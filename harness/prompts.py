@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from suites.schema import QAPair, Question
 
 DEFAULT_SYSTEM = "Answer the question in a few words. When passages are given, answer from them."
 
@@ -68,7 +73,12 @@ class PromptFormat:
     shots: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, tokenizer, chat_template: bool | str = "auto", system: str | None = DEFAULT_SYSTEM):
+    def of(
+        cls,
+        tokenizer: PreTrainedTokenizerBase,
+        chat_template: bool | str = "auto",
+        system: str | None = DEFAULT_SYSTEM,
+    ) -> PromptFormat:
         """The format for a model with this tokenizer: `chat_template` auto uses the tokenizer's
         template when it has one; true requires one (ValueError without); false never uses it."""
         has = bool(getattr(tokenizer, "chat_template", None))
@@ -94,12 +104,7 @@ class PromptFormat:
     # --- messages -------------------------------------------------------------------------------
     def messages(self, question: str, passages: Sequence[str] | None) -> list[dict[str, str]]:
         """A question's chat messages: the system prompt (if any) and the user turn."""
-        return self._with_system(user_turn(question, passages))
-
-    def _with_system(self, user: str, system: str | None = ...) -> list[dict[str, str]]:
-        system = self.system if system is ... else system
-        head = [{"role": "system", "content": system}] if system else []
-        return head + [{"role": "user", "content": user}]
+        return _turns(self.system, user_turn(question, passages))
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """Chat messages as the text the model reads: the template with its generation prompt. A BOS
@@ -130,7 +135,7 @@ class PromptFormat:
     def instruction(self, text: str) -> str:
         """A self-contained instruction (a judge's prompt) as the model reads it: one user turn, no
         system prompt (the instruction carries its own)."""
-        return self.render(self._with_system(text, None)) if self.chat else text
+        return self.render(_turns(None, text)) if self.chat else text
 
     # --- training rows (TRL's formats) ----------------------------------------------------------
     def completion_row(self, question: str, answer: str, passages: Sequence[str] | None = None) -> dict:
@@ -144,7 +149,7 @@ class PromptFormat:
         """An SFT row for a self-contained instruction (the built-in judge's training)."""
         if not self.chat:
             return {"prompt": text, "completion": " " + reply}
-        return {"prompt": self._with_system(text, None), "completion": _assistant(reply)}
+        return {"prompt": _turns(None, text), "completion": _assistant(reply)}
 
     def preference_row(self, question: str, chosen: str, rejected: str) -> dict:
         """A DPO row: prompt, chosen and rejected; conversational for a chat model."""
@@ -166,16 +171,22 @@ class PromptFormat:
 RAW = PromptFormat()  # the built-in base model's format
 
 
+def _turns(system: str | None, user: str) -> list[dict[str, str]]:
+    """The system turn (when there is a system prompt), then the user's."""
+    head = [{"role": "system", "content": system}] if system else []
+    return head + [{"role": "user", "content": user}]
+
+
 def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def _adds_bos(tokenizer) -> bool:
+def _adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:
     ids = tokenizer("x")["input_ids"]
     return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
 
 
-def fewshot(pairs: Sequence, question, n: int) -> list[tuple[str, str]]:
+def fewshot(pairs: Sequence[QAPair], question: Question, n: int) -> list[tuple[str, str]]:
     """`n` worked examples for `question` from training pairs (`suites.schema.QAPair`), in their order,
     never one about the question's own fact: a pair that shares a gold passage with it, or asks the
     same question. Chosen without looking at the answers, so which examples a prompt shows never hints

@@ -81,7 +81,8 @@ def _first_rows(rows: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 def _value(row: dict, metric: str) -> float | None:
-    return (row["scores"].get(metric) or {}).get("value")
+    score = row["scores"].get(metric)
+    return score.get("value") if score else None
 
 
 def human_agreement(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from judges.types import Score
 
@@ -38,7 +38,7 @@ def exact_match_score(prediction: str, ground_truth: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(ground_truth))
 
 
-def _best(metric, prediction: str, answers: Sequence[str]) -> tuple[float, str]:
+def _best(metric: Callable[[str, str], float], prediction: str, answers: Sequence[str]) -> tuple[float, str]:
     values = [(metric(prediction, a), a) for a in answers]
     return max(values, key=lambda v: v[0])
 

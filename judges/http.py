@@ -8,6 +8,7 @@ redaction) is `core.http.HTTPPool`, shared with the OpenAI-compatible generation
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from core.http import HTTPPool, Reply
 
@@ -36,7 +37,7 @@ class HTTPJudge:
         backoff_s: float = 0.5,
         max_tokens: int = 256,
         temperature: float = 0.0,
-    ):
+    ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if max_retries < 0:
@@ -89,7 +90,7 @@ class HTTPJudge:
         return pool.post_all(calls, _content, progress=progress)
 
 
-def _content(data) -> str | None:
+def _content(data: Any) -> str | None:
     """The first choice's message content, or None if the body is not chat-completions JSON."""
     content = data["choices"][0]["message"]["content"]
     return content if isinstance(content, str) else None

@@ -18,8 +18,11 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from judges.types import Score
+
+Parsed = TypeVar("Parsed")  # what a parser makes of the judge's text: Grade or Preference
 
 PROMPT_VERSION = "judge-v1"  # part of every judge call's cache key: bump when a template changes
 
@@ -93,8 +96,8 @@ def parse_grade(text: str) -> Grade | None:
         return Grade(m[1].lower(), int(m[2]), "") if m else None
     verdict = str(obj.get("verdict", "")).strip().lower()
     try:
-        score = int(obj.get("score"))
-    except (TypeError, ValueError):
+        score = int(obj["score"])
+    except (KeyError, TypeError, ValueError):
         return None
     if verdict not in ("correct", "incorrect") or not 1 <= score <= 5:
         return None
@@ -107,14 +110,18 @@ def parse_preference(text: str) -> Preference | None:
     if obj is None:
         m = _COMPACT_WINNER.match(text or "")
         return Preference({"a": "A", "b": "B", "tie": "tie"}[m[1].lower()], "") if m else None
-    winner = str(obj.get("winner", "")).strip()
-    winner = {"a": "A", "b": "B", "tie": "tie"}.get(winner.lower())
+    said = str(obj.get("winner", "")).strip()
+    winner = {"a": "A", "b": "B", "tie": "tie"}.get(said.lower())
     if winner is None:
         return None
     return Preference(winner, str(obj.get("rationale") or "").strip())
 
 
-def ask(complete: Callable[[list[str], bool], list[str | None]], prompts: list[str], parse) -> list[tuple]:
+def ask(
+    complete: Callable[[list[str], bool], list[str | None]],
+    prompts: list[str],
+    parse: Callable[[str], Parsed | None],
+) -> list[tuple[Parsed | None, str | None, int]]:
     """Ask every prompt; ask the unparseable ones once more with a reminder.
 
     `complete(prompts, first)` returns the judge's raw text per prompt (None when the call failed);
@@ -125,7 +132,7 @@ def ask(complete: Callable[[list[str], bool], list[str | None]], prompts: list[s
     again = [i for i, (p, t, _) in enumerate(out) if p is None and t is not None]
     if again:
         second = complete([retry_prompt(prompts[i]) for i in again], False)
-        for i, t in zip(again, second):
+        for i, t in zip(again, second, strict=False):
             parsed = parse(t) if t is not None else None
             out[i] = (parsed, t if t is not None else out[i][1], 2)
     return out

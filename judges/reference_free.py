@@ -21,12 +21,23 @@ import math
 import os
 import warnings
 from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from judges.scorers import SCORERS
 from judges.types import Score
 
+if TYPE_CHECKING:  # ragas, langchain and sentence-transformers load only when a ragas metric runs
+    from langchain_core.callbacks import Callbacks
+    from langchain_core.outputs import LLMResult
+    from langchain_core.prompt_values import PromptValue
+    from ragas.embeddings import BaseRagasEmbedding
+    from ragas.llms import BaseRagasLLM
+    from ragas.metrics.base import SingleTurnMetric
+    from sentence_transformers import SentenceTransformer
 
-def _ragas():
+
+def _ragas() -> ModuleType:
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -37,59 +48,78 @@ def _ragas():
     return ragas
 
 
-def _llm(complete: Callable[[str], str | None]):
+def _llm(complete: Callable[[str], str | None]) -> BaseRagasLLM:
     """ragas' LLM interface over a function from prompt to the judge's reply."""
     from langchain_core.outputs import Generation, LLMResult
     from ragas import RunConfig
     from ragas.llms import BaseRagasLLM
 
     class JudgeLLM(BaseRagasLLM):
-        def __init__(self):
+        def __init__(self) -> None:
             # ragas would retry any exception 10 times; the judge backend retries what is worth it
             super().__init__(run_config=RunConfig(max_retries=1))
 
-        def generate_text(self, prompt, n=1, temperature=0.01, stop=None, callbacks=None):
+        def generate_text(
+            self,
+            prompt: PromptValue,
+            n: int = 1,
+            temperature: float | None = 0.01,
+            stop: list[str] | None = None,
+            callbacks: Callbacks = None,
+        ) -> LLMResult:
             text = complete(prompt.to_string())
             if text is None:
                 raise RuntimeError("the judge call failed")
             return LLMResult(generations=[[Generation(text=text) for _ in range(n)]])
 
-        async def agenerate_text(self, prompt, n=1, temperature=0.01, stop=None, callbacks=None):
+        async def agenerate_text(
+            self,
+            prompt: PromptValue,
+            n: int = 1,
+            temperature: float | None = 0.01,
+            stop: list[str] | None = None,
+            callbacks: Callbacks = None,
+        ) -> LLMResult:
             return await asyncio.to_thread(self.generate_text, prompt, n, temperature, stop, callbacks)
 
-        def is_finished(self, response) -> bool:
+        def is_finished(self, response: LLMResult) -> bool:
             return True
 
     return JudgeLLM()
 
 
-def _embeddings(encoder):
+def _embeddings(encoder: SentenceTransformer) -> BaseRagasEmbedding:
     """ragas' embedding interface over a sentence-transformers model (legacy and new method names)."""
     from ragas.embeddings import BaseRagasEmbedding
 
     class Embedder(BaseRagasEmbedding):
-        def embed_texts(self, texts, **kw):
+        def embed_texts(self, texts: list[str], **kw: Any) -> list[list[float]]:
             return encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True).tolist()
 
-        def embed_text(self, text, **kw):
+        def embed_text(self, text: str, **kw: Any) -> list[float]:
             return self.embed_texts([text])[0]
 
-        async def aembed_text(self, text, **kw):
+        async def aembed_text(self, text: str, **kw: Any) -> list[float]:
             return self.embed_text(text)
 
-        async def aembed_texts(self, texts, **kw):
+        async def aembed_texts(self, texts: list[str], **kw: Any) -> list[list[float]]:
             return self.embed_texts(texts)
 
-        def embed_query(self, text):
+        def embed_query(self, text: str) -> list[float]:
             return self.embed_text(text)
 
-        def embed_documents(self, texts):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
             return self.embed_texts(texts)
 
     return Embedder()
 
 
-def _metrics(names, complete, encoder, threshold: float) -> dict:
+def _metrics(
+    names: list[str],
+    complete: Callable[[str], str | None] | None,
+    encoder: SentenceTransformer | None,
+    threshold: float,
+) -> dict[str, SingleTurnMetric]:
     _ragas()
     from ragas.metrics._answer_relevance import ResponseRelevancy
     from ragas.metrics._context_precision import (
@@ -99,10 +129,16 @@ def _metrics(names, complete, encoder, threshold: float) -> dict:
     from ragas.metrics._context_recall import LLMContextRecall, NonLLMContextRecall
     from ragas.metrics._faithfulness import Faithfulness
 
-    llm = _llm(complete) if any("llm" in SCORERS[n].needs for n in names) else None
-    build = {
+    needs = {need for n in names for need in SCORERS[n].needs}
+    if "llm" in needs and complete is None:
+        raise ValueError(f"ragas metrics {names} need a judge: pass `complete`")
+    if "embedder" in needs and encoder is None:
+        raise ValueError(f"ragas metrics {names} need an embedder: pass `encoder`")
+    llm = _llm(complete) if complete is not None and "llm" in needs else None
+    embeddings = _embeddings(encoder) if encoder is not None and "embedder" in needs else None
+    build: dict[str, Callable[[], SingleTurnMetric]] = {
         "faithfulness": lambda: Faithfulness(llm=llm),
-        "answer_relevancy": lambda: ResponseRelevancy(llm=llm, embeddings=_embeddings(encoder), strictness=1),
+        "answer_relevancy": lambda: ResponseRelevancy(llm=llm, embeddings=embeddings, strictness=1),
         "context_precision": lambda: LLMContextPrecisionWithReference(llm=llm),
         "context_recall": lambda: LLMContextRecall(llm=llm),
         "nonllm_context_precision": lambda: NonLLMContextPrecisionWithReference(threshold=threshold),
@@ -116,7 +152,7 @@ def ragas_scores(
     names: list[str],
     *,
     complete: Callable[[str], str | None] | None = None,
-    encoder=None,
+    encoder: SentenceTransformer | None = None,
     concurrency: int = 8,
     threshold: float = 0.5,
     progress: Callable[[int], None] | None = None,
@@ -157,7 +193,7 @@ def ragas_scores(
             return Score(name, None, "undetermined: ragas returned NaN (nothing to score)")
         return Score(name, value, f"ragas {name}")
 
-    async def run_all():
+    async def run_all() -> list[Score]:
         from concurrent.futures import ThreadPoolExecutor
 
         # the judge is called from threads (asyncio.to_thread): as many as calls may be in flight
@@ -167,10 +203,12 @@ def ragas_scores(
         return await asyncio.gather(*jobs)
 
     flat = asyncio.run(run_all())
-    return [dict(zip(names, flat[i * len(names) : (i + 1) * len(names)])) for i in range(len(items))]
+    return [
+        dict(zip(names, flat[i * len(names) : (i + 1) * len(names)], strict=True)) for i in range(len(items))
+    ]
 
 
-def ragas_prompts() -> dict:
+def ragas_prompts() -> dict[str, Callable[..., str]]:
     """The prompts ragas' faithfulness and answer relevancy send a judge, rendered exactly as those
     metrics render them (their own prompt objects): for a judge that learns to answer them."""
     _ragas()

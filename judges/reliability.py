@@ -48,7 +48,8 @@ def trust_warnings(info: dict) -> list[str]:
         metric, kappa = "exact match", grade.get("kappa_with_em")
     if kappa is not None and kappa < MIN_KAPPA_WITH_EM:
         out.append(f"its verdicts agree with {metric} only κ {kappa:.2f} where {metric} is sure")
-    consistency = (info.get("pairwise") or {}).get("position_consistency")
+    pairwise = info.get("pairwise") or {}
+    consistency = pairwise.get("position_consistency")
     if consistency is not None and consistency < MIN_POSITION_CONSISTENCY:
         out.append(f"its pairwise verdicts follow the answers' positions (consistency {consistency:.2f})")
     return out
@@ -89,7 +90,7 @@ def _agreement(rows: list[dict], metric: str) -> dict:
     kappa = None
     if judge and len(set(judge) | set(exact)) > 1:
         kappa = float(cohen_kappa_score(exact, judge))
-    agreement = sum(a == b for a, b in zip(judge, exact)) / len(judge) if judge else None
+    agreement = sum(a == b for a, b in zip(judge, exact, strict=True)) / len(judge) if judge else None
     return {"n": len(judge), "agreement": agreement, "kappa": kappa}
 
 
@@ -126,8 +127,10 @@ def _share(pairs: list[tuple]) -> float | None:
     return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
 
 
-def _value(row: dict, metric: str):
-    return (row["scores"].get(metric) or {}).get("value")
+def _value(row: dict, metric: str) -> float | None:
+    """The row's value of `metric`; None when undetermined or not scored."""
+    score = row["scores"].get(metric)
+    return score.get("value") if score else None
 
 
 def _pairwise_reliability(pairs: list[dict]) -> dict:

@@ -4,11 +4,14 @@ deltas against the baseline variant. Undetermined scores are counted, never aver
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from core.values import determined
 from judges import SCORERS
+from reports.config import RunConfig
 from reports.length_control import length_controlled
 from reports.rows import per_question, seed_values
 from reports.stats import (
@@ -37,7 +40,7 @@ def _kind(metric: str) -> str | None:
     return scorer.kind if scorer else None
 
 
-def _labels(rows: list[dict], metric: str) -> tuple[list, list]:
+def _labels(rows: list[dict], metric: str) -> tuple[list[str | None], list[str]]:
     """(predicted labels, gold labels) of the rows that have a gold label."""
     rows = [r for r in rows if r["gold_answers"]]
     return [r["scores"][metric].get("label") for r in rows], [r["gold_answers"][0].lower() for r in rows]
@@ -72,7 +75,7 @@ def corpus_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
     paired = {r["question_id"] for r in rows} & {r["question_id"] for r in base}
     (pa, ga), (pb, gb) = _labels([mine[q] for q in ids], metric), _labels([theirs[q] for q in ids], metric)
 
-    def diff(idx):
+    def diff(idx: np.ndarray) -> float:
         return macro_f1([pa[i] for i in idx], [ga[i] for i in idx]) - macro_f1(
             [pb[i] for i in idx], [gb[i] for i in idx]
         )
@@ -91,7 +94,8 @@ def corpus_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
     }
 
 
-def metric_stats(values, *, samples: int, seed: int) -> dict:
+def metric_stats(values: Sequence[float | None], *, samples: int, seed: int) -> dict:
+    """The mean of the determined values with its bootstrap interval; the others counted undetermined."""
     determined = clean(values)
     ci = bootstrap_ci(determined, samples=samples, seed=seed)
     return {
@@ -121,7 +125,11 @@ def seeded_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
     minus the baseline's (seed-averaged) value, with the two-stage interval over seeds and questions."""
     theirs = per_question(base, metric)
     mine = {k: v for k, v in seed_values(rows, metric).items() if k[1] in theirs}
-    diffs = {(s, q): v - theirs[q] for (s, q), v in mine.items() if determined(v) and determined(theirs[q])}
+    diffs: dict[tuple, float | None] = {}
+    for (s, q), v in mine.items():
+        t = theirs[q]
+        if v is not None and t is not None and determined(v) and determined(t):
+            diffs[s, q] = v - t
     if not diffs:
         return None
     matrix, _, questions = seed_matrix(diffs)
@@ -140,7 +148,9 @@ def seeded_delta(rows: list[dict], base: list[dict], metric: str, *, samples: in
     }
 
 
-def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] | None = None) -> dict:
+def summarize(
+    rows: list[dict], config: RunConfig, *, suite_name: str, metrics: list[str] | None = None
+) -> dict[str, Any]:
     """A metric a row has no score for (a ragas context metric on a closed-book row, the pairwise
     result of the baseline itself) does not apply to it: it is left out, not counted undetermined.
     `length_controlled` holds each non-baseline variant's length-controlled pairwise win rate
@@ -152,13 +162,8 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
     for r in rows:
         by_variant[r["variant"]].append(r)
 
-    def stats(rs, m):
-        if _corpus_level(m):
-            return corpus_stats(rs, m, samples=samples, seed=seed)
-        if len({r.get("seed") for r in rs}) > 1:
-            return seeded_stats(rs, m, samples=samples, seed=seed)
-        applies = [r["scores"][m]["value"] for r in rs if m in r["scores"]]
-        return metric_stats(applies, samples=samples, seed=seed)
+    def stats(rs: list[dict], m: str) -> dict:
+        return variant_stats(rs, m, samples=samples, seed=seed)
 
     summary_variants = {v: {m: stats(by_variant[v], m) for m in metrics} for v in variants}
     breakdown: dict[str, dict] = {}
@@ -172,22 +177,11 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
             for g in groups
         }
     base = by_variant[config.baseline]
-    deltas = {}
-    for v in variants:
-        if v == config.baseline:
-            continue
-        other = by_variant[v]
-        seeded = len({r.get("seed") for r in other}) > 1
-        deltas[v] = {
-            m: corpus_delta(other, base, m, samples=samples, seed=seed)
-            if _corpus_level(m)
-            else seeded_delta(other, base, m, samples=samples, seed=seed)
-            if seeded
-            else paired_delta(
-                per_question(other, m), per_question(base, m), kind=_kind(m), samples=samples, seed=seed
-            )
-            for m in metrics
-        }
+    deltas = {
+        v: {m: variant_delta(by_variant[v], base, m, samples=samples, seed=seed) for m in metrics}
+        for v in variants
+        if v != config.baseline
+    }
     family = adjust_family(deltas)
     return {
         "suite": suite_name,
@@ -204,6 +198,34 @@ def summarize(rows: list[dict], config, *, suite_name: str, metrics: list[str] |
     }
 
 
+def _seeded(rows: list[dict]) -> bool:
+    """The rows come from a variant trained with several seeds."""
+    return len({r.get("seed") for r in rows}) > 1
+
+
+def variant_stats(rows: list[dict], metric: str, *, samples: int, seed: int) -> dict:
+    """One variant's statistics of `metric` over `rows`, by the metric's kind and the variant's seeds:
+    corpus-level (macro-F1), over seeds and questions, or a mean over the rows it applies to."""
+    if _corpus_level(metric):
+        return corpus_stats(rows, metric, samples=samples, seed=seed)
+    if _seeded(rows):
+        return seeded_stats(rows, metric, samples=samples, seed=seed)
+    applies = [r["scores"][metric]["value"] for r in rows if metric in r["scores"]]
+    return metric_stats(applies, samples=samples, seed=seed)
+
+
+def variant_delta(rows: list[dict], base: list[dict], metric: str, *, samples: int, seed: int) -> dict | None:
+    """(variant - baseline) on `metric`, paired by question, with the interval and p-value of the rule
+    that fits: corpus-level, over seeds and questions, or the metric kind's paired test."""
+    if _corpus_level(metric):
+        return corpus_delta(rows, base, metric, samples=samples, seed=seed)
+    if _seeded(rows):
+        return seeded_delta(rows, base, metric, samples=samples, seed=seed)
+    return paired_delta(
+        per_question(rows, metric), per_question(base, metric), kind=_kind(metric), samples=samples, seed=seed
+    )
+
+
 def adjust_family(deltas: dict) -> dict:
     """Holm-adjust the p-values of every comparison against the baseline (each variant x metric) as
     one family; each delta gets `p_holm` and `significant_holm` beside its raw `p_value`."""
@@ -211,7 +233,7 @@ def adjust_family(deltas: dict) -> dict:
         (v, m, d) for v, per in deltas.items() for m, d in per.items() if d and d.get("p_value") is not None
     ]
     adjusted = holm([d["p_value"] for _, _, d in members])
-    for (_, _, d), p in zip(members, adjusted):
+    for (_, _, d), p in zip(members, adjusted, strict=True):
         d["p_holm"] = p
         d["significant_holm"] = p < 0.05
     return {

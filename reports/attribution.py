@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 from judges import SCORERS
+from reports.config import RunConfig
 
 PARTS = ("right", "from_memory", "from_context", "wrong", "misled")
 
 
-def knowledge_attribution(rows: list[dict], config) -> dict:
+def knowledge_attribution(rows: list[dict], config: RunConfig) -> dict:
     """{rag variant: {"closed_book": twin, "metric", "n", right/from_memory/from_context/wrong/misled
     counts, "by_slice": {slice: the same counts}}} for every retrieval variant whose twin is in the run;
     {} when the run has no exact binary metric. With several training seeds, each question's answer is

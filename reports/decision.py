@@ -10,9 +10,12 @@ the runner-up is not significant, it says so, and names every variant within noi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from statistics import mean
+from typing import Any
 
 from judges import SCORERS
+from reports.config import RunConfig, Variant
 from reports.rows import per_question
 from reports.stats import paired_delta
 
@@ -22,7 +25,7 @@ SLICE_WORDS = {
 }
 
 
-def kind_of(variant) -> str:
+def kind_of(variant: Variant) -> str:
     tuned = bool(variant.adapter or variant.adapter_path)
     retrieves = variant.retriever is not None
     return {(True, True): "both", (True, False): "fine-tune", (False, True): "retrieve"}.get(
@@ -30,8 +33,25 @@ def kind_of(variant) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every verdict reads: the decision's metric, the variants in config order, each one's kind
+    (fine-tune, retrieve...), training time and tokens per answer, and the config (baseline, bootstrap)."""
+
+    metric: str
+    variants: list[str]
+    config: RunConfig
+    kinds: dict[str, str]
+    training_s: dict[str, float | None]
+    tokens: dict[str, int | None]
+
+
 def decide(
-    rows: list[dict], config, *, training_s: dict[str, float | None], kinds: dict | None = None
+    rows: list[dict],
+    config: RunConfig,
+    *,
+    training_s: dict[str, float | None],
+    kinds: dict[str, str] | None = None,
 ) -> dict:
     """{"metric", "slices": [per slice], "overall": the whole suite, "answer": one sentence,
     "sentences": every sentence in reading order}. `training_s` is each variant's adapter training
@@ -41,15 +61,15 @@ def decide(
         return {}
     variants = [v.name for v in config.variants]
     kinds = kinds or {v.name: kind_of(v) for v in config.variants}
-    tokens = {}
+    tokens: dict[str, int | None] = {}
     for v in variants:
         used = [(r.get("tokens_in") or 0) + (r.get("tokens_out") or 0) for r in rows if r["variant"] == v]
         tokens[v] = round(mean(used)) if used else None
-    slices = sorted({r.get("slice") for r in rows if r.get("slice")})
+    run = _Run(metric, variants, config, kinds, training_s, tokens)
+    slices = sorted({r["slice"] for r in rows if r.get("slice")})
     groups = [(s, [r for r in rows if r.get("slice") == s]) for s in slices]
-    verdicts = [_verdict(s, rs, metric, variants, config, tokens, training_s, kinds) for s, rs in groups]
-    overall = _verdict(None, rows, metric, variants, config, tokens, training_s, kinds)
-    verdicts = [v for v in verdicts if v]
+    verdicts = [found for s, rs in groups if (found := _verdict(run, s, rs))]
+    overall = _verdict(run, None, rows)
     answer = _answer(verdicts or [overall], overall, kinds) if overall else ""
     sentences = [v["sentence"] for v in verdicts] + ([overall["sentence"]] if verdicts and overall else [])
     if not verdicts and overall:
@@ -63,9 +83,12 @@ def decide(
     }
 
 
-def _verdict(slice_name, rows, metric, variants, config, tokens, training_s, kinds) -> dict | None:
+def _verdict(run: _Run, slice_name: str | None, rows: list[dict]) -> dict | None:
+    """The winner on `rows` (one slice, or the whole suite: `slice_name` None), its lead over the
+    runner-up and the baseline, its cost, and the sentence that says it; None when no variant is scored."""
+    metric, variants, config, tokens = run.metric, run.variants, run.config, run.tokens
     values = {v: per_question([r for r in rows if r["variant"] == v], metric) for v in variants}
-    means = {v: _mean(values[v]) for v in variants if _mean(values[v]) is not None}
+    means = {v: m for v in variants if (m := _mean(values[v])) is not None}
     if not means:
         return None
     scorer = SCORERS.get(metric)  # its kind (as the summary's deltas read it) and direction
@@ -84,14 +107,14 @@ def _verdict(slice_name, rows, metric, variants, config, tokens, training_s, kin
         if slice_name
         else f"Over all {n} questions"
     )
-    out = {
+    out: dict[str, Any] = {
         "slice": slice_name,
         "n": n,
         "winner": winner,
-        "kind": kinds[winner],
+        "kind": run.kinds[winner],
         "mean": means[winner],
         "means": means,
-        "cost": {"training_s": training_s.get(winner), "tokens_per_answer": tokens.get(winner)},
+        "cost": {"training_s": run.training_s.get(winner), "tokens_per_answer": tokens.get(winner)},
     }
     if len(ranked) == 1:
         out["sentence"] = f"{where}, {winner} is the only variant scored: {metric} {means[winner]:.2f}."

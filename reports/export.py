@@ -7,6 +7,7 @@ the user's config, so they are still escaped (Markdown table cells, XML attribut
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 from reports.metric_gap import gap_sentence
@@ -22,12 +23,28 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
-def _ci(ci) -> str:
+def _ci(ci: Sequence[float] | None) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
 
 def render_markdown(summary: dict, manifest: dict) -> str:
-    metrics, base = summary["metrics"], summary["baseline_variant"]
+    """`report.md`: the decision, the gate's verdict, every variant's means and deltas against the
+    baseline, the length-controlled win rates, the gate's rules, agreement with people, and where the
+    run's model, adapters and answers came from."""
+    lines = _heading(summary, manifest)
+    lines += _table(summary)
+    lines += _length_controlled(summary)
+    lines += _gate_rules(summary.get("gate") or {})
+    lines += _agreement_lines(summary.get("human_agreement"))
+    inert = [v for v, c in summary.get("adapter_checks", {}).items() if c.get("inert")]
+    if inert:
+        lines += ["", f"⚠️ adapters that changed no answer: {_md(', '.join(inert))}"]
+    lines += _footer(manifest)
+    return "\n".join(lines)
+
+
+def _heading(summary: dict, manifest: dict) -> list[str]:
+    """The run's name and id, the decision's sentences, the metric gap and the gate's verdict."""
     gate = summary.get("gate") or {}
     lines = [f"### ragvft · {_md(manifest.get('run_name', ''))} · `{_md(manifest.get('run_id', ''))}`", ""]
     decision = summary.get("decision") or {}
@@ -45,24 +62,32 @@ def render_markdown(summary: dict, manifest: dict) -> str:
             ),
             "",
         ]
+    return lines
+
+
+def _delta_cell(d: dict) -> str:
+    """A delta against the baseline: mean, interval, p-values and the significance marks."""
+    mark = (" **\\***" if d["significant"] else "") + (" ★" if d.get("significant_holm") else "")
+    p = f" p={_p(d['p_value'])}" if d.get("p_value") is not None else ""
+    p += f" (Holm {_p(d['p_holm'])})" if d.get("p_holm") is not None else ""
+    return f"{d['mean']:+.3f} {_ci(d['ci95'])}{p}{mark}"
+
+
+def _table(summary: dict) -> list[str]:
+    """Each variant's mean and delta against the baseline on every metric, and what the marks mean."""
+    metrics, base = summary["metrics"], summary["baseline_variant"]
     head = "| variant | " + " | ".join(f"{m} | Δ{m} vs {_md(base)}" for m in metrics) + " |"
-    lines += [head, "|---|" + "---:|---:|" * len(metrics)]
+    lines = [head, "|---|" + "---:|---:|" * len(metrics)]
     for v, stats in summary["variants"].items():
         cells = []
         for m in metrics:
             s = stats[m]
             cells.append("–" if s["mean"] is None else f"{s['mean']:.3f} {_ci(s['ci95'])}")
             d = summary["deltas"].get(v, {}).get(m)
-            if d:
-                mark = (" **\\***" if d["significant"] else "") + (" ★" if d.get("significant_holm") else "")
-                p = f" p={_p(d['p_value'])}" if d.get("p_value") is not None else ""
-                p += f" (Holm {_p(d['p_holm'])})" if d.get("p_holm") is not None else ""
-                cells.append(f"{d['mean']:+.3f} {_ci(d['ci95'])}{p}{mark}")
-            else:
-                cells.append("baseline" if v == base else "–")
+            cells.append(_delta_cell(d) if d else "baseline" if v == base else "–")
         lines.append(f"| {_md(v)} | " + " | ".join(cells) + " |")
     mc = summary.get("multiple_comparisons") or {}
-    lines += [
+    return lines + [
         "",
         "\\* significant at 5% on its own: McNemar's test with Tango's score interval for 0/1 metrics, the paired "
         "bootstrap interval and p-value for graded ones."
@@ -73,29 +98,32 @@ def render_markdown(summary: dict, manifest: dict) -> str:
             else ""
         ),
     ]
-    lines += _length_controlled(summary)
-    if gate.get("rules"):
-        lines += ["", "| gate rule | result | reason |", "|---|---|---|"]
-        for r in gate["rules"]:
-            lines.append(
-                f"| {_md(r['rule'])} | {'pass' if r['passed'] else '**FAIL**'} | {_md(r['reason'])} |"
-            )
-    lines += _agreement_lines(summary.get("human_agreement"))
-    inert = [v for v, c in summary.get("adapter_checks", {}).items() if c.get("inert")]
-    if inert:
-        lines += ["", f"⚠️ adapters that changed no answer: {_md(', '.join(inert))}"]
+
+
+def _gate_rules(gate: dict) -> list[str]:
+    """One table row per gate rule: passed or failed, and why."""
+    if not gate.get("rules"):
+        return []
+    lines = ["", "| gate rule | result | reason |", "|---|---|---|"]
+    for r in gate["rules"]:
+        lines.append(f"| {_md(r['rule'])} | {'pass' if r['passed'] else '**FAIL**'} | {_md(r['reason'])} |")
+    return lines
+
+
+def _footer(manifest: dict) -> list[str]:
+    """Where the run's base model, adapters and answers came from, and the commit it ran at."""
     cache = manifest.get("cache", {})
-    lines += [
+    git = manifest.get("git") or {}
+    return [
         "",
         (
             f"<sub>base model {_md(cache.get('base_model'))} · adapters trained: "
             f"{_md(', '.join(cache.get('adapters_trained', [])) or 'none')} · generations computed "
             f"{cache.get('generations_computed')}, cached {cache.get('generations_cached')} · git "
-            f"{_md((manifest.get('git') or {}).get('commit') or 'none')[:10]}</sub>"
+            f"{_md(git.get('commit') or 'none')[:10]}</sub>"
         ),
         "",
     ]
-    return "\n".join(lines)
 
 
 def _length_controlled(summary: dict) -> list[str]:

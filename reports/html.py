@@ -16,7 +16,7 @@ from reports.metric_gap import gap_sentence
 _env = Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
 
-def _fmt(x, digits: int = 3) -> str:
+def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
@@ -71,7 +71,8 @@ def _sparkline(points: list[float], width: int = 160, height: int = 36) -> str:
 def matrix(manifest: dict, summary: dict) -> dict | None:
     """Variants laid out as fine-tuning (rows: base, sft, dpo, cpt, adapter folders) against retrieval
     (columns: closed-book, then each retriever and k). None when there is only one row or column."""
-    variants = (manifest.get("config") or {}).get("variants") or []
+    config = manifest.get("config") or {}
+    variants = config.get("variants") or []
     if not variants:
         return None
     cells: dict[tuple[str, str], str] = {}
@@ -95,10 +96,8 @@ def adapters(manifest: dict, summary: dict) -> list[dict]:
     out = []
     checks = summary.get("adapter_checks", {})
     adapters_ = manifest.get("adapters") or {}
-    methods = {
-        (x.get("training") or {}).get("key"): (x.get("training") or {}).get("method")
-        for x in adapters_.values()
-    }
+    records = [a.get("training") or {} for a in adapters_.values()]
+    methods = {r.get("key"): r.get("method") for r in records}  # training key -> method
     for variant, a in adapters_.items():
         record = dict(a.get("training") or {})
         if record.get("init") and not record.get("init_method"):  # a record from before it was written
@@ -173,7 +172,7 @@ def render(*, rows: list[dict], summary: dict, manifest: dict) -> str:
     info = summary.get("metric_info") or {}
     flip = flip_metric(summary["metrics"], info)
 
-    def right(r) -> float | None:
+    def right(r: dict) -> float | None:
         return r["scores"].get(flip, {}).get("value") if flip else None
 
     for q in questions.values():
@@ -232,5 +231,5 @@ def pairwise_counts(rows: list[dict], variants: list[str]) -> dict[str, dict[str
     return {v: out[v] for v in variants if v in out}
 
 
-def write_html(path: Path, **kwargs) -> None:
-    path.write_text(render(**kwargs), encoding="utf-8")
+def write_html(path: Path, *, rows: list[dict], summary: dict, manifest: dict) -> None:
+    path.write_text(render(rows=rows, summary=summary, manifest=manifest), encoding="utf-8")

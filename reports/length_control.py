@@ -80,7 +80,8 @@ def fit_resamples(values: np.ndarray, deltas: np.ndarray, counts: np.ndarray) ->
     x = np.tanh(deltas / np.where(fixed, 1.0, std)[:, None])
     b, w = logit(np.clip(raw, 1e-6, 1 - 1e-6)), np.zeros(len(c))
 
-    def objective(b, w):  # cross-entropy against the soft label v, plus the penalty
+    def objective(b: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Cross-entropy against the soft label v, plus the penalty."""
         z = b[:, None] + w[:, None] * x
         return (c * (np.logaddexp(0, z) - values * z)).sum(1) + w**2 / (2 * PENALTY_C)
 

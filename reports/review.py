@@ -18,9 +18,10 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from core.cache import digest
+from core.cache import digest, write_atomic
 from core.errors import InputError
-from reports.gate import GateError, read_run_files, run_fingerprint
+from reports.blessed import run_fingerprint
+from reports.runfolder import read_run_folder
 
 _env = Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
@@ -39,10 +40,10 @@ def _passage_texts(rows: list[dict]) -> dict[str, str]:
     what was retrieved for it."""
     out: dict[str, str] = {}
     for r in rows:
-        for pid, text in zip(r.get("gold_passage_ids") or [], r.get("gold_passage_text") or []):
+        for pid, text in zip(r.get("gold_passage_ids") or [], r.get("gold_passage_text") or [], strict=False):
             if text is not None:
                 out.setdefault(pid, text)
-        for hit, text in zip(r.get("retrieved") or [], r.get("retrieved_text") or []):
+        for hit, text in zip(r.get("retrieved") or [], r.get("retrieved_text") or [], strict=False):
             out.setdefault(hit["id"], text)
     return out
 
@@ -95,17 +96,20 @@ def render_review(rows: list[dict], manifest: dict) -> str:
 
 
 def write_review(path: Path, rows: list[dict], manifest: dict) -> None:
-    Path(path).write_text(render_review(rows, manifest), encoding="utf-8")
+    """The review page, written whole or not at all (no temporary file left: `core.cache.replacing`)."""
+    write_atomic(Path(path), render_review(rows, manifest))
 
 
 def write_run_review(run_dir: Path, out: Path) -> str:
     """Write the review page of the run folder `run_dir` to `out`; returns what to tell the user. A
-    folder that is no run, or a page that cannot be written, is an `InputError`."""
+    folder that is no run (`reports.runfolder`), or a page that cannot be written, is an `InputError`."""
+    out = Path(out)
+    if out.is_dir():  # checked before the work
+        raise InputError(str(out), f"is a folder: name the page's file (e.g. {out / 'review.html'})")
+    run = read_run_folder(run_dir)
     try:
-        rows, _, manifest = read_run_files(run_dir)
-        write_review(out, rows, manifest)
-    except GateError as e:
-        raise InputError(str(run_dir), str(e).removeprefix(f"{run_dir}: ")) from None
+        write_review(out, run.rows, run.manifest)
     except OSError as e:
-        raise InputError(str(e.filename or out), e.strerror or str(e)) from None
+        raise InputError(str(out), f"cannot write it: {e.strerror or e}") from None
+    rows = run.rows
     return f"wrote {out}: {len({r['question_id'] for r in rows})} questions, {len(rows)} answers to label"

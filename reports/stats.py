@@ -17,7 +17,8 @@ adjustment covers a family of comparisons; `power` says what a gate rule can see
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def clean(values: Sequence[float | None]) -> np.ndarray:
 
 
 def bootstrap_ci(
-    values: Sequence[float], *, samples: int = 2000, seed: int = 0
+    values: Sequence[float] | np.ndarray, *, samples: int = 2000, seed: int = 0
 ) -> tuple[float, float] | None:
     """95% percentile interval of the mean; None for an empty sample."""
     x = np.asarray(values, dtype=float)
@@ -50,11 +51,28 @@ def _resampled_means(x: np.ndarray, samples: int, seed: int) -> np.ndarray:
 
 
 def pair_by_id(
-    a: Mapping[str, float | None], b: Mapping[str, float | None]
-) -> tuple[list[str], list[str], list[str]]:
+    a: Mapping[Any, float | None], b: Mapping[Any, float | None]
+) -> tuple[list[Any], list[Any], list[Any]]:
     """(ids in both, ids only in a, ids only in b), each sorted."""
     both = sorted(set(a) & set(b))
     return both, sorted(set(a) - set(b)), sorted(set(b) - set(a))
+
+
+def _by_id(values: Mapping[str, float | None] | Sequence[float | None]) -> Mapping[Any, float | None]:
+    """Values by question id; a sequence is taken as aligned, position i being question i."""
+    return values if isinstance(values, Mapping) else dict(enumerate(values))
+
+
+def _determined_pairs(
+    a: Mapping[Any, float | None], b: Mapping[Any, float | None], ids: list[Any]
+) -> list[tuple[float, float]]:
+    """(a, b) for each id where both sides have a determined value, in the ids' order."""
+    pairs = []
+    for q in ids:
+        x, y = a[q], b[q]
+        if x is not None and y is not None and determined(x) and determined(y):
+            pairs.append((x, y))
+    return pairs
 
 
 def paired_delta(
@@ -64,17 +82,16 @@ def paired_delta(
     kind: str | None = None,
     samples: int = 2000,
     seed: int = 0,
-) -> dict | None:
+) -> dict[str, Any] | None:
     """Mean of (a - b) over the questions both have a determined value for, with the interval and
     p-value of the metric kind's rule ("binary" or "graded"; None: binary when every value is 0 or 1).
 
     `a` and `b` map question ids to values (sequences are taken as already aligned, position i being
     question i). None when no question pairs up. `undetermined` counts the questions left out because
     either side had no value."""
-    if not isinstance(a, Mapping):
-        a, b = dict(enumerate(a)), dict(enumerate(b))
-    ids, _, _ = pair_by_id(a, b)
-    pairs = [(a[q], b[q]) for q in ids if determined(a[q]) and determined(b[q])]
+    a_by_id, b_by_id = _by_id(a), _by_id(b)
+    ids, _, _ = pair_by_id(a_by_id, b_by_id)
+    pairs = _determined_pairs(a_by_id, b_by_id, ids)
     left_out = {"undetermined": len(ids) - len(pairs)}
     if not pairs:
         return None
@@ -290,15 +307,15 @@ def macro_f1(preds: Sequence[str | None], golds: Sequence[str]) -> float:
     labels = sorted(set(golds) | {p for p in preds if p is not None})
     f1s = []
     for c in labels:
-        tp = sum(1 for p, g in zip(preds, golds) if p == c and g == c)
-        fp = sum(1 for p, g in zip(preds, golds) if p == c and g != c)
-        fn = sum(1 for p, g in zip(preds, golds) if p != c and g == c)
+        tp = sum(1 for p, g in zip(preds, golds, strict=True) if p == c and g == c)
+        fp = sum(1 for p, g in zip(preds, golds, strict=True) if p == c and g != c)
+        fn = sum(1 for p, g in zip(preds, golds, strict=True) if p != c and g == c)
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     return sum(f1s) / len(f1s) if f1s else 0.0
 
 
 def bootstrap_statistic(
-    statistic, n: int, *, samples: int = 2000, seed: int = 0
+    statistic: Callable[[np.ndarray], float], n: int, *, samples: int = 2000, seed: int = 0
 ) -> tuple[float, float] | None:
     """95% percentile interval of `statistic(indices)` over bootstrap resamples of n items."""
     if n == 0:

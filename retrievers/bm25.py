@@ -48,7 +48,7 @@ class BM25Retriever:
 
     def __init__(
         self, passages: Sequence[Passage], *, k1: float = 1.5, b: float = 0.75, backend: str = "rank-bm25"
-    ):
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown BM25 backend {backend!r} (one of {BACKENDS})")
         self.ids = [p.id for p in passages]

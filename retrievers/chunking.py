@@ -44,5 +44,9 @@ def chunks_containing(chunks: Iterable[Passage], doc_id: str, start: int, end: i
     return [
         c.id
         for c in chunks
-        if c.source == doc_id and c.start is not None and c.start <= start and end <= c.end
+        if c.source == doc_id
+        and c.start is not None
+        and c.end is not None
+        and c.start <= start
+        and end <= c.end
     ]

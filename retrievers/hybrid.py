@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from retrievers.types import Hit
+from retrievers.types import Hit, Retriever
 
 
 def rrf(ranked_lists: Sequence[Sequence[Hit]], *, k: int = 60) -> list[Hit]:
@@ -23,7 +23,7 @@ class HybridRetriever:
 
     name = "hybrid"
 
-    def __init__(self, retrievers: Sequence, *, rrf_k: int = 60, depth: int = 100):
+    def __init__(self, retrievers: Sequence[Retriever], *, rrf_k: int = 60, depth: int = 100) -> None:
         self.retrievers, self.rrf_k, self.depth = list(retrievers), rrf_k, depth
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:

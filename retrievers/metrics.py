@@ -68,7 +68,9 @@ def evaluate(
     hits: Sequence[Sequence[Hit]], golds: Sequence[Iterable[str]], ks: Sequence[int] = (1, 3, 5, 10)
 ) -> tuple[list[dict], dict]:
     """(per-question metrics, overall means over questions that have gold passages)."""
-    per_question = [question_metrics([h.passage_id for h in hs], g, ks) for hs, g in zip(hits, golds)]
+    per_question = [
+        question_metrics([h.passage_id for h in hs], g, ks) for hs, g in zip(hits, golds, strict=False)
+    ]
     overall: dict = means(per_question)
     overall["n"] = sum(1 for q in per_question if q["mrr@10"] is not None)
     overall["undetermined"] = len(per_question) - overall["n"]

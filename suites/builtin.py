@@ -16,9 +16,22 @@ so it knows nothing about the domain's facts.
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from suites.builtin_facts import (
+    DESKS,
+    KINDS,
+    PLANS,
+    TOPICS,
+    FactText,
+    policy_fact,
+    product_facts,
+    regulation_fact,
+    support_fact,
+)
 from suites.schema import Passage, PreferencePair, QAPair, Question, Suite, TrainingSets
 
 GENERATOR_VERSION = "builtin-v1"  # bump when the generated text changes: it is part of cache keys
@@ -27,6 +40,9 @@ DOMAIN_ORG = "Halvard Quell Instruments"
 DOMAIN_CODE = "Quell Consumer Code"
 POOL_ORGS = ("Brennet Marrow Labs", "Ostry Vale Works", "Kelda Fenn Systems", "Tarrow Lisk Goods")
 POOL_CODES = ("Marrow Trade Rules", "Vale Safety Charter", "Fenn Service Act", "Lisk Market Code")
+# The base model's reading pool is always generated with these: no suite setting enters its key, and
+# every built-in domain avoids its names instead (`pool_names`).
+POOL_SEED, POOL_DOMAIN_SCALE = 7, 40
 
 _ONSETS = [
     "b",
@@ -87,72 +103,6 @@ _FIRST = [
     "Tobin",
     "Sela",
 ]
-_KINDS = (
-    "bench meter",
-    "signal probe",
-    "field scanner",
-    "thermal logger",
-    "pressure gauge",
-    "flow sensor",
-    "spectrum reader",
-    "voltage tester",
-)
-_PLAN_WORDS = [
-    "Amber",
-    "Birch",
-    "Cedar",
-    "Delta",
-    "Ember",
-    "Fjord",
-    "Granite",
-    "Harbor",
-    "Indigo",
-    "Juniper",
-    "Kestrel",
-    "Lumen",
-]
-_PLAN_TIERS = ["Basic", "Plus", "Prime", "Select"]
-_DEPTS = (
-    "billing",
-    "repairs",
-    "returns",
-    "calibration",
-    "shipping",
-    "licensing",
-    "warranty claims",
-    "firmware",
-    "training",
-    "recalls",
-    "trade accounts",
-    "spare parts",
-)
-_DEPT_SITES = ("north", "south", "east", "west", "central")
-_TOPIC_ADJ = (
-    "battery",
-    "customer data",
-    "export",
-    "packaging",
-    "refund",
-    "recall",
-    "price",
-    "safety",
-    "calibration",
-    "repair",
-    "waste",
-    "labelling",
-)
-_TOPIC_NOUN = (
-    "disposal",
-    "retention",
-    "notices",
-    "records",
-    "audits",
-    "disputes",
-    "limits",
-    "reporting",
-    "complaints",
-    "inspections",
-)
 
 
 @dataclass(frozen=True)
@@ -168,7 +118,7 @@ class Fact:
 class _Names:
     """Unique made-up names from syllables; `taken` is shared so two generators never collide."""
 
-    def __init__(self, rng: random.Random, taken: set[str]):
+    def __init__(self, rng: random.Random, taken: set[str]) -> None:
         self.rng, self.taken = rng, taken
 
     def _word(self, syllables: int) -> str:
@@ -176,7 +126,7 @@ class _Names:
         parts = [r.choice(_ONSETS) + r.choice(_VOWELS) for _ in range(syllables)]
         return ("".join(parts) + r.choice(_CODAS)).capitalize()
 
-    def unique(self, make) -> str:
+    def unique(self, make: Callable[[], str]) -> str:
         for _ in range(10_000):
             name = make()
             if name not in self.taken:
@@ -209,108 +159,33 @@ def _facts(
 
     `rng`/`names` choose the structure (products, plans, desks, topics); `values` (default: the same
     stream) chooses the answers (prices, months, days, cities, people, sections). Drawing values from
-    another stream gives the same questions with new answers.
+    another stream gives the same questions with new answers. The draws' order is the facts' (a seed
+    gives the same facts): what each says is in `suites.builtin_facts`.
     """
-    facts: list[Fact] = []
     values = values or names
-    vr = values.rng
-
-    def add(category, passage, wordings, answers, wrong):
-        facts.append(Fact(f"{prefix}-{len(facts):04d}", category, passage, wordings, answers, wrong))
-
+    texts: list[FactText] = []
     for _ in range(scale):
-        p, kind = names.product(), rng.choice(_KINDS)
-        price, wrong_price = vr.sample(range(19, 2999), 2)
-        add(
-            "pricing",
-            f"The {p} is a {kind} sold by {org}. Its list price is {price} dollars.",
-            (
-                f"How much does the {p} cost?",
-                f"What is the price of the {p}?",
-                f"What does {org} charge for the {p}?",
-            ),
-            (f"{price} dollars", f"${price}"),
-            f"{wrong_price} dollars",
-        )
-        months, wrong_months = vr.sample(range(3, 61), 2)
-        add(
-            "warranty",
-            f"{org} covers the {p} with a warranty of {months} months from the day of purchase.",
-            (
-                f"How long is the warranty on the {p}?",
-                f"For how many months is the {p} under warranty?",
-                f"What warranty period does the {p} come with?",
-            ),
-            (f"{months} months",),
-            f"{wrong_months} months",
-        )
-        city, wrong_city = values.city(), values.city()
-        add(
-            "manufacturing",
-            f"The {p} is assembled at the {org} plant in {city}.",
-            (
-                f"Where is the {p} made?",
-                f"In which city is the {p} assembled?",
-                f"Which city builds the {p}?",
-            ),
-            (city,),
-            wrong_city,
-        )
-    plans = [f"{w} {t}" for w in _PLAN_WORDS for t in _PLAN_TIERS]
-    for plan in rng.sample(plans, scale // 2):
-        days, wrong_days = vr.sample(range(7, 91), 2)
-        add(
-            "policy",
-            f"Members on the {plan} plan of {org} may return a purchase within {days} days for a full refund.",
-            (
-                f"How many days do {plan} members have to return a purchase?",
-                f"What is the return window on the {plan} plan?",
-                f"Within how many days can a {plan} member get a refund?",
-            ),
-            (f"{days} days",),
-            f"{wrong_days} days",
-        )
-    desks = [f"{site} {d}" for d in _DEPTS for site in _DEPT_SITES]
-    for desk in rng.sample(desks, scale // 2):
-        person, wrong_person = values.person(), values.person()
-        add(
-            "support",
-            f"The {desk} desk at {org} is run by {person}, who handles every escalation.",
-            (
-                f"Who runs the {desk} desk?",
-                f"Who is in charge of the {desk} desk?",
-                f"Which person leads the {desk} desk?",
-            ),
-            (person,),
-            wrong_person,
-        )
-    topics = [f"{a} {n}" for a in _TOPIC_ADJ for n in _TOPIC_NOUN]
-    sections = [f"{a}.{b}" for a in range(1, 13) for b in range(1, 21)]
-    for topic in rng.sample(topics, scale * 6 // 5):
-        sec, wrong_sec = vr.sample(sections, 2)
-        add(
-            "regulation",
-            f"Section {sec} of the {code} sets the rules for {topic}.",
-            (
-                f"Which section of the {code} covers {topic}?",
-                f"Where in the {code} are the rules for {topic}?",
-                f"What section of the {code} deals with {topic}?",
-            ),
-            (f"Section {sec}", sec),
-            f"Section {wrong_sec}",
-        )
-    return facts
+        texts += product_facts(names.product(), rng.choice(KINDS), org, values)
+    for plan in rng.sample(PLANS, scale // 2):
+        texts.append(policy_fact(plan, org, values.rng))
+    for desk in rng.sample(DESKS, scale // 2):
+        texts.append(support_fact(desk, org, values))
+    for topic in rng.sample(TOPICS, scale * 6 // 5):
+        texts.append(regulation_fact(topic, code, values.rng))
+    return [Fact(f"{prefix}-{i:04d}", *text) for i, text in enumerate(texts)]
 
 
-def _domain_facts(seed: int, scale: int) -> tuple[list[Fact], set[str]]:
+def _domain_facts(seed: int, scale: int, avoid: frozenset[str] = frozenset()) -> tuple[list[Fact], set[str]]:
+    """The domain's facts and the names they use, never one of `avoid`'s."""
     rng = random.Random(seed)
-    taken: set[str] = set()
-    return _facts(rng, _Names(rng, taken), DOMAIN_ORG, DOMAIN_CODE, "hq", scale), taken
+    taken: set[str] = set(avoid)
+    facts = _facts(rng, _Names(rng, taken), DOMAIN_ORG, DOMAIN_CODE, "hq", scale)
+    return facts, taken - avoid
 
 
 def builtin_suite(seed: int = 7, *, scale: int = 40, corpus_only_fraction: float = 0.3) -> Suite:
     """The built-in domain suite. `scale` 40 gives 240 facts, passages and test questions."""
-    facts, _ = _domain_facts(seed, scale)
+    facts, _ = _domain_facts(seed, scale, avoid=pool_names())
     rng = random.Random(seed + 1)
     # Split by fact, stratified by category, so every category has both slices.
     corpus_only: set[str] = set()
@@ -361,7 +236,7 @@ def _pool_orgs(names: _Names, structure: int) -> list[tuple[str, str]]:
     """The pool's organisations and their codes: the four fixed ones, or (`structure` > 0) four
     made-up ones, never the domain's."""
     if structure == 0:
-        return list(zip(POOL_ORGS, POOL_CODES))
+        return list(zip(POOL_ORGS, POOL_CODES, strict=True))
     out = []
     for _ in POOL_ORGS:
         org = names.unique(lambda: f"{names._word(1)} {names._word(1)} {names.rng.choice(_ORG_SUFFIXES)}")
@@ -373,7 +248,12 @@ def _pool_orgs(names: _Names, structure: int) -> list[tuple[str, str]]:
 
 
 def reading_pool(
-    seed: int = 7, *, scale: int = 40, domain_scale: int = 40, draw: int = 0, structure: int = 0
+    seed: int = POOL_SEED,
+    *,
+    scale: int = 40,
+    domain_scale: int = POOL_DOMAIN_SCALE,
+    draw: int = 0,
+    structure: int = 0,
 ) -> list[Fact]:
     """Facts about other organisations, with names disjoint from the domain's (generated at
     `domain_scale`): the base model's reading-comprehension curriculum.
@@ -383,11 +263,24 @@ def reading_pool(
     `structure` above 0 draws new organisations, codes, products, plans, desks and topics as well, so
     a model trained on many can read about names it has never seen (the domain's, for one).
     """
-    _, taken = _domain_facts(seed, domain_scale)
+    return _pool(seed, scale, domain_scale, draw, structure)[0]
+
+
+def _pool(seed: int, scale: int, domain_scale: int, draw: int, structure: int) -> tuple[list[Fact], set[str]]:
+    """The pool's facts and the names its structure drew (not the domain's, not its answers')."""
+    _, domain = _domain_facts(seed, domain_scale)
+    taken = set(domain)
     rng = random.Random(seed + 1000) if structure == 0 else random.Random(f"{seed}-structure-{structure}")
     names = _Names(rng, taken)
     values = _Names(random.Random(f"{seed}-values-{draw}"), set(taken))
     facts: list[Fact] = []
     for i, (org, code) in enumerate(_pool_orgs(names, structure)):
         facts += _facts(rng, names, org, code, f"pool{i}", scale, values)
-    return facts
+    return facts, taken - domain
+
+
+@functools.cache
+def pool_names() -> frozenset[str]:
+    """The names of the built-in base model's reading pool (`POOL_SEED`, the default scales): every
+    built-in domain, whatever its seed and scale, avoids them, so the one shipped base serves all."""
+    return frozenset(_pool(POOL_SEED, 40, POOL_DOMAIN_SCALE, 0, 0)[1])

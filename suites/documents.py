@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import InputError
+from core.errors import InputError, lone_surrogate
 from retrievers.chunking import chunk_documents
 from suites.schema import Passage
 
@@ -36,6 +36,9 @@ def read_documents(
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
     for path in files:
         name = path.relative_to(folder).as_posix()
+        if lone_surrogate(name) is not None:  # bytes that are no UTF-8 in the name: no id can hold it
+            skipped[name.encode("utf-8", "backslashreplace").decode()] = "its name is not UTF-8"
+            continue
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:

@@ -29,7 +29,7 @@ def find_leaks(
     train += [(p.question, p.chosen, "dpo") for p in training.preferences]
     train += [(p.question, p.answer, "feedback") for p in training.feedback]
     norm = [(normalize_answer(q), q, a, where) for q, a, where in train]
-    by_text = {}
+    by_text: dict[str, tuple[str, str, str]] = {}
     for n, q, a, where in norm:
         by_text.setdefault(n, (q, a, where))
     shingled = [(_shingles(n), q, a, where) for n, q, a, where in norm]
@@ -48,7 +48,7 @@ def find_leaks(
             }
             continue
         mine = _shingles(n)
-        best = (0.0, None)
+        best: tuple[float, tuple[str, str, str] | None] = (0.0, None)
         for theirs, q, a, where in shingled:
             sim = len(mine & theirs) / len(mine | theirs)
             if sim > best[0]:

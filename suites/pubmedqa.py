@@ -10,26 +10,16 @@ macro-F1 over the three labels.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 from core.errors import InputError
 from retrievers.chunking import chunk_document
+from suites.jsonl import read_json
 from suites.schema import Passage, PreferencePair, QAPair, Question, Suite, TrainingSets
 
 LABELS = ("yes", "no", "maybe")
 _WRONG = {"yes": "no", "no": "yes", "maybe": "yes"}
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise InputError(str(path), "file not found") from None
-    except UnicodeDecodeError as e:
-        raise InputError(str(path), f"not UTF-8 text (byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise InputError(str(path), f"not valid JSON: {e.msg}", line=e.lineno) from None
 
 
 def load_pubmedqa(
@@ -40,7 +30,27 @@ def load_pubmedqa(
     chunking: tuple[int, int] | None = None,
 ) -> Suite:
     path = Path(path)
-    data = _read_json(path)
+    records = _records(read_json(path), path)
+    test = _test_ids(Path(test_ids), records, path) if test_ids is not None else list(records)
+    test = test[:limit] if limit else test
+    passages, by_pmid = _passages(records, chunking)
+    questions = tuple(
+        Question(
+            f"q-{pmid}",
+            records[pmid]["QUESTION"].strip(),
+            (records[pmid]["final_decision"],),
+            tuple(by_pmid[pmid]),
+            category=records[pmid]["final_decision"],
+        )
+        for pmid in test
+    )
+    test_set = set(test)
+    train = [pmid for pmid in records if pmid not in test_set] if test_ids is not None else []
+    return Suite(f"pubmedqa-{path.stem}", tuple(passages), questions, _training(records, train))
+
+
+def _records(data: Any, path: Path) -> dict[str, dict]:
+    """PubMed id -> record, each with its question, contexts and a decision among `LABELS`."""
     if not isinstance(data, dict):
         raise InputError(str(path), "expected an object of PubMed id -> record", field="(top level)")
     records = {}
@@ -56,19 +66,28 @@ def load_pubmedqa(
             )
         if not r["QUESTION"].strip():
             raise InputError(str(path), "empty question", field=f"{pmid}.QUESTION")
+        for i, context in enumerate(r["CONTEXTS"]):
+            if not isinstance(context, str):
+                raise InputError(str(path), "expected str", field=f"{pmid}.CONTEXTS.{i}")
         records[str(pmid)] = r
-    if test_ids is not None:
-        truth = _read_json(Path(test_ids))
-        if not isinstance(truth, dict):
-            raise InputError(str(test_ids), "expected an object of PubMed id -> label", field="(top level)")
-        unknown = [i for i in truth if i not in records]
-        if unknown:
-            raise InputError(str(test_ids), f"id {unknown[0]!r} is not in {path.name}", field=unknown[0])
-        test = list(truth)
-    else:
-        test = list(records)
-    test = test[:limit] if limit else test
-    test_set = set(test)
+    return records
+
+
+def _test_ids(test_ids: Path, records: dict[str, dict], path: Path) -> list[str]:
+    """The tested ids, in the order of the ground-truth file, every one a record."""
+    truth = read_json(test_ids)
+    if not isinstance(truth, dict):
+        raise InputError(str(test_ids), "expected an object of PubMed id -> label", field="(top level)")
+    unknown = [i for i in truth if i not in records]
+    if unknown:
+        raise InputError(str(test_ids), f"id {unknown[0]!r} is not in {path.name}", field=unknown[0])
+    return list(truth)
+
+
+def _passages(
+    records: dict[str, dict], chunking: tuple[int, int] | None
+) -> tuple[list[Passage], dict[str, list[str]]]:
+    """Every abstract as one passage, or chunked; and each record's passage ids."""
     passages: list[Passage] = []
     by_pmid: dict[str, list[str]] = {}
     for pmid, r in records.items():
@@ -80,18 +99,13 @@ def load_pubmedqa(
         )
         passages += chunks
         by_pmid[pmid] = [c.id for c in chunks]
-    questions = tuple(
-        Question(
-            f"q-{pmid}",
-            records[pmid]["QUESTION"].strip(),
-            (records[pmid]["final_decision"],),
-            tuple(by_pmid[pmid]),
-            category=records[pmid]["final_decision"],
-        )
-        for pmid in test
-    )
-    train = [pmid for pmid in records if pmid not in test_set] if test_ids is not None else []
-    training = TrainingSets(
+    return passages, by_pmid
+
+
+def _training(records: dict[str, dict], train: list[str]) -> TrainingSets:
+    """SFT pairs (question, decision), preference pairs (against a wrong decision), the abstracts and
+    (question, abstract) retrieval pairs of the training records."""
+    return TrainingSets(
         sft=tuple(
             QAPair(records[p]["QUESTION"].strip(), records[p]["final_decision"], fact_id=p) for p in train
         ),
@@ -107,4 +121,3 @@ def load_pubmedqa(
         documents=tuple(" ".join(records[p]["CONTEXTS"]) for p in train),
         retrieval=tuple((records[p]["QUESTION"].strip(), " ".join(records[p]["CONTEXTS"])) for p in train),
     )
-    return Suite(f"pubmedqa-{path.stem}", tuple(passages), questions, training)

@@ -6,6 +6,7 @@ artifacts and result rows built from it can be keyed by exactly what they depend
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from core.cache import digest
@@ -105,6 +106,6 @@ class Suite:
         return {p.id: p for p in self.passages}
 
 
-def corpus_digest(passages) -> str:
+def corpus_digest(passages: Iterable[Passage]) -> str:
     """A hash of passages' ids and texts, in order."""
     return digest([(p.id, p.text) for p in passages], 32)

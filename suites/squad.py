@@ -9,15 +9,16 @@ documents for continued pre-training), so nothing a test question asks about is 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from core.errors import InputError
 from retrievers.chunking import chunk_documents, chunks_containing
-from suites.schema import QAPair, Question, Suite, TrainingSets
+from suites.jsonl import read_json
+from suites.schema import Passage, QAPair, Question, Suite, TrainingSets
 
 
-def _field(obj, key, kind, where: str, name: str):
+def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str, name: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
         raise InputError(name, f"missing field {key!r}", field=where)
     value = obj[key]
@@ -26,6 +27,15 @@ def _field(obj, key, kind, where: str, name: str):
             name, f"expected {kind.__name__ if isinstance(kind, type) else 'a value'}", field=f"{where}.{key}"
         )
     return value
+
+
+class _Asked(NamedTuple):
+    """An answerable question as the file gives it."""
+
+    doc_id: str
+    qid: str
+    text: str
+    spans: list[tuple[str, int]]  # each answer's text and where it starts in its document
 
 
 def _locate(context: str, text: str, start: int) -> int | None:
@@ -50,21 +60,49 @@ def load_squad(
     answer_prefix_chars: int = 60,
 ) -> Suite:
     path = Path(path)
-    name = str(path)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise InputError(name, "file not found") from None
-    except UnicodeDecodeError as e:
-        raise InputError(name, f"not UTF-8 text (byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise InputError(name, f"not valid JSON: {e.msg}", line=e.lineno) from None
-    entries = _field(data, "data", list, "(top level)", name)
+    docs, asked = _read(read_json(path), str(path))
+    chunks = chunk_documents(docs, words=words, overlap=overlap)
+    by_doc: dict[str, list[Passage]] = {}
+    for c in chunks:
+        by_doc.setdefault(c.source, []).append(c)
+
+    def gold(q: _Asked, a_text: str, start: int) -> list[str]:
+        """The chunks holding the first `answer_prefix_chars` characters of an answer."""
+        end = start + min(len(a_text), answer_prefix_chars)
+        return chunks_containing(by_doc[q.doc_id], q.doc_id, start, end)
+
+    test = asked[:limit] if limit else asked
+    test_docs = {q.doc_id for q in test}
+    questions = []
+    for q in test:
+        ids = list(dict.fromkeys(cid for a_text, start in q.spans for cid in gold(q, a_text, start)))
+        answers = tuple(dict.fromkeys(a for a, _ in q.spans))
+        questions.append(Question(f"q-{q.qid}", q.text, answers, tuple(ids)))
+    passage_text = {c.id: c.text for c in chunks}
+    retrieval, sft = [], []
+    for q in asked:
+        if q.doc_id in test_docs:
+            continue
+        a_text, start = q.spans[0]
+        ids = gold(q, a_text, start)
+        if ids:
+            retrieval.append((q.text, passage_text[ids[0]]))
+        sft.append(QAPair(q.text, a_text, fact_id=q.qid, passage_ids=tuple(ids)))  # RAFT reads passage_ids
+    training = TrainingSets(
+        sft=tuple(sft),
+        documents=tuple(ctx for d, ctx in docs if d not in test_docs),
+        retrieval=tuple(retrieval),
+    )
+    return Suite(f"squad-{path.stem}", tuple(chunks), tuple(questions), training)
+
+
+def _read(data: Any, name: str) -> tuple[list[tuple[str, str]], list[_Asked]]:
+    """The documents (id, text) and the answerable questions of a SQuAD-format file, checked."""
     docs: list[tuple[str, str]] = []
-    raw_questions = []  # (doc_id, qid, question, [(text, start)])
+    asked: list[_Asked] = []
     seen_docs: set[str] = set()
     seen_q: set[str] = set()
-    for i, entry in enumerate(entries):
+    for i, entry in enumerate(_field(data, "data", list, "(top level)", name)):
         for j, para in enumerate(_field(entry, "paragraphs", list, f"data.{i}", name)):
             where = f"data.{i}.paragraphs.{j}"
             context = _field(para, "context", str, where, name)
@@ -74,56 +112,29 @@ def load_squad(
             seen_docs.add(doc_id)
             docs.append((doc_id, context))
             for k, qa in enumerate(_field(para, "qas", list, where, name)):
-                qwhere = f"{where}.qas.{k}"
-                text = _field(qa, "question", str, qwhere, name).strip()
-                qid = str(_field(qa, "id", (str, int), qwhere, name))
-                if not text:
-                    raise InputError(name, "empty question", field=f"{qwhere}.question")
-                if qid in seen_q:
-                    raise InputError(name, f"duplicate question id {qid!r}", field=f"{qwhere}.id")
-                seen_q.add(qid)
-                if qa.get("is_impossible"):
-                    continue
-                spans = []
-                for a_i, a in enumerate(_field(qa, "answers", list, qwhere, name)):
-                    awhere = f"{qwhere}.answers.{a_i}"
-                    a_text = _field(a, "text", str, awhere, name)
-                    start = _field(a, "answer_start", int, awhere, name)
-                    located = _locate(context, a_text.strip(), start)
-                    if located is None:
-                        raise InputError(name, "answer text does not occur in the context", field=awhere)
-                    spans.append((a_text.strip(), located))
-                if spans:
-                    raw_questions.append((doc_id, qid, text, spans))
-    chunks = chunk_documents(docs, words=words, overlap=overlap)
-    by_doc: dict[str, list] = {}
-    for c in chunks:
-        by_doc.setdefault(c.source, []).append(c)
-    test = raw_questions[:limit] if limit else raw_questions
-    test_docs = {d for d, *_ in test}
-    questions = []
-    for doc_id, qid, text, spans in test:
-        gold: list[str] = []
-        for a_text, start in spans:
-            for cid in chunks_containing(
-                by_doc[doc_id], doc_id, start, start + min(len(a_text), answer_prefix_chars)
-            ):
-                if cid not in gold:
-                    gold.append(cid)
-        answers = tuple(dict.fromkeys(a for a, _ in spans))
-        questions.append(Question(f"q-{qid}", text, answers, tuple(gold)))
-    train = [q for q in raw_questions if q[0] not in test_docs]
-    passage_text = {c.id: c.text for c in chunks}
-    retrieval, sft = [], []
-    for doc_id, qid, text, spans in train:
-        a_text, start = spans[0]
-        ids = chunks_containing(by_doc[doc_id], doc_id, start, start + min(len(a_text), answer_prefix_chars))
-        if ids:
-            retrieval.append((text, passage_text[ids[0]]))
-        sft.append(QAPair(text, a_text, fact_id=qid, passage_ids=tuple(ids)))  # RAFT reads passage_ids
-    training = TrainingSets(
-        sft=tuple(sft),
-        documents=tuple(ctx for d, ctx in docs if d not in test_docs),
-        retrieval=tuple(retrieval),
-    )
-    return Suite(f"squad-{path.stem}", tuple(chunks), tuple(questions), training)
+                if (q := _question(qa, doc_id, context, f"{where}.qas.{k}", name, seen_q)) is not None:
+                    asked.append(q)
+    return docs, asked
+
+
+def _question(qa: Any, doc_id: str, context: str, where: str, name: str, seen: set[str]) -> _Asked | None:
+    """One question, checked; None when it is unanswerable (or has no answer)."""
+    text = _field(qa, "question", str, where, name).strip()
+    qid = str(_field(qa, "id", (str, int), where, name))
+    if not text:
+        raise InputError(name, "empty question", field=f"{where}.question")
+    if qid in seen:
+        raise InputError(name, f"duplicate question id {qid!r}", field=f"{where}.id")
+    seen.add(qid)
+    if qa.get("is_impossible"):
+        return None
+    spans = []
+    for a_i, a in enumerate(_field(qa, "answers", list, where, name)):
+        awhere = f"{where}.answers.{a_i}"
+        a_text = _field(a, "text", str, awhere, name)
+        start = _field(a, "answer_start", int, awhere, name)
+        located = _locate(context, a_text.strip(), start)
+        if located is None:
+            raise InputError(name, "answer text does not occur in the context", field=awhere)
+        spans.append((a_text.strip(), located))
+    return _Asked(doc_id, qid, text, spans) if spans else None

@@ -161,17 +161,7 @@ def check_candidates(
     return the outcome. `read` answers (question, passage) pairs, in order: the round trip's reader,
     asked once for all candidates that passed the cheaper checks."""
     for c in candidates:
-        parsed = parse_reply(c.reply)
-        if parsed is None:
-            c.reason = "unparseable"
-            continue
-        c.question, c.answer, c.type = parsed["question"], parsed["answer"], parsed["type"]
-        if c.type not in types:
-            c.reason, c.detail = "type_not_asked", c.type
-        elif not supported(c.answer, c.passage.text):
-            c.reason = "unsupported"
-        elif missing := ungrounded(c.question, c.passage.text):
-            c.reason, c.detail = "ungrounded", ", ".join(missing)
+        _check_alone(c, types)
     alive = [c for c in candidates if c.reason is None]
     leaks = find_leaks(
         tuple(Question(str(i), c.question, (c.answer,)) for i, c in enumerate(alive)),
@@ -185,23 +175,46 @@ def check_candidates(
                 f"{leak['kind']} ({leak['similarity']}) of {leak['where']}: {leak['training_question']}"
             )
     alive = [c for c in alive if c.reason is None]
-    for c, said in zip(alive, read([(c.question, c.passage) for c in alive]) if alive else []):
+    # `read` answers each pair once, in order
+    for c, said in zip(alive, read([(c.question, c.passage) for c in alive]) if alive else [], strict=False):
         ok, c.round_trip_f1 = round_trip(said, c.answer, round_trip_f1)
         c.reader_answer = said
         if not ok:
             c.reason = "round_trip"
-    kept: list[Candidate] = []
-    for c in (c for c in alive if c.reason is None):
-        prior = TrainingSets(sft=tuple(QAPair(k.question, k.answer) for k in kept))
-        twin = find_leaks((Question("c", c.question, (c.answer,)),), prior, threshold=duplicate_threshold)
-        if twin:
-            c.reason, c.detail = "duplicate", twin["c"]["training_question"]
-        else:
-            kept.append(c)
+    kept = _distinct([c for c in alive if c.reason is None], duplicate_threshold)
     over = _over_cap(kept, max_type_share, seed)
     for c in over:
         c.reason = "type_cap"
     return Outcome(candidates, [c for c in kept if c.reason is None])
+
+
+def _check_alone(c: Candidate, types: Sequence[str]) -> None:
+    """The checks a candidate passes or fails on its own: its reply parses, its type was asked for,
+    its answer is in the passage and the names its question uses are too."""
+    parsed = parse_reply(c.reply)
+    if parsed is None:
+        c.reason = "unparseable"
+        return
+    c.question, c.answer, c.type = parsed["question"], parsed["answer"], parsed["type"]
+    if c.type not in types:
+        c.reason, c.detail = "type_not_asked", c.type
+    elif not supported(c.answer, c.passage.text):
+        c.reason = "unsupported"
+    elif missing := ungrounded(c.question, c.passage.text):
+        c.reason, c.detail = "ungrounded", ", ".join(missing)
+
+
+def _distinct(candidates: list[Candidate], threshold: float) -> list[Candidate]:
+    """The candidates kept in order, each one a near-duplicate of none kept before it (dropped)."""
+    kept: list[Candidate] = []
+    for c in candidates:
+        prior = TrainingSets(sft=tuple(QAPair(k.question, k.answer) for k in kept))
+        twin = find_leaks((Question("c", c.question, (c.answer,)),), prior, threshold=threshold)
+        if twin:
+            c.reason, c.detail = "duplicate", twin["c"]["training_question"]
+        else:
+            kept.append(c)
+    return kept
 
 
 def _over_cap(kept: list[Candidate], share: float, seed: int) -> list[Candidate]:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 _MARKER = re.compile(r"\[(good|malformed|nochoices|slow|429|500|400|nousage)(?:x(\d+))?\]")
 
@@ -130,6 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"error": error})
         answer = chat.answer(prompt)
         n_in, n_out = len(prompt.split()), len(answer.split())
+        choice: dict[str, Any]
         if chat_api:
             obj, choice = "chat.completion", {"message": {"role": "assistant", "content": answer}}
         else:

@@ -4,32 +4,23 @@ base (multi-adapter), and they change the answers."""
 import json
 
 from harness.artifacts import adapter_job
-from harness.engines import Decoding, HFEngine, Request
+from harness.engines import HFEngine
 from harness.training import TRAINING_RECORD, ensure_adapter
 from judges import exact_match
-
-FAST = {"epochs": 30.0, "learning_rate": 1e-2, "batch_size": 8}
+from tests.conftest import FAST_TRAINING, complete
 
 
 def _job(micro_base, method, **hyper):
     config, suite, base = micro_base
     job = adapter_job(config, suite, base, method)
-    job.hyper = job.hyper | FAST | hyper
+    job.hyper = job.hyper | FAST_TRAINING | hyper
     if job.init is not None:
-        job.init.hyper = job.init.hyper | FAST
+        job.init.hyper = job.init.hyper | FAST_TRAINING
     return job
 
 
-def complete(engine, prompts, adapter=None, max_new_tokens=8) -> list[str]:
-    """The engine's answers to raw prompts, greedy and cut at the first newline, as variants answer."""
-    decoding = Decoding(max_new_tokens=max_new_tokens)
-    return [
-        c.text for c in engine.generate([Request(p, adapter=adapter, decoding=decoding) for p in prompts])
-    ]
-
-
 def _em(answers, golds):
-    return sum(exact_match(a, g).value for a, g in zip(answers, golds)) / len(golds)
+    return sum(exact_match(a, g).value for a, g in zip(answers, golds, strict=True)) / len(golds)
 
 
 def test_sft_and_dpo_adapters_train_reload_and_change_the_answers(micro_base):

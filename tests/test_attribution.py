@@ -4,14 +4,16 @@ in summary.json (and the report: tests/test_bench.py)."""
 
 from harness.config import load_config
 from reports.attribution import knowledge_attribution
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, RAG, micro, write_config
 
-CONFIG = MICRO_CONFIG.replace(
-    "  - name: rag\n    retriever: bm25\n    k: 2\n",
-    "  - name: rag\n    retriever: bm25\n    k: 2\n"
-    "  - {name: sft, adapter: sft}\n"
-    "  - {name: sft+rag, adapter: sft, retriever: bm25, k: 1}\n"
-    "  - {name: dpo+rag, adapter: dpo, retriever: bm25, k: 1}\n",  # no closed-book dpo: no twin
+CONFIG = micro(
+    variants=[
+        BASE,
+        RAG,
+        {"name": "sft", "adapter": "sft"},
+        {"name": "sft+rag", "adapter": "sft", "retriever": "bm25", "k": 1},
+        {"name": "dpo+rag", "adapter": "dpo", "retriever": "bm25", "k": 1},  # no closed-book dpo: no twin
+    ]
 )
 
 
@@ -29,9 +31,7 @@ def _rows(variant: str, right: dict[str, int], seed=None) -> list[dict]:
 
 
 def test_right_answers_split_by_memory_and_context_and_wrong_ones_by_misled(tmp_path):
-    path = tmp_path / "bench.yaml"
-    path.write_text(CONFIG)
-    config = load_config(path)
+    config = load_config(write_config(tmp_path, CONFIG))
     rows = (
         _rows("base", {"t1": 0, "t2": 0, "c1": 0, "c2": 0})
         + _rows("rag", {"t1": 1, "t2": 0, "c1": 1, "c2": 1})
@@ -73,7 +73,5 @@ def test_right_answers_split_by_memory_and_context_and_wrong_ones_by_misled(tmp_
 
 
 def test_no_exact_metric_no_attribution(tmp_path):
-    path = tmp_path / "bench.yaml"
-    path.write_text(CONFIG.replace("metrics: [em, f1]", "metrics: [f1]"))
-    config = load_config(path)
+    config = load_config(write_config(tmp_path, CONFIG, metrics=["f1"]))
     assert knowledge_attribution(_rows("rag", {"t1": 1}) + _rows("base", {"t1": 0}), config) == {}

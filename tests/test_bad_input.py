@@ -5,10 +5,8 @@ run written. (Config typos are also covered line by line in test_config_errors.p
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from harness.cli import app
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, DROP, RAG, assert_input_error, cli_bench
 
 LONG = "x" * (1 << 20)
 EXTRA_SFT = {  # training.extra_sft: a JSONL file of {"question", "answer"}
@@ -60,99 +58,67 @@ SQUAD = {
         "duplicate document_id",
     ),
 }
-CONFIG = {  # (replace, with) on the micro config
+CONFIG = {  # overrides of the micro config
     "unknown retriever kind": (
-        ("bm25: {kind: bm25}", "bm25: {kind: bm52}"),
+        {"retrievers": {"bm25": {"kind": "bm52"}}},
         "retrievers.bm25",
         "'bm25', 'dense', 'hybrid'",
     ),
     "hybrid of an unknown retriever": (
-        ("bm25: {kind: bm25}", "bm25: {kind: bm25}\n  mix: {kind: hybrid, of: [bm25, dnese]}"),
+        {"retrievers": {"mix": {"kind": "hybrid", "of": ["bm25", "dnese"]}}},
         "retrievers.mix.of.1",
         "'dnese' is not a bm25 or dense retriever",
     ),
     "bad chunking": (
-        (
-            "  builtin: {seed: 3, scale: 4}",
-            "  builtin: {seed: 3, scale: 4}\n  chunking: {words: 5, overlap: 5}",
-        ),
+        {"suite": {"chunking": {"words": 5, "overlap": 5}}},
         "suite.chunking",
         "overlap must be smaller",
     ),
-    "two suite sources": (
-        ("  builtin: {seed: 3, scale: 4}", "  builtin: {seed: 3, scale: 4}\n  squad: {path: x.json}"),
-        "suite",
-        "exactly one suite source",
-    ),
+    "two suite sources": ({"suite": {"squad": {"path": "x.json"}}}, "suite", "exactly one suite source"),
     "missing suite file": (
-        ("  builtin: {seed: 3, scale: 4}", "  squad: {path: nowhere.json}"),
+        {"suite": {"builtin": DROP, "squad": {"path": "nowhere.json"}}},
         "nowhere.json",
         "file not found",
     ),
     "gate on an unknown variant": (
-        (
-            "bootstrap_samples: 200",
-            "bootstrap_samples: 200\ngate: {rules: [{variant: rga, metric: em, margin: 0.1}]}",
-        ),
+        {"gate": {"rules": [{"variant": "rga", "metric": "em", "margin": 0.1}]}},
         "gate.rules.0.variant",
         "unknown variant",
     ),
     "gate rule with no check": (
-        ("bootstrap_samples: 200", "bootstrap_samples: 200\ngate: {rules: [{variant: rag, metric: em}]}"),
+        {"gate": {"rules": [{"variant": "rag", "metric": "em"}]}},
         "gate.rules.0",
         "give 'margin', 'floor' or both",
     ),
     "gate on macro_f1": (
-        (
-            "bootstrap_samples: 200",
-            "bootstrap_samples: 200\ngate: {rules: [{variant: rag, metric: macro_f1, margin: 0.1}]}",
-        ),
+        {"gate": {"rules": [{"variant": "rag", "metric": "macro_f1", "margin": 0.1}]}},
         "gate.rules.0.metric",
         "corpus-level score",
     ),
 }
-
-
-def _run(tmp_path, config_text):
-    path = tmp_path / "bench.yaml"
-    path.write_text(config_text)
-    result = CliRunner().invoke(app, ["bench", "--config", str(path)])
-    return result, path
-
-
-def _assert_one_line_exit_2(result, tmp_path, *needles):
-    out = result.output.strip()
-    assert result.exit_code == 2, out
-    assert out.count("\n") == 0 and "Traceback" not in out, out
-    for needle in needles:
-        assert needle in out, (needle, out)
-    assert not (tmp_path / "runs").exists()  # nothing written
+JSONL_SUITE = {"builtin": DROP, "jsonl": {"corpus": "corpus.jsonl", "questions": "questions.jsonl"}}
 
 
 @pytest.mark.parametrize("case", EXTRA_SFT)
 def test_training_jsonl(tmp_path, cache_dir, case):
     content, where, message = EXTRA_SFT[case]
     (tmp_path / "extra.jsonl").write_bytes(content)
-    result, _ = _run(tmp_path, MICRO_CONFIG + "training: {extra_sft: extra.jsonl}\n")
-    _assert_one_line_exit_2(result, tmp_path, f"extra.jsonl{where}", message)
+    result = cli_bench(tmp_path, training={"extra_sft": "extra.jsonl"})
+    assert_input_error(result, f"extra.jsonl{where}", message, no_run_in=tmp_path)
 
 
 @pytest.mark.parametrize("case", SQUAD)
 def test_squad_file(tmp_path, cache_dir, case):
     data, field, message = SQUAD[case]
     (tmp_path / "s.json").write_text(json.dumps(data))
-    result, _ = _run(
-        tmp_path, MICRO_CONFIG.replace("  builtin: {seed: 3, scale: 4}", "  squad: {path: s.json}")
-    )
-    _assert_one_line_exit_2(result, tmp_path, "s.json", field, message)
+    result = cli_bench(tmp_path, suite={"builtin": DROP, "squad": {"path": "s.json"}})
+    assert_input_error(result, "s.json", field, message, no_run_in=tmp_path)
 
 
 @pytest.mark.parametrize("case", CONFIG)
 def test_config(tmp_path, cache_dir, case):
-    (old, new), field, message = CONFIG[case]
-    assert old in MICRO_CONFIG
-    result, _ = _run(tmp_path, MICRO_CONFIG.replace(old, new))
-    _assert_one_line_exit_2(result, tmp_path, field, message)
+    overrides, field, message = CONFIG[case]
+    assert_input_error(cli_bench(tmp_path, **overrides), field, message, no_run_in=tmp_path)
 
 
 CORPUS = b'{"id": "p1", "text": "The sky is blue."}\n{"id": "p2", "text": "Grass is green."}\n'
@@ -186,11 +152,7 @@ def test_jsonl_suite(tmp_path, cache_dir, case):
     content, where, message = QUESTIONS[case]
     (tmp_path / "corpus.jsonl").write_bytes(CORPUS)
     (tmp_path / "questions.jsonl").write_bytes(content)
-    config = MICRO_CONFIG.replace(
-        "  builtin: {seed: 3, scale: 4}", "  jsonl: {corpus: corpus.jsonl, questions: questions.jsonl}"
-    )
-    result, _ = _run(tmp_path, config)
-    _assert_one_line_exit_2(result, tmp_path, where, message)
+    assert_input_error(cli_bench(tmp_path, suite=JSONL_SUITE), where, message, no_run_in=tmp_path)
 
 
 def test_a_good_jsonl_suite_runs(tmp_path, cache_dir):
@@ -198,10 +160,7 @@ def test_a_good_jsonl_suite_runs(tmp_path, cache_dir):
     (tmp_path / "questions.jsonl").write_text(
         '{"id": "q1", "question": "What colour is the sky?", "answers": ["blue"], "gold_passage_ids": ["p1"]}\n'
     )
-    config = MICRO_CONFIG.replace(
-        "  builtin: {seed: 3, scale: 4}", "  jsonl: {corpus: corpus.jsonl, questions: questions.jsonl}"
-    ).replace("k: 2", "k: 1")
-    result, _ = _run(tmp_path, config)
+    result = cli_bench(tmp_path, suite=JSONL_SUITE, variants=[BASE, RAG | {"k": 1}])
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "runs" / "latest" / "results.jsonl").read_text().splitlines()
     assert len(rows) == 2 and '"retrieved": [{"id": "p1"' in rows[1]

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.config import load_config
 from harness.run import bench
+from tests.conftest import BASE, RAG, write_config
 
 
 def test_bench_writes_the_contracted_outputs(micro_config):
@@ -133,7 +134,7 @@ def test_changing_one_variant_recomputes_only_its_rows(micro_config):
     assert again.manifest["cache"]["generations_computed"] == 0
     assert again.manifest["cache"]["scores_computed"] == 0  # scores are rows in the store too
     n = len({r["question_id"] for r in again.rows})
-    micro_config.write_text(micro_config.read_text().replace("k: 2", "k: 1"))  # only `rag` changes
+    write_config(micro_config.parent, variants=[BASE, RAG | {"k": 1}])  # only `rag` changes
     changed = bench(load_config(micro_config))
     assert changed.manifest["cache"]["generations_computed"] == n
     assert changed.manifest["cache"]["generations_cached"] == n  # base's rows came from the store
@@ -143,7 +144,7 @@ def test_changing_one_variant_recomputes_only_its_rows(micro_config):
 def test_a_corpus_level_metric_has_no_per_row_value(micro_config):
     """Defect: results.jsonl's macro_f1 column held each row's accuracy, which a reader (or pandas)
     would average into a number that is not macro-F1."""
-    micro_config.write_text(micro_config.read_text().replace("metrics: [em, f1]", "metrics: [em, macro_f1]"))
+    write_config(micro_config.parent, metrics=["em", "macro_f1"])
     result = bench(load_config(micro_config))
     for r in result.rows:
         s = r["scores"]["macro_f1"]

@@ -10,36 +10,18 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.config import load_config
 from harness.run import bench
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, BENCH_SFT, RAG, assert_input_error, write_config
 
-ADAPTER_VARIANTS = """\
-  - name: sft
-    adapter: sft
-  - name: sft+rag
-    adapter: sft
-    retriever: bm25
-    k: 2
-  - name: dpo
-    adapter: dpo
-training:
-  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8}
-  dpo: {epochs: 2, learning_rate: 5.0e-3, batch_size: 8}
-"""
-
-
-def _config(tmp_path, seed: int, extra: str = ADAPTER_VARIANTS):
-    text = MICRO_CONFIG.replace("seed: 3\nsuite", f"seed: {seed}\nsuite").replace(
-        "baseline: base", extra.split("training:")[0].rstrip() + "\nbaseline: base"
-    )
-    if "training:" in extra:
-        text += "training:" + extra.split("training:")[1]
-    path = tmp_path / "bench.yaml"
-    path.write_text(text)
-    return path
+ADAPTERS = [
+    {"name": "sft", "adapter": "sft"},
+    {"name": "sft+rag", "adapter": "sft", "retriever": "bm25", "k": 2},
+    {"name": "dpo", "adapter": "dpo"},
+]
+TRAINING = {"sft": BENCH_SFT, "dpo": {"epochs": 2, "learning_rate": 5e-3, "batch_size": 8}}
 
 
 def test_bench_trains_missing_adapters_once_and_retrains_only_what_was_removed(tmp_path, cache_dir):
-    path = _config(tmp_path, seed=11)
+    path = write_config(tmp_path, seed=11, variants=[BASE, RAG, *ADAPTERS], training=TRAINING)
     first = bench(load_config(path))
     assert first.manifest["cache"]["adapters_trained"] == ["dpo", "sft"]
     assert set(first.summary["variants"]) == {"base", "rag", "sft", "sft+rag", "dpo"}
@@ -81,7 +63,7 @@ def test_an_adapter_that_changes_nothing_is_flagged(tmp_path, micro_base):
     get_peft_model(
         model, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
     ).save_pretrained(noop)
-    path = _config(tmp_path, seed=3, extra="  - name: noop\n    adapter_path: noop-adapter\n")
+    path = write_config(tmp_path, variants=[BASE, RAG, {"name": "noop", "adapter_path": "noop-adapter"}])
     result = CliRunner().invoke(app, ["bench", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert "noop answered exactly as base on every question" in " ".join(result.output.split())
@@ -98,18 +80,16 @@ def test_an_adapter_that_changes_nothing_is_flagged(tmp_path, micro_base):
 
 
 def test_adapter_config_errors_name_file_line_and_field(tmp_path, cache_dir):
-    cases = {
-        "  - name: x\n    adapter: sfd\n": (
+    cases = [
+        (
+            {"name": "x", "adapter": "sfd"},
             "variants.2.adapter",
             "unknown training method 'sfd' (did you mean 'sft'?)",
         ),
-        "  - name: x\n    adapter_path: nowhere\n": ("variants.2.adapter_path", "not a PEFT adapter folder"),
-        "  - name: x\n    adapter: sft\n    adapter_path: nowhere\n": ("variants.2", "at most one"),
-    }
-    for extra, (field, message) in cases.items():
-        path = _config(tmp_path, seed=3, extra=extra)
+        ({"name": "x", "adapter_path": "nowhere"}, "variants.2.adapter_path", "not a PEFT adapter folder"),
+        ({"name": "x", "adapter": "sft", "adapter_path": "nowhere"}, "variants.2", "at most one"),
+    ]
+    for variant, field, message in cases:
+        path = write_config(tmp_path, variants=[BASE, RAG, variant])
         result = CliRunner().invoke(app, ["bench", "--config", str(path)])
-        assert result.exit_code == 2, result.output
-        line = result.output.strip()
-        assert line.count("\n") == 0 and f"{path}:" in line and field in line and message in line, line
-        assert not (tmp_path / "runs").exists()
+        assert_input_error(result, f"{path}:", field, message, no_run_in=tmp_path)

@@ -10,20 +10,24 @@ import sys
 from pathlib import Path
 
 from harness.console import ragas_line
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, RAG, micro, write_config
 
-CONFIG = MICRO_CONFIG.replace(
-    "  bm25: {kind: bm25}\n",
-    "  bm25: {kind: bm25}\n  dense: {kind: dense, embedder: {builtin: {epochs: 2}}}\n",
-).replace(
-    "    k: 2\n",
-    "    k: 2\n  - {name: drag, retriever: dense, k: 2}\n  - {name: sft, adapter: sft}\n"
-    "  - {name: cpt, adapter: cpt}\n",
-) + (
-    "training: {sft: {epochs: 2}, cpt: {epochs: 1}}\n"
-    "judge:\n  builtin: {epochs: 1, lora_r: 4, lora_alpha: 8}\n"
-    "  ragas: [nonllm_context_precision, answer_relevancy]\n  embedder: dense\n"
-    "forgetting: {tasks: [builtin_reading], limit: 8}\n"
+CONFIG = micro(
+    retrievers={"dense": {"kind": "dense", "embedder": {"builtin": {"epochs": 2}}}},
+    variants=[
+        BASE,
+        RAG,
+        {"name": "drag", "retriever": "dense", "k": 2},
+        {"name": "sft", "adapter": "sft"},
+        {"name": "cpt", "adapter": "cpt"},
+    ],
+    training={"sft": {"epochs": 2}, "cpt": {"epochs": 1}},
+    judge={
+        "builtin": {"epochs": 1, "lora_r": 4, "lora_alpha": 8},
+        "ragas": ["nonllm_context_precision", "answer_relevancy"],
+        "embedder": "dense",
+    },
+    forgetting={"tasks": ["builtin_reading"], "limit": 8},
 )
 
 NOISE = re.compile(
@@ -32,7 +36,7 @@ NOISE = re.compile(
 
 
 def test_a_full_bench_prints_nothing_but_ragvft(tmp_path):
-    (tmp_path / "bench.yaml").write_text(CONFIG)
+    write_config(tmp_path, CONFIG)
     env = os.environ | {"RAGVFT_CACHE": str(tmp_path / "cache"), "COLUMNS": "100"}
     for name in ("TQDM_DISABLE", "LMEVAL_LOG_LEVEL"):  # what the CLI itself must set
         env.pop(name, None)

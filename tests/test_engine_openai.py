@@ -7,6 +7,7 @@ import pytest
 
 from harness.engines.openai import OpenAIEngine, OpenAIOptions
 from harness.engines.types import Completion, Decoding, Request
+from tests.conftest import MICRO, assert_input_error, cli_bench
 from tests.openai_server import default_answer, serve
 
 CANARY = "sk-canary-engine-456"
@@ -205,21 +206,9 @@ def test_generate_inside_a_running_loop():
 
 
 def test_a_bench_whose_api_key_variable_is_unset_stops_with_one_line_and_exit_2(micro_config, monkeypatch):
-    from typer.testing import CliRunner
-
-    from harness.cli import app
-    from tests.conftest import MICRO_CONFIG
-
     monkeypatch.delenv("RAGVFT_NO_SUCH_KEY", raising=False)
-    micro_config.write_text(
-        MICRO_CONFIG.replace(
-            "generation: {max_new_tokens: 6, batch_size: 16}",
-            "generation: {engine: openai, openai: {base_url: 'http://127.0.0.1:9/v1', "
-            "api_key_env: RAGVFT_NO_SUCH_KEY}}",
-        )
+    openai = {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "RAGVFT_NO_SUCH_KEY"}
+    out = cli_bench(micro_config.parent, MICRO | {"generation": {"engine": "openai", "openai": openai}})
+    assert_input_error(  # past progress bars, and nothing half-written
+        out, "RAGVFT_NO_SUCH_KEY is not set", "generation.engine", bars=True, no_run_in=micro_config.parent
     )
-    out = CliRunner().invoke(app, ["bench", "--config", str(micro_config)])
-    assert out.exit_code == 2, out.output
-    assert "RAGVFT_NO_SUCH_KEY is not set" in out.output and "generation.engine" in out.output
-    assert len([x for x in out.output.strip().splitlines() if "━" not in x]) == 1  # past progress bars
-    assert not (micro_config.parent / "runs").exists()  # nothing half-written

@@ -14,17 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import MICRO, micro, write_config
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
 
-RAY = "generation: {max_new_tokens: 6, batch_size: 2, ray: {workers: 2, num_cpus: 2}}"
-MICRO_GEN = "generation: {max_new_tokens: 6, batch_size: 16}"
+RAY = {"max_new_tokens": 6, "batch_size": 2, "ray": {"workers": 2, "num_cpus": 2}}  # generation
 # more variants, small batches: enough chunks (chunk = 4 x batch_size) to kill something mid-run
-MICRO_MORE = MICRO_CONFIG.replace(
-    "variants:\n",
-    "variants:\n  - {name: rag1, retriever: bm25, k: 1}\n  - {name: rag3, retriever: bm25, k: 3}\n",
-)
+MORE = [{"name": "rag1", "retriever": "bm25", "k": 1}, {"name": "rag3", "retriever": "bm25", "k": 3}]
+MICRO_MORE = micro(variants=[*MORE, *MICRO["variants"]])
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +30,7 @@ def reference(tmp_path_factory, cache_dir):
     from harness.config import load_config
     from harness.run.pipeline import bench
 
-    path = tmp_path_factory.mktemp("ray-ref") / "bench.yaml"
-    path.write_text(MICRO_MORE)
-    config = load_config(path)
+    config = load_config(write_config(tmp_path_factory.mktemp("ray-ref"), MICRO_MORE))
     result = bench(config)
     result.base_path = resolve_model(config, {}).path
     return result
@@ -95,8 +90,7 @@ def test_a_bench_under_ray_matches_one_engine(reference, cache_dir, tmp_path, mo
     from harness.run.pipeline import bench
 
     _fresh_store(monkeypatch, cache_dir, tmp_path)
-    path = tmp_path / "bench.yaml"
-    path.write_text(MICRO_MORE.replace(MICRO_GEN, RAY))
+    path = write_config(tmp_path, MICRO_MORE | {"generation": RAY})
     run = bench(load_config(path))
     assert run.manifest["engine"]["ray"]["workers"] == 2
     assert run.manifest["cache"]["generations_computed"] == len(run.rows)
@@ -107,8 +101,7 @@ def test_a_killed_driver_resumes_with_nothing_lost_or_duplicated(reference, cach
     """Kill `ragvft bench` (and its Ray) once some chunks are committed; the rerun generates only the
     rest, and results.jsonl equals the reference run's with one row per (variant, question)."""
     fresh = _fresh_store(monkeypatch, cache_dir, tmp_path)
-    path = tmp_path / "bench.yaml"
-    path.write_text(MICRO_MORE.replace(MICRO_GEN, RAY))
+    path = write_config(tmp_path, MICRO_MORE | {"generation": RAY})
     env = os.environ | {"RAGVFT_CACHE": str(fresh)}
     cli = [str(Path(sys.executable).parent / "ragvft"), "bench", "--config", str(path)]
     proc = subprocess.Popen(

@@ -16,14 +16,9 @@ from harness.lmeval import export_task, run_lmeval
 from harness.run import bench
 from harness.run.forgetting import forgetting_check
 from suites.schema import Question, Suite
-from tests.test_bench_adapters import _config
+from tests.conftest import BASE, BENCH_SFT, RAG, write_config
 
 LIMIT = 6
-SFT = (
-    "  - name: sft\n    adapter: sft\n"
-    "training:\n  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8}\n"  # test_lmeval_export's adapter
-    f"forgetting: {{tasks: [outside], limit: {LIMIT}}}\n"
-)
 # Multiple choice as MMLU lays it out: the shared settings in a template that is no task, included by
 # the task's YAML; a group YAML beside them, which the check does not run as a group.
 MC_TEMPLATE = """\
@@ -80,8 +75,13 @@ def loads(monkeypatch):
 def _setup(tmp_path):
     """The config (the micro bench with an SFT variant and generation keys of its own) and the adapter,
     trained before anything counts loads."""
-    path = _config(tmp_path, 3, SFT)
-    path.write_text(path.read_text().replace("max_new_tokens: 6", "max_new_tokens: 5"))
+    path = write_config(
+        tmp_path,
+        generation={"max_new_tokens": 5},
+        variants=[BASE, RAG, {"name": "sft", "adapter": "sft"}],
+        training={"sft": BENCH_SFT},  # test_lmeval_export's adapter
+        forgetting={"tasks": ["outside"], "limit": LIMIT},
+    )
     config = load_config(path)
     suite = load_suite(config)
     base = resolve_model(config, {})

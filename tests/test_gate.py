@@ -171,11 +171,11 @@ def test_power_uses_the_noise_measured_between_training_seeds_when_there_is_some
     one = [1.0] * 60 + [0.0] * 40
     two = [1.0] * 55 + [0.0] * 5 + [1.0] * 5 + [0.0] * 35
     rows = [r | {"seed": 1} for r in _rows({"sft": one})] + [r | {"seed": 2} for r in _rows({"sft": two})]
-    base = _baseline({"sft": [(a + b) / 2 for a, b in zip(one, two)]})
+    base = _baseline({"sft": [(a + b) / 2 for a, b in zip(one, two, strict=True)]})
     result = gate.check(rows, base, [RULE], samples=200)
     p = result["rules"][0]["power"]
     assert p["basis"] == "between seeds"
-    diffs = np.array([a - b for a, b in zip(one, two)]) / np.sqrt(2)
+    diffs = np.array([a - b for a, b in zip(one, two, strict=True)]) / np.sqrt(2)
     assert p["sd_difference"] == pytest.approx(diffs.std(ddof=1))
     bound = gate.check(_rows(GOOD), _baseline(GOOD), [RULE], samples=200)["rules"][0]["power"]
     assert bound["basis"] == "uncorrelated bound" and bound["sd_difference"] > 2 * p["sd_difference"]

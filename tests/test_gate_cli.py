@@ -5,43 +5,47 @@ baseline is an input error (exit 2)."""
 import json
 import xml.etree.ElementTree as ET
 
-from typer.testing import CliRunner
+from tests.conftest import (
+    BASE,
+    BENCH_SFT,
+    DROP,
+    RAG,
+    assert_input_error,
+    invoke,
+    micro,
+    write_config,
+)
 
-from harness.cli import app
-from tests.conftest import MICRO_CONFIG
-
-GATED = MICRO_CONFIG.replace(
-    "baseline: base",
-    "  - name: sft\n    adapter: sft\nbaseline: base",
-) + (
-    "training:\n  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8, shuffle_answers: SHUFFLE}\n"
-    "gate:\n  baseline: blessed.json\n  rules:\n"
-    "    - {variant: sft, metric: f1, margin: 0.0}\n"
-    "    - {variant: rag, metric: f1, margin: 0.0}\n"
+GATED = micro(
+    variants=[BASE, RAG, {"name": "sft", "adapter": "sft"}],
+    training={"sft": BENCH_SFT},
+    gate={
+        "blessed": "blessed.json",
+        "rules": [
+            {"variant": "sft", "metric": "f1", "margin": 0.0},
+            {"variant": "rag", "metric": "f1", "margin": 0.0},
+        ],
+    },
 )
 
 
-def _write(tmp_path, shuffle: bool):
-    path = tmp_path / "bench.yaml"
-    path.write_text(GATED.replace("SHUFFLE", "true" if shuffle else "false"))
-    return path
+def _write(tmp_path, shuffle: bool, **overrides):
+    return write_config(tmp_path, GATED, training={"sft": {"shuffle_answers": shuffle}}, **overrides)
 
 
 def _invoke(*args):
-    result = CliRunner().invoke(app, list(map(str, args)))
-    # a crash would be an exception other than the command's own exit (CliRunner keeps it out of the
-    # output): every outcome here, error or not, must be a clean exit with its code
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, " ".join(result.output.split())
+    """`ragvft ARGS...`: its exit code (a clean exit, error or not: never a crash) and its output's words."""
+    code, output = invoke(*args)
+    return code, " ".join(output.split())
 
 
 def test_gated_bench_passes_unchanged_and_fails_on_a_broken_adapter(tmp_path, cache_dir):
     config = _write(tmp_path, shuffle=False)
-    code, out = _invoke("bench", "--config", config)
-    assert code == 2 and "blessed.json: baseline not found" in out and "gate.baseline" in out
-    assert not (tmp_path / "runs").exists()  # nothing half-written
+    bench = invoke("bench", "--config", config)  # below the bars of what it built, and nothing half-written
+    words = ("blessed.json: baseline not found", "gate.baseline")
+    assert_input_error(bench, *words, bars=True, no_run_in=tmp_path)
 
-    config.write_text(config.read_text().replace("gate:\n", "gate_off:\n", 1).split("gate_off:")[0])
+    _write(tmp_path, shuffle=False, gate=DROP)
     assert _invoke("bench", "--config", config)[0] == 0
     code, out = _invoke("bless", "--run", tmp_path / "runs" / "latest", "--out", tmp_path / "blessed.json")
     assert code == 0 and "blessed run" in out
@@ -72,23 +76,21 @@ def test_gated_bench_passes_unchanged_and_fails_on_a_broken_adapter(tmp_path, ca
         "gate", "--run", run, "--baseline", tmp_path / "blessed.json", "--junit", tmp_path / "j.xml"
     )
     assert code == 1 and "FAIL sft.f1" in out and (tmp_path / "j.xml").exists()
-    code, out = _invoke("gate", "--run", tmp_path / "nope", "--baseline", tmp_path / "blessed.json")
-    assert code == 2 and "not a ragvft run folder" in out
+    nope = invoke("gate", "--run", tmp_path / "nope", "--baseline", tmp_path / "blessed.json")
+    assert_input_error(nope, "not a ragvft run folder")
 
 
 def _blessed_run(tmp_path) -> tuple:
     """A gated micro run (runs/latest) passing against a baseline blessed from an ungated run."""
-    ungated = tmp_path / "ungated.yaml"
-    ungated.write_text(MICRO_CONFIG)
+    ungated = write_config(tmp_path, None, "ungated.yaml")
     assert _invoke("bench", "--config", ungated)[0] == 0
     code, out = _invoke("bless", "--run", tmp_path / "runs" / "latest", "--out", tmp_path / "blessed.json")
     assert code == 0, out
-    config = tmp_path / "bench.yaml"
-    config.write_text(
-        MICRO_CONFIG
-        + "gate:\n  baseline: blessed.json\n  rules:\n"
-        + "    - {variant: rag, metric: em, margin: 0.2}\n    - {variant: base, metric: f1, margin: 0.05}\n"
-    )
+    rules = [
+        {"variant": "rag", "metric": "em", "margin": 0.2},
+        {"variant": "base", "metric": "f1", "margin": 0.05},
+    ]
+    config = write_config(tmp_path, gate={"blessed": "blessed.json", "rules": rules})
     code, out = _invoke("bench", "--config", config)
     assert code == 0 and "gate passed: 2/2" in out, out
     return tmp_path / "runs" / "latest", tmp_path / "blessed.json"
@@ -105,7 +107,7 @@ def test_the_gate_cli_fails_closed_on_edited_suites_null_values_and_malformed_fi
     q = sorted(edited["questions"])[3]
     edited["questions"][q]["gold answers"] = "0" * 16
     blessed.write_text(json.dumps(edited))
-    code, out = _invoke("gate", "--run", run, "--baseline", blessed)
+    code, out = _invoke("gate", "--run", run, "--baseline", blessed)  # the gate's verdict, not an input error
     assert code == 2 and f"1 questions' gold answers changed (e.g. {q})" in out
 
     # A blessed value set to null: that rule fails closed with its reason (exit 1), no traceback.
@@ -126,8 +128,9 @@ def test_the_gate_cli_fails_closed_on_edited_suites_null_values_and_malformed_fi
     broken = json.loads(json.dumps(original))
     broken["variants"]["rag"]["em"] = 5
     blessed.write_text(json.dumps(broken))
-    code, out = _invoke("gate", "--run", run, "--baseline", blessed)
-    assert code == 2 and out.startswith("error:") and "malformed" in out
+    assert assert_input_error(invoke("gate", "--run", run, "--baseline", blessed), "malformed").startswith(
+        "error:"
+    )
 
 
 def test_bless_refuses_a_run_whose_gated_values_are_undetermined(tmp_path, cache_dir):
@@ -136,19 +139,21 @@ def test_bless_refuses_a_run_whose_gated_values_are_undetermined(tmp_path, cache
     rag = next(r for r in rows if r["variant"] == "rag")
     rag["scores"]["em"]["value"] = None
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code, out = _invoke("bless", "--run", run, "--out", tmp_path / "again.json")
-    assert code == 2 and "cannot bless: rag.em has" in out and not (tmp_path / "again.json").exists()
+    assert_input_error(
+        invoke("bless", "--run", run, "--out", tmp_path / "again.json"), "cannot bless: rag.em has"
+    )
+    assert not (tmp_path / "again.json").exists()
 
 
 def test_bless_and_gate_name_a_path_of_the_wrong_kind_in_one_line(tmp_path, cache_dir):
     run, blessed = _blessed_run(tmp_path)
-    code, out = _invoke("gate", "--run", blessed, "--baseline", blessed)  # a file, not a run folder
-    assert code == 2 and out.startswith("error:")
-    code, out = _invoke("gate", "--run", run, "--baseline", tmp_path)  # a folder, not a baseline
-    assert code == 2 and out.startswith("error:") and "cannot read the baseline" in out
-    code, out = _invoke(
+    not_a_run = invoke("gate", "--run", blessed, "--baseline", blessed)  # a file, not a run folder
+    assert assert_input_error(not_a_run).startswith("error:")
+    not_a_file = invoke("gate", "--run", run, "--baseline", tmp_path)  # a folder, not a baseline
+    assert assert_input_error(not_a_file, "cannot read the baseline").startswith("error:")
+    no_folder = invoke(
         "gate", "--run", run, "--baseline", blessed, "--junit", tmp_path / "no" / "such" / "j.xml"
     )
-    assert code == 2 and out.startswith("error:")
-    code, out = _invoke("bless", "--run", run, "--out", blessed / "x.json")  # under a file
-    assert code == 2 and "cannot write the baseline" in out
+    assert assert_input_error(no_folder).startswith("error:")
+    under_a_file = invoke("bless", "--run", run, "--out", blessed / "x.json")
+    assert_input_error(under_a_file, "cannot write the baseline")

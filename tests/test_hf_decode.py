@@ -113,7 +113,7 @@ def test_the_loop_matches_generate_bare_and_with_a_lora_adapter(tiny, own_mask, 
     assert min(counts) < MAX_NEW - 1 and max(counts) == MAX_NEW  # rows stop early, others run out
 
     engine.add_adapter("lora", adapter)
-    tuned = [Request(p, adapter="lora", decoding=r.decoding) for p, r in zip(PROMPTS, requests)]
+    tuned = [Request(p, adapter="lora", decoding=r.decoding) for p, r in zip(PROMPTS, requests, strict=True)]
     ref_a, loop_a = _both(engine, tuned + requests)  # the adapter, then the bare base (disabled)
     assert _fields(loop_a) == _fields(ref_a)
     assert _fields(loop_a[len(tuned) :]) == _fields(ref)
@@ -134,9 +134,9 @@ def test_other_stop_strings_still_cut(tiny):
         ref, loop = _both(engine, [Request(p, decoding=decoding) for p in PROMPTS])
         assert [c.text for c in loop] == [c.text for c in ref]
         assert all(stop not in c.text for c in loop)
-        assert sum(len(c.text) < len(u.split("\n")[0].strip()) for c, u in zip(loop, uncut)) >= 2
+        assert sum(len(c.text) < len(u.split("\n")[0].strip()) for c, u in zip(loop, uncut, strict=True)) >= 2
         # the loop stops a row once its text holds the stop string: never later than `generate`
-        assert all(a.tokens_out <= b.tokens_out for a, b in zip(loop, ref))
+        assert all(a.tokens_out <= b.tokens_out for a, b in zip(loop, ref, strict=True))
 
 
 def test_a_generation_config_with_a_logits_processor_decodes_through_generate(tiny, tmp_path):

@@ -16,7 +16,7 @@ from harness.training.dpo import DPOTraining, dpo_rows
 from harness.training.judge import judge_rows
 from suites.leakage import find_leaks
 from suites.preferences import DIVERGE, EMPTY, IDENTICAL, hh_rlhf_suite, read_preferences
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, DROP, assert_input_error, cli_bench, micro, write_config
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf"
 
@@ -127,12 +127,11 @@ def test_bad_rows_are_one_line_naming_file_line_and_field(tmp_path, row, where, 
 
 
 def test_a_bad_extra_preferences_file_stops_the_bench_in_one_line(tmp_path, cache_dir):
-    from tests.test_training_options import _bench, _one_line_exit_2
-
     diverging_first = {"chosen": dialogue("Q?", "Yes."), "rejected": dialogue("Other?", "No.")}
     write(tmp_path / "extra.jsonl.gz", [GOOD, GOOD, diverging_first])
-    result = _bench(tmp_path, MICRO_CONFIG + "training: {extra_preferences: extra.jsonl.gz}\n")
-    _one_line_exit_2(result, tmp_path, "extra.jsonl.gz:3: rejected: not the same conversation as chosen")
+    result = cli_bench(tmp_path, training={"extra_preferences": "extra.jsonl.gz"})
+    words = "extra.jsonl.gz:3: rejected: not the same conversation as chosen"
+    assert_input_error(result, words, no_run_in=tmp_path)
 
 
 def test_a_broken_gzip_file_is_an_input_error(tmp_path):
@@ -142,13 +141,8 @@ def test_a_broken_gzip_file_is_an_input_error(tmp_path):
         read_preferences(path)
 
 
-def _config(tmp_path: Path, text: str):
-    (tmp_path / "bench.yaml").write_text(text)
-    return load_config(tmp_path / "bench.yaml")
-
-
 def test_extra_preferences_reach_dpo_the_judge_and_the_leakage_check(tmp_path):
-    test_q = load_suite(_config(tmp_path, MICRO_CONFIG)).questions[0]
+    test_q = load_suite(load_config(write_config(tmp_path))).questions[0]
     (tmp_path / "data").mkdir()
     write(
         tmp_path / "data" / "extra.jsonl.gz",
@@ -157,10 +151,10 @@ def test_extra_preferences_reach_dpo_the_judge_and_the_leakage_check(tmp_path):
             {"question": test_q.text, "chosen": "the right one", "rejected": "a wrong one"},
         ],
     )
-    config = _config(tmp_path, MICRO_CONFIG + "training: {extra_preferences: data/extra.jsonl.gz}\n")
+    config = load_config(write_config(tmp_path, training={"extra_preferences": "data/extra.jsonl.gz"}))
     # read against the config's folder
     assert config.training.extra_preferences == str(tmp_path / "data" / "extra.jsonl.gz")
-    plain = load_suite(_config(tmp_path / "data", MICRO_CONFIG))
+    plain = load_suite(load_config(write_config(tmp_path / "data")))
     suite = load_suite(config)
     extra = suite.training.preferences[len(plain.training.preferences) :]
     assert [(p.question, p.fact_id) for p in extra] == [
@@ -219,27 +213,24 @@ def test_the_suite_tests_the_last_single_turn_prompts_and_trains_on_the_others(t
         hh_rlhf_suite(read_preferences(path), test=20)
 
 
-RETRIEVERS = "retrievers:\n  bm25: {kind: bm25}\n"
-
-
-def hh_config(source: str, variants: str = "") -> str:
-    """MICRO_CONFIG on an `hh_rlhf` suite: no corpus, so no retriever and no rag variant."""
-    text = MICRO_CONFIG.replace("  builtin: {seed: 3, scale: 4}\n", f"  hh_rlhf: {source}\n")
-    return text.replace(RETRIEVERS, "").replace("  - name: rag\n    retriever: bm25\n    k: 2\n", variants)
+def hh_config(source: dict, *variants: dict, **overrides) -> dict:
+    """The micro config on an `hh_rlhf` suite: no corpus, so no retriever and no rag variant."""
+    suite = {"builtin": DROP, "hh_rlhf": source}
+    return micro(suite=suite, retrievers=DROP, variants=[BASE, *variants], **overrides)
 
 
 def test_the_suite_source_in_a_config(tmp_path):
     write(tmp_path / "hh.jsonl", _pairs(6))
-    text = hh_config("{path: hh.jsonl, test: 2, limit: 3}")
-    config = _config(tmp_path, text)
+    data = hh_config({"path": "hh.jsonl", "test": 2, "limit": 3})
+    config = load_config(write_config(tmp_path, data))
     assert config.suite.hh_rlhf.path == str(tmp_path / "hh.jsonl")
     suite = load_suite(config)
     assert suite.name == "hh-rlhf-hh" and len(suite.questions) == 2 and len(suite.training.sft) == 3
-    both = text.replace("  hh_rlhf:", "  builtin: {}\n  hh_rlhf:")
+    both = {"builtin": {}, **data["suite"]}
     with pytest.raises(InputError, match="suite: .*exactly one suite source.*'hh_rlhf'"):
-        _config(tmp_path, both)
+        load_config(write_config(tmp_path, data | {"suite": both}))
     with pytest.raises(InputError, match=r"bench.yaml:\d+: retrievers: the hh_rlhf suite has no corpus"):
-        _config(tmp_path, text.replace("variants:", RETRIEVERS + "variants:"))
+        load_config(write_config(tmp_path, data, retrievers={"bm25": {"kind": "bm25"}}))
 
 
 @pytest.mark.skipif(
@@ -260,22 +251,21 @@ def test_the_real_harmless_base_test_file():
     assert not find_leaks(mini.questions, mini.training)  # not even a near-duplicate
 
 
-OPENBEZOAR_MICRO = (
-    hh_config(
-        "{path: hh.jsonl.gz, test: 4, limit: 8}",
-        "  - {name: sft, adapter: sft}\n  - {name: dpo, adapter: dpo}\n",
-    ).replace("metrics: [em, f1]\n", "metrics: [f1]\n")
-    + "training: {sft: {epochs: 2}, dpo: {epochs: 1}}\njudge: {builtin: {epochs: 1}, modes: [pairwise]}\n"
+OPENBEZOAR_MICRO = hh_config(
+    {"path": "hh.jsonl.gz", "test": 4, "limit": 8},
+    {"name": "sft", "adapter": "sft"},
+    {"name": "dpo", "adapter": "dpo"},
+    metrics=["f1"],
+    training={"sft": {"epochs": 2}, "dpo": {"epochs": 1}},
+    judge={"builtin": {"epochs": 1}, "modes": ["pairwise"]},
 )
 
 
 def test_openbezoar_in_micro_runs_end_to_end(tmp_path, cache_dir):
     """configs/openbezoar.yaml's shape on the micro model: SFT, then DPO from it, judged pairwise."""
-    from tests.test_training_options import _bench
-
     assert "hh_rlhf:" in Path("configs/openbezoar.yaml").read_text()
     write(tmp_path / "hh.jsonl.gz", _pairs(12))
-    result = _bench(tmp_path, OPENBEZOAR_MICRO)
+    result = cli_bench(tmp_path, OPENBEZOAR_MICRO)
     assert result.exit_code == 0, result.output
     assert "hh.jsonl.gz: 12 preference pairs (12 single-turn)" in result.output
     run = tmp_path / "runs" / "latest"
@@ -283,7 +273,10 @@ def test_openbezoar_in_micro_runs_end_to_end(tmp_path, cache_dir):
     manifest = json.loads((run / "manifest.json").read_text())
     assert set(summary["variants"]) == {"base", "sft", "dpo"} and summary["suite"] == "hh-rlhf-hh"
     assert (manifest["suite"]["questions"], manifest["suite"]["passages"]) == (4, 0)
-    assert summary["judge_reliability"]["pairwise"]["judged"] == 8  # sft and dpo against base, 4 each
+    pairwise = summary["judge_reliability"]["pairwise"]
+    assert pairwise["n"] == 8  # sft and dpo against base, 4 each
+    # an answer the same as base's is a tie without asking; the others are judged
+    assert pairwise["judged"] == 8 - pairwise["identical_answers"] and pairwise["judged"] > 0
     adapters = manifest["adapters"]
     assert adapters["sft"]["training"]["examples"] == adapters["dpo"]["training"]["examples"] == 8
     assert adapters["dpo"]["training"]["init_method"] == "sft"

@@ -6,46 +6,37 @@ variants, the built-in judge, the report, bless and the gate."""
 import json
 
 import pytest
-from typer.testing import CliRunner
+import yaml
 
 from harness.builtin.standin import EOT, StandinSpec, build_standin
-from harness.cli import app
+from tests.conftest import BASE, DROP, RAG, assert_input_error, invoke, micro, write_config
 
 # Tuned from scratch on chat conversations over the reading pool of the micro suite's seed (names
 # disjoint from the domain's): enough to end its turns with <|eot_id|>.
 SPEC = StandinSpec(seed=3, pool_scale=3, domain_scale=4)
 USER_HEADER = "<|start_header_id|>user<|end_header_id|>"
 
-CONFIG = """\
-name: instruct
-seed: 3
-suite:
-  builtin: {{seed: 3, scale: 4}}
-model:
-  path: {model}
-generation: {{max_new_tokens: 12, batch_size: 16}}
-retrievers:
-  bm25: {{kind: bm25}}
-training:
-  sft: {{epochs: 6, learning_rate: 3.0e-3, batch_size: 8, max_length: 256}}
-  dpo: {{epochs: 1, learning_rate: 1.0e-3, batch_size: 8, max_length: 256}}
-variants:
-  - name: base
-  - name: sft
-    adapter: sft
-  - name: dpo
-    adapter: dpo
-  - name: rag
-    retriever: bm25
-    k: 2
-baseline: base
-metrics: [em, f1]
-bootstrap_samples: 200
-judge:
-  builtin: {{epochs: 1, learning_rate: 3.0e-3, batch_size: 16, max_length: 256}}
-  modes: [grade]
-"""
-GATE = "gate:\n  baseline: blessed.json\n  rules:\n    - {variant: rag, metric: f1, margin: 0.0}\n"
+# The micro bench on a model folder (the stand-in): overrides of the micro config, and `model.path`.
+INSTRUCT = micro(
+    name="instruct",
+    model={"builtin": DROP},
+    generation={"max_new_tokens": 12},
+    training={
+        "sft": {"epochs": 6, "learning_rate": 3e-3, "batch_size": 8, "max_length": 256},
+        "dpo": {"epochs": 1, "learning_rate": 1e-3, "batch_size": 8, "max_length": 256},
+    },
+    variants=[BASE, {"name": "sft", "adapter": "sft"}, {"name": "dpo", "adapter": "dpo"}, RAG],
+    judge={
+        "builtin": {"epochs": 1, "learning_rate": 3e-3, "batch_size": 16, "max_length": 256},
+        "modes": ["grade"],
+    },
+)
+GATE = {"blessed": "blessed.json", "rules": [{"variant": "rag", "metric": "f1", "margin": 0.0}]}
+
+
+def _config(folder, model, **overrides):
+    """INSTRUCT on `model`, written to `folder`/bench.yaml."""
+    return write_config(folder, INSTRUCT, model={"path": str(model)}, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +45,9 @@ def standin(tmp_path_factory):
 
 
 def _invoke(*args):
-    result = CliRunner().invoke(app, list(map(str, args)))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, " ".join(result.output.split())
+    """`ragvft ARGS...`: its exit code (a clean exit, error or not: never a crash) and its output's words."""
+    code, output = invoke(*args)
+    return code, " ".join(output.split())
 
 
 def test_standin_looks_like_a_hub_instruct_model(standin):
@@ -91,7 +82,7 @@ def test_generation_stops_at_the_end_of_turn_token(standin):
     stopped = engine.generate([Request(p, decoding=long) for p in prompts])
     engine._end_ids, engine._tables = [engine.tokenizer.eos_token_id], {}  # as if only EOS were listed
     ran_on = engine.generate([Request(p, decoding=long) for p in prompts])
-    for a, b in zip(stopped, ran_on):
+    for a, b in zip(stopped, ran_on, strict=True):
         assert a.tokens_out < long.max_new_tokens  # it ended on its own
         assert b.tokens_out > a.tokens_out  # without the end-of-turn stop it goes on
         assert b.text.startswith(a.text)
@@ -104,9 +95,7 @@ def test_sft_rows_go_through_the_template_with_loss_on_the_answer(standin, tmp_p
     from harness.artifacts.adapters import adapter_job
     from harness.config import load_config
 
-    path = tmp_path / "bench.yaml"
-    path.write_text(CONFIG.format(model=standin))
-    config = load_config(path)
+    config = load_config(_config(tmp_path, standin))
     suite = load_suite(config)
     base = resolve_model(config, {})
     assert base.prompt_format.chat and base.info["prompt_format"]["chat"] is True
@@ -138,8 +127,7 @@ def test_sft_rows_go_through_the_template_with_loss_on_the_answer(standin, tmp_p
 
 
 def test_the_whole_bench_runs_on_an_instruct_model(standin, tmp_path, cache_dir):
-    config = tmp_path / "bench.yaml"
-    config.write_text(CONFIG.format(model=standin))
+    config = _config(tmp_path, standin)
     code, out = _invoke("bench", "--config", config)
     assert code == 0, out
     run = tmp_path / "runs" / "latest"
@@ -161,28 +149,21 @@ def test_the_whole_bench_runs_on_an_instruct_model(standin, tmp_path, cache_dir)
     assert (run / "report.html").is_file()
 
     assert _invoke("bless", "--run", run, "--out", tmp_path / "blessed.json")[0] == 0
-    config.write_text(config.read_text() + GATE)
+    _config(tmp_path, standin, gate=GATE)
     code, out = _invoke("bench", "--config", config)
     assert code == 0 and "gate passed: 1/1 rules" in out, out
     assert "generations computed 0" in out  # the rerun reused every answer
 
 
 def test_forcing_a_template_on_a_tokenizer_without_one_is_one_line(tmp_path, cache_dir):
-    from tests.conftest import MICRO_CONFIG
-
-    config = tmp_path / "bench.yaml"
-    config.write_text(MICRO_CONFIG.replace("model:\n", "model:\n  chat_template: true\n", 1))
-    code, out = _invoke("bench", "--config", config)
-    assert code == 2 and "model.chat_template" in out and "no chat template" in out, out
-    assert not (tmp_path / "runs").exists()
+    config = write_config(tmp_path, model={"chat_template": True})
+    bench = invoke("bench", "--config", config)  # below the bar of the base model it built
+    assert_input_error(bench, "model.chat_template", "no chat template", bars=True, no_run_in=tmp_path)
 
 
 def test_prompts_longer_than_the_context_are_cut_and_counted_never_silently(tmp_path, cache_dir):
     """The micro model's context is 256 tokens: a rag variant reading 30 passages overflows it."""
-    from tests.conftest import MICRO_CONFIG
-
-    config = tmp_path / "bench.yaml"
-    config.write_text(MICRO_CONFIG.replace("    k: 2\n", "    k: 30\n"))
+    config = write_config(tmp_path, variants=[BASE, RAG | {"k": 30}])
     code, out = _invoke("bench", "--config", config)
     assert code == 0, out
     manifest = json.loads((tmp_path / "runs" / "latest" / "manifest.json").read_text())
@@ -200,11 +181,11 @@ def test_the_readme_config_runs_as_written_on_the_standin(standin, tmp_path, cac
 
     text = (Path(__file__).parents[1] / "configs" / "instruct.yaml").read_text()
     assert text in (Path(__file__).parents[1] / "README.md").read_text()
-    config = tmp_path / "bench.yaml"
-    config.write_text(
-        text.replace("Qwen/Qwen2.5-1.5B-Instruct", str(standin)).replace(
-            "{seed: 7, scale: 40}", "{seed: 3, scale: 4}"
-        )
+    readme = yaml.safe_load(text)
+    assert readme["model"]["path"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert readme["suite"]["builtin"] == {"seed": 7, "scale": 40}
+    config = write_config(
+        tmp_path, readme, model={"path": str(standin)}, suite={"builtin": {"seed": 3, "scale": 4}}
     )
     code, out = _invoke("bench", "--config", config)
     assert code == 0, out

@@ -22,7 +22,8 @@ def _judged(prior, n=600, seed=0):
         label = rng.choice(["A", "tie", "tie"])  # as on the bench: more ties than wins
         for want in (label, FLIP[label]):
             logits = [
-                rng.gauss(0, 1.0) + p + (2.0 if v == want else 0.0) for v, p in zip(("A", "B", "tie"), prior)
+                rng.gauss(0, 1.0) + p + (2.0 if v == want else 0.0)
+                for v, p in zip(("A", "B", "tie"), prior, strict=True)
             ]
             rows.append(torch.log_softmax(torch.tensor(logits), -1).tolist())
             labels.append(want)

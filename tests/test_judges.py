@@ -16,6 +16,7 @@ from judges.llm_judge import (
     parse_preference,
 )
 from judges.reliability import reliability
+from tests.conftest import write_config
 from tests.openai_server import serve
 
 
@@ -154,7 +155,8 @@ def _ragas_and_grader(prompt: str) -> str:
         if "Answer A:" in prompt:
             a = re.search(r"\nAnswer A: (.*)\n", prompt).group(1)
             b = re.search(r"\nAnswer B: (.*)\n", prompt).group(1)
-            winner = "A" if len(a) > len(b) else "B" if len(b) > len(a) else "tie"  # a length-biased judge
+            la, lb = len(a.split()), len(b.split())  # a length-biased judge, in words as reliability counts
+            winner = "A" if la > lb else "B" if lb > la else "tie"
             return json.dumps({"winner": winner, "rationale": "longer"})
         return _grader(prompt)
     data = json.loads(prompt.rsplit("input: ", 1)[-1].rsplit("Output:", 1)[0])
@@ -186,11 +188,19 @@ def _ragas_and_grader(prompt: str) -> str:
     return "unknown prompt"
 
 
-JUDGED = """
-judge:
-  http: {base_url: URL, model: judge, api_key_env: RAGVFT_TEST_JUDGE_KEY, concurrency: 4, max_retries: 1}
-  ragas: [faithfulness, context_precision, context_recall, nonllm_context_precision, nonllm_context_recall]
-"""
+RAGAS = [
+    "faithfulness",
+    "context_precision",
+    "context_recall",
+    "nonllm_context_precision",
+    "nonllm_context_recall",
+]
+
+
+def _judged(url: str) -> dict:
+    """The micro config's `judge` section: the HTTP judge at `url`, and ragas' metrics."""
+    http = {"base_url": url, "model": "judge", "api_key_env": "RAGVFT_TEST_JUDGE_KEY", "concurrency": 4}
+    return {"http": http | {"max_retries": 1}, "ragas": RAGAS}
 
 
 def test_bench_judged_over_http_scores_every_variant_and_reports_reliability(micro_config, monkeypatch):
@@ -199,7 +209,7 @@ def test_bench_judged_over_http_scores_every_variant_and_reports_reliability(mic
 
     monkeypatch.setenv("RAGVFT_TEST_JUDGE_KEY", "sk-canary-judge-777")
     with serve(answer=_ragas_and_grader) as server:
-        micro_config.write_text(micro_config.read_text() + JUDGED.replace("URL", server.url))
+        write_config(micro_config.parent, judge=_judged(server.url))
         result = bench(load_config(micro_config))
         asked = sum(server.attempts.values())
         assert all(h.get("authorization") == "Bearer sk-canary-judge-777" for h in server.headers)
@@ -244,10 +254,8 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
     from harness.config import load_config
     from harness.run import bench
 
-    micro_config.write_text(
-        micro_config.read_text()
-        + "judge:\n  builtin: {epochs: 2, lora_r: 4, lora_alpha: 8}\n  ragas: [nonllm_context_recall]\n"
-    )
+    judge = {"builtin": {"epochs": 2, "lora_r": 4, "lora_alpha": 8}, "ragas": ["nonllm_context_recall"]}
+    write_config(micro_config.parent, judge=judge)
     result = bench(load_config(micro_config))
     jr = result.summary["judge_reliability"]
     assert jr["judge"].startswith("builtin:judge:")
@@ -271,7 +279,8 @@ def test_builtin_judge_is_a_trained_adapter_whose_verdicts_are_reported(micro_co
     prompts = [grade_prompt(r["question"], r["gold_answers"], r["answer"]) for r in sample]
     # the stored reply is the first asking's, or the second's (with a reminder) when that did not parse
     prompts = [
-        p if r["judge"]["grade"]["attempts"] == 1 else retry_prompt(p) for p, r in zip(prompts, sample)
+        p if r["judge"]["grade"]["attempts"] == 1 else retry_prompt(p)
+        for p, r in zip(prompts, sample, strict=True)
     ]
     decoding = Decoding(max_new_tokens=8, stop=())
     mine = [
@@ -323,9 +332,7 @@ def test_builtin_judge_runs_on_the_variants_loaded_base(micro_config, cache_dir,
 
     _fresh_results(monkeypatch, cache_dir, tmp_path)
     made = _counting_engines(monkeypatch)
-    micro_config.write_text(
-        micro_config.read_text() + "judge:\n  builtin: {epochs: 2, lora_r: 4, lora_alpha: 8}\n"
-    )
+    write_config(micro_config.parent, judge={"builtin": {"epochs": 2, "lora_r": 4, "lora_alpha": 8}})
     result = bench(load_config(micro_config))
     assert (
         result.manifest["cache"]["generations_computed"] > 0
@@ -345,8 +352,8 @@ def test_hf_judge_on_another_model_gets_an_engine_of_its_own(
     _fresh_results(monkeypatch, cache_dir, tmp_path)
     made = _counting_engines(monkeypatch)
     folder = micro_base[2].path
-    micro_config.write_text(
-        micro_config.read_text() + f"judge:\n  hf: {{path: {folder}, max_new_tokens: 8}}\n  modes: [grade]\n"
+    write_config(
+        micro_config.parent, judge={"hf": {"path": str(folder), "max_new_tokens": 8}, "modes": ["grade"]}
     )
     result = bench(load_config(micro_config))
     jr = result.summary["judge_reliability"]

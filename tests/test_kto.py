@@ -7,14 +7,24 @@ import json
 
 import pytest
 
+from harness.config import load_config
 from harness.engines import HFEngine
 from harness.prompts import RAW, PromptFormat
 from harness.training import ensure_adapter
-from tests.conftest import MICRO_CONFIG
-from tests.test_adapters import complete
-from tests.test_training_options import MODEL_PATH, VARIANTS, _bench, _config, _job, _one_line_exit_2
+from tests.conftest import (
+    BASE,
+    DROP,
+    RAG,
+    USERS_MODEL,
+    assert_input_error,
+    cli_bench,
+    complete,
+    micro,
+    tuned_job,
+    write_config,
+)
 
-WITH_KTO = MICRO_CONFIG.replace(VARIANTS, VARIANTS + "  - name: kto\n    adapter: kto\n")
+WITH_KTO = micro(variants=[BASE, {"name": "kto", "adapter": "kto"}, RAG])
 FEEDBACK = [
     {"question": "What colour is the moon of Xo?", "answer": "silver", "label": True},
     {"question": "What colour is the moon of Xo?", "answer": "purple", "label": False},
@@ -24,7 +34,7 @@ FEEDBACK = [
 
 def test_kto_trains_from_the_sft_adapter_changes_the_answers_and_records_its_signal(micro_base):
     suite, base = micro_base[1], micro_base[2]
-    job = _job(micro_base, "kto")
+    job = tuned_job(micro_base, "kto")
     pairs = len(suite.training.preferences)
     assert len(job.rows) == 2 * pairs and sum(r["label"] for r in job.rows) == pairs
     assert {r["completion"].strip() for r in job.rows if r["label"]} == {
@@ -53,7 +63,7 @@ def test_a_kto_variant_runs_end_to_end_with_the_users_feedback(tmp_path, cache_d
     test_question = micro_base[1].questions[0]
     rows = FEEDBACK + [{"question": test_question.text, "answer": "no idea", "label": False}]
     (tmp_path / "feedback.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = _bench(tmp_path, WITH_KTO + "training: {kto: {feedback: feedback.jsonl}}\n")
+    result = cli_bench(tmp_path, WITH_KTO, training={"kto": {"feedback": "feedback.jsonl"}})
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "latest"
     kto = json.loads((run / "manifest.json").read_text())["adapters"]["kto"]
@@ -101,36 +111,32 @@ def test_feedback_rows_are_conversational_for_a_chat_model():
 )
 def test_a_malformed_feedback_file_is_one_line(tmp_path, cache_dir, content, where):
     (tmp_path / "feedback.jsonl").write_bytes(content)
-    result = _bench(tmp_path, WITH_KTO + "training: {kto: {feedback: feedback.jsonl}}\n")
-    _one_line_exit_2(result, tmp_path, where)
+    result = cli_bench(tmp_path, WITH_KTO, training={"kto": {"feedback": "feedback.jsonl"}})
+    assert_input_error(result, where, no_run_in=tmp_path)
 
 
 def test_no_pairs_and_no_feedback_is_no_training_data(tmp_path, cache_dir):
     (tmp_path / "corpus.jsonl").write_text('{"id": "p1", "text": "The sky is blue."}\n')
     (tmp_path / "questions.jsonl").write_text('{"id": "q1", "question": "Sky?", "answers": ["blue"]}\n')
-    text = WITH_KTO.replace(
-        "  builtin: {seed: 3, scale: 4}", "  jsonl: {corpus: corpus.jsonl, questions: questions.jsonl}"
-    )
-    result = _bench(tmp_path, text)
+    jsonl = {"builtin": DROP, "jsonl": {"corpus": "corpus.jsonl", "questions": "questions.jsonl"}}
+    result = cli_bench(tmp_path, WITH_KTO, suite=jsonl)
     # The check comes once the base model is ready: its progress bar may stand above the one error line.
-    error = result.output.strip().splitlines()[-1]
-    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    error = assert_input_error(result, bars=True, no_run_in=tmp_path)
     assert error.endswith(
         "variants.1.adapter: variant 'kto' (kto): the suite 'jsonl-questions' has no data to train it, "
         "which takes preference pairs or labelled answers (a suite with pairs, training.extra_preferences, or "
         "training.kto.feedback)"
     )
-    assert not (tmp_path / "runs").exists()
 
 
 def test_a_batch_of_one_is_refused_in_one_line(tmp_path, cache_dir):
-    result = _bench(tmp_path, WITH_KTO + "training: {kto: {batch_size: 1}}\n")
-    _one_line_exit_2(result, tmp_path, "training.kto", "batch_size must be at least 2")
+    result = cli_bench(tmp_path, WITH_KTO, training={"kto": {"batch_size": 1}})
+    assert_input_error(result, "training.kto", "batch_size must be at least 2", no_run_in=tmp_path)
 
 
 def test_a_users_model_gets_the_kto_model_profile(tmp_path):
-    config = _config(tmp_path, MODEL_PATH + "training: {kto: {finetune: full}}\n")
+    config = load_config(write_config(tmp_path, USERS_MODEL, training={"kto": {"finetune": "full"}}))
     kto = config.training.hyper("kto", config.model)
     assert (kto.epochs, kto.learning_rate, kto.lora_r, kto.init, kto.feedback) == (2, 1e-6, 16, "sft", None)
-    lora = _config(tmp_path, MODEL_PATH).training.hyper("kto", config.model)
+    lora = load_config(write_config(tmp_path, USERS_MODEL)).training.hyper("kto", config.model)
     assert (lora.learning_rate, lora.beta, lora.desirable_weight) == (2e-5, 0.1, 1.0)

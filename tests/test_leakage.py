@@ -8,7 +8,7 @@ from harness.run import bench
 from suites.builtin import builtin_suite
 from suites.leakage import find_leaks
 from suites.schema import QAPair, TrainingSets
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, DROP, write_config
 
 
 def test_the_builtin_domain_has_no_leaks():
@@ -29,8 +29,7 @@ def test_a_leaked_question_is_flagged_and_can_be_excluded(tmp_path, cache_dir):
     near_leaks = find_leaks(suite.questions, TrainingSets(sft=(QAPair(near, "x"),)))
     assert near_leaks[q1.id]["kind"] == "near" and near_leaks[q1.id]["similarity"] >= 0.8
 
-    path = tmp_path / "bench.yaml"
-    path.write_text(MICRO_CONFIG + "training: {extra_sft: extra.jsonl}\n")
+    path = write_config(tmp_path, training={"extra_sft": "extra.jsonl"})
     result = bench(load_config(path))
     leak = result.summary["leakage"]
     assert leak["leaked"] == 2 and set(leak["questions"]) == {q1.id, q2.id} and not leak["excluded"]
@@ -45,12 +44,14 @@ def test_a_leaked_question_is_flagged_and_can_be_excluded(tmp_path, cache_dir):
     from reports.gate import bless
 
     bless(result.run_dir, tmp_path / "blessed.json")
-    gated = (
-        "training: {extra_sft: extra.jsonl}\nleakage: {exclude: true}\n"
-        "variants:\n  - {name: base}\n  - {name: sft, adapter: sft}\n"
-        "gate:\n  baseline: blessed.json\n  rules:\n    - {variant: base, metric: em, floor: 0.0}\n"
+    write_config(
+        tmp_path,
+        training={"extra_sft": "extra.jsonl"},
+        leakage={"exclude": True},
+        variants=[BASE, {"name": "sft", "adapter": "sft"}],
+        gate={"blessed": "blessed.json", "rules": [{"variant": "base", "metric": "em", "floor": 0.0}]},
+        bootstrap_samples=DROP,
     )
-    path.write_text(MICRO_CONFIG.split("variants:")[0] + gated + "baseline: base\nmetrics: [em, f1]\n")
     excluded = bench(load_config(path))
     assert excluded.summary["leakage"]["excluded"]
     assert excluded.summary["variants"]["base"]["em"]["n"] == n - 2

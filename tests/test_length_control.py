@@ -12,7 +12,7 @@ from reports.aggregate import summarize
 from reports.export import render_markdown
 from reports.html import render
 from reports.length_control import fit, fit_resamples, length_controlled_win_rate
-from tests.test_report import MANIFEST
+from tests.conftest import MANIFEST
 
 RESULT = {1.0: "win", 0.5: "tie", 0.0: "loss", None: None}
 

@@ -18,7 +18,7 @@ from harness.training import ensure_adapter
 from judges import exact_match
 from judges.exact import answer_match
 from suites.schema import Question
-from tests.test_adapters import FAST, complete
+from tests.conftest import BASE, BENCH_SFT, FAST_TRAINING, RAG, assert_input_error, complete, write_config
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 MAX_NEW_TOKENS = 8
@@ -28,7 +28,8 @@ def _ragvft(engine: HFEngine, suite, adapter: str | None, retrieved=None) -> tup
     """ragvft's own answers, and its EM and match for the suite's questions (what lm-eval must score)."""
     passages = retrieved or {}
     texts = [prompts.build(q.text, passages.get(q.id)) for q in suite.questions]
-    answers = dict(zip((q.id for q in suite.questions), complete(engine, texts, adapter, MAX_NEW_TOKENS)))
+    said = complete(engine, texts, adapter, MAX_NEW_TOKENS)
+    answers = dict(zip((q.id for q in suite.questions), said, strict=True))
     em = [exact_match(answers[q.id], q.answers).value for q in suite.questions]
     match = [answer_match(answers[q.id], q.answers).value for q in suite.questions]
     return {"exact_match": sum(em) / len(em), "match": sum(match) / len(match)}, answers
@@ -37,7 +38,7 @@ def _ragvft(engine: HFEngine, suite, adapter: str | None, retrieved=None) -> tup
 def test_exported_task_scores_the_same_under_lm_eval_as_under_ragvft(micro_base, tmp_path):
     config, suite, base = micro_base
     job = adapter_job(config, suite, base, "sft")
-    job.hyper = job.hyper | FAST  # the same key as test_adapters' SFT adapter: trained once a session
+    job.hyper = job.hyper | FAST_TRAINING  # test_adapters' SFT adapter, trained once a session
     sft = ensure_adapter(job, progress=False)
     # The suite's 20 test questions and the 14 SFT questions in their training wording, which the
     # adapter answers right: exact match is then not zero for everyone.
@@ -97,23 +98,25 @@ def test_export_lm_eval_help_and_a_missing_config(tmp_path):
     assert CliRunner().invoke(app, ["export", "lm-eval", "--help"]).exit_code == 0
     missing = tmp_path / "nope.yaml"
     result = CliRunner().invoke(app, ["export", "lm-eval", "--config", str(missing), "--out", str(tmp_path)])
-    assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "nope.yaml" in lines[0]
+    assert assert_input_error(result, "nope.yaml").startswith("error: ")
 
 
 def test_forgetting_check_runs_lm_eval_on_base_and_each_adapter_and_caches(tmp_path, cache_dir):
     """The bench's forgetting check: the built-in reading probe through lm-eval, base and SFT."""
     from harness.config import load_config
     from harness.run import bench
-    from tests.test_bench_adapters import _config
 
-    extra = (
-        "  - name: sft\n    adapter: sft\n  - name: sft+rag\n    adapter: sft\n    retriever: bm25\n"
-        "training:\n  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8}\n"
-        "forgetting: {tasks: [builtin_reading], limit: 12}\n"
+    path = write_config(
+        tmp_path,
+        variants=[
+            BASE,
+            RAG,
+            {"name": "sft", "adapter": "sft"},
+            {"name": "sft+rag", "adapter": "sft", "retriever": "bm25"},
+        ],
+        training={"sft": BENCH_SFT},
+        forgetting={"tasks": ["builtin_reading"], "limit": 12},
     )
-    path = _config(tmp_path, 3, extra)
     result = bench(load_config(path))
     fg = result.summary["forgetting"]
     per = fg["tasks"]["builtin_reading"]
@@ -133,7 +136,7 @@ def test_forgetting_check_runs_lm_eval_on_base_and_each_adapter_and_caches(tmp_p
     engine.add_adapter("sft", result.manifest["adapters"]["sft"]["path"])
     for name, adapter in (("base", None), ("sft", "sft")):
         answers = complete(engine, [d["prompt"] for d in docs], adapter, config.generation.max_new_tokens)
-        em = sum(exact_match(a, d["answers"]).value for a, d in zip(answers, docs)) / len(docs)
+        em = sum(exact_match(a, d["answers"]).value for a, d in zip(answers, docs, strict=True)) / len(docs)
         assert per[name] == pytest.approx(em), name
     assert fg["runs"] == {"computed": 2, "cached": 0}
     assert 'id="forgetting"' in (result.run_dir / "report.html").read_text()

@@ -9,7 +9,7 @@ from harness.cli import app
 from harness.prompts import PromptFormat, fewshot
 from judges import SCORERS, Answer
 from suites.schema import QAPair, Question
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import assert_input_error, write_config
 
 
 def _match(answer: str, *golds: str) -> float | None:
@@ -75,11 +75,8 @@ def test_raw_fewshot_prompt_puts_worked_examples_before_the_question():
 
 
 def test_a_bench_with_fewshot_records_the_examples_in_every_prompt_and_decides_on_match(tmp_path, cache_dir):
-    config = tmp_path / "bench.yaml"
-    config.write_text(
-        MICRO_CONFIG.replace("max_new_tokens: 6,", "max_new_tokens: 6, fewshot: 2,").replace(
-            "metrics: [em, f1]", "metrics: [em, f1, match]\ndecision: {metric: match}"
-        )
+    config = write_config(
+        tmp_path, generation={"fewshot": 2}, metrics=["em", "f1", "match"], decision={"metric": "match"}
     )
     result = CliRunner().invoke(app, ["bench", "--config", str(config)])
     assert result.exit_code == 0, result.output
@@ -97,8 +94,6 @@ def test_a_bench_with_fewshot_records_the_examples_in_every_prompt_and_decides_o
 
 
 def test_decision_metric_must_be_a_paired_metric_of_the_run(tmp_path, cache_dir):
-    config = tmp_path / "bench.yaml"
-    config.write_text(MICRO_CONFIG + "decision: {metric: match}\n")
+    config = write_config(tmp_path, decision={"metric": "match"})
     result = CliRunner().invoke(app, ["bench", "--config", str(config)])
-    assert result.exit_code == 2
-    assert "decision.metric 'match' is not among the run's paired metrics (em, f1)" in result.output
+    assert_input_error(result, "decision.metric 'match' is not among the run's paired metrics (em, f1)")

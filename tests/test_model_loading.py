@@ -16,7 +16,7 @@ from core import cache
 from core.cache import folder_hash, model_identity
 from core.device import check_dtype, resolve_attention, resolve_dtype, torch_device
 from core.errors import InputError
-from harness.engines import Decoding, HFEngine, Request, load_causal_lm
+from harness.engines import Decoding, HFEngine, LoadSpec, Request, load_causal_lm
 
 MAIN = "0123456789abcdef0123456789abcdef01234567"  # the commit refs/main points at
 V1 = "fedcba9876543210fedcba9876543210fedcba98"  # the commit tag v1 points at
@@ -136,7 +136,7 @@ def test_load_causal_lm_loads_straight_onto_the_device_in_the_resolved_dtype(tin
     if torch_device() == "cpu":
         assert model.config._attn_implementation == "sdpa"
 
-    _, model = load_causal_lm(str(tiny), dtype="bfloat16", attn_implementation="eager")
+    _, model = load_causal_lm(LoadSpec(str(tiny), dtype="bfloat16", attn_implementation="eager"))
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert model.config._attn_implementation == "eager"
 
@@ -173,7 +173,7 @@ def test_device_map_auto_never_moves_the_model_and_answers_as_one_device(tiny, t
         return to(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", spy)
-    spread = HFEngine(str(tiny), batch_size=4, device_map="auto")
+    spread = HFEngine(LoadSpec(str(tiny), device_map="auto"), batch_size=4)
     assert loads[-1]["device_map"] == "auto"  # accelerate places it (here on the one device there is)
     base = spread.model
     spread.add_adapter("x", adapter)
@@ -327,13 +327,10 @@ def test_the_manifest_records_the_commit_the_identity_time_and_how_the_model_loa
     from harness.artifacts import resolve_model
     from harness.config import load_config
     from harness.run.engine import LazyEngine
-    from tests.conftest import MICRO_CONFIG
+    from tests.conftest import MICRO, write_config
 
-    builtin = "  builtin: {steps: 200, hidden_size: 32, layers: 1, batch_size: 8, pool_scale: 3, learning_rate: 1.0e-2}"
-    model = "  path: org/tiny\n  dtype: bfloat16\n  device_map: auto\n  attn_implementation: eager"
-    path = tmp_path / "bench.yaml"
-    path.write_text(MICRO_CONFIG.replace(builtin, model))
-    config = load_config(path)
+    model = {"path": "org/tiny", "dtype": "bfloat16", "device_map": "auto", "attn_implementation": "eager"}
+    config = load_config(write_config(tmp_path, MICRO | {"model": model}))
     base = resolve_model(config, {})
     assert base.identity == f"hub:org/tiny@{MAIN}"
     assert base.info["resolved_revision"] == MAIN

@@ -4,19 +4,18 @@ the right way, it runs as a bench variant, and a user's model gets its `model` p
 
 import json
 
+from harness.config import load_config
 from harness.engines import HFEngine
 from harness.training import ensure_adapter
-from tests.conftest import MICRO_CONFIG
-from tests.test_adapters import complete
-from tests.test_training_options import MODEL_PATH, VARIANTS, _bench, _config, _job
+from tests.conftest import BASE, RAG, USERS_MODEL, cli_bench, complete, tuned_job, write_config
 
-WITH_ORPO = MICRO_CONFIG.replace(VARIANTS, VARIANTS + "  - name: orpo\n    adapter: orpo\n")
+ORPO = {"name": "orpo", "adapter": "orpo"}
 FAST = {"epochs": 12.0, "learning_rate": 1e-2}  # 12 steps: enough to move every figure below
 
 
 def test_orpo_trains_from_the_base_changes_the_answers_and_records_its_signal(micro_base):
     suite, base = micro_base[1], micro_base[2]
-    job = _job(micro_base, "orpo", **FAST)
+    job = tuned_job(micro_base, "orpo", **FAST)
     assert job.init is None  # no SFT stage, no reference model
     assert [r["chosen"].strip() for r in job.rows] == [p.chosen for p in suite.training.preferences]
 
@@ -41,7 +40,8 @@ def test_orpo_trains_from_the_base_changes_the_answers_and_records_its_signal(mi
 
 
 def test_an_orpo_variant_runs_end_to_end(tmp_path, cache_dir):
-    result = _bench(tmp_path, WITH_ORPO + "training: {orpo: {epochs: 4, learning_rate: 1.0e-2}}\n")
+    training = {"orpo": {"epochs": 4, "learning_rate": 1e-2}}
+    result = cli_bench(tmp_path, variants=[BASE, ORPO, RAG], training=training)
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "latest"
     orpo = json.loads((run / "manifest.json").read_text())["adapters"]["orpo"]
@@ -54,8 +54,8 @@ def test_an_orpo_variant_runs_end_to_end(tmp_path, cache_dir):
 
 
 def test_a_users_model_gets_the_orpo_model_profile(tmp_path):
-    config = _config(tmp_path, MODEL_PATH)
+    config = load_config(write_config(tmp_path, USERS_MODEL))
     lora = config.training.hyper("orpo", config.model)
     assert (lora.epochs, lora.learning_rate, lora.lora_r, lora.beta) == (3, 1e-4, 16, 0.1)
-    config = _config(tmp_path, MODEL_PATH + "training: {orpo: {finetune: full}}\n")
+    config = load_config(write_config(tmp_path, USERS_MODEL, training={"orpo": {"finetune": "full"}}))
     assert config.training.hyper("orpo", config.model).learning_rate == 8e-6

@@ -15,7 +15,7 @@ from harness.run.plan import generation_key
 from harness.training import METHODS, AdapterTraining, TrainingMethod
 from harness.training.sft import sft_trainer
 from judges import SCORERS, Answer, Score, Scorer
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, RAG, assert_input_error, write_config
 
 
 class ToyTraining(AdapterTraining):
@@ -41,11 +41,11 @@ def test_a_training_method_and_a_scorer_added_by_registry_entry_run_through_a_be
 ):
     monkeypatch.setitem(METHODS, "toy", TrainingMethod("toy", ToyTraining, _toy_rows, sft_trainer))
     monkeypatch.setitem(SCORERS, "words", Scorer("words", "graded", _words, higher_is_better=False))
-    path = tmp_path / "bench.yaml"
-    path.write_text(
-        MICRO_CONFIG.replace("metrics: [em, f1]", "metrics: [em, f1, words]").replace(
-            "variants:\n", "training:\n  toy: {epochs: 40}\nvariants:\n  - {name: toy, adapter: toy}\n"
-        )
+    path = write_config(
+        tmp_path,
+        metrics=["em", "f1", "words"],
+        training={"toy": {"epochs": 40}},
+        variants=[{"name": "toy", "adapter": "toy"}, BASE, RAG],
     )
     result = bench(load_config(path))
 
@@ -65,26 +65,23 @@ def test_a_training_method_and_a_scorer_added_by_registry_entry_run_through_a_be
     assert result.summary["metric_info"]["words"]["higher_is_better"] is False
     changed = [
         r
-        for r, b in zip(rows, (r for r in result.rows if r["variant"] == "base"))
+        for r, b in zip(rows, (r for r in result.rows if r["variant"] == "base"), strict=True)
         if r["answer"] != b["answer"]
     ]
     assert changed  # the toy adapter's answers are its own
 
 
 def test_an_unknown_method_or_metric_is_a_config_error_at_load(tmp_path):
-    for old, new, field in [
-        ("  - name: base\n", "  - {name: base, adapter: sfft}\n", "variants.0.adapter"),
-        ("metrics: [em, f1]", "metrics: [em, f11]", "metrics"),
-        ("variants:\n", "training:\n  dpp: {}\nvariants:\n", "training.dpp"),
-        ("variants:\n", "training:\n  sft: {epochs: -1}\nvariants:\n", "training.sft.epochs"),
-        ("generation: {", "generation: {engine: vlm, ", "generation.engine"),
+    for overrides, field in [
+        ({"variants": [BASE | {"adapter": "sfft"}, RAG]}, "variants.0.adapter"),
+        ({"metrics": ["em", "f11"]}, "metrics"),
+        ({"training": {"dpp": {}}}, "training.dpp"),
+        ({"training": {"sft": {"epochs": -1}}}, "training.sft.epochs"),
+        ({"generation": {"engine": "vlm"}}, "generation.engine"),
     ]:
-        path = tmp_path / "bench.yaml"
-        path.write_text(MICRO_CONFIG.replace(old, new))
+        path = write_config(tmp_path, **overrides)
         out = CliRunner().invoke(app, ["bench", "--config", str(path)])
-        assert out.exit_code == 2, (field, out.output)
-        message = out.output.strip().splitlines()[-1]
-        assert f"{path}:" in message and field in message, message
+        assert_input_error(out, f"{path}:", field)
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
@@ -97,14 +94,13 @@ def test_engine_and_dtype_are_in_every_generation_key_and_the_manifest(tmp_path,
     assert hf != generation_key(**key, engine={"engine": "hf", "dtype": "auto", "device": "cuda"})
     assert hf == generation_key(**key, engine={"engine": "hf", "dtype": "auto", "device": "cpu"})
 
-    path = tmp_path / "bench.yaml"
-    path.write_text(MICRO_CONFIG)
+    path = write_config(tmp_path)
     first = bench(load_config(path))
     assert first.manifest["engine"]["engine"] == "hf" and first.manifest["engine"]["dtype"] == "auto"
     assert first.manifest["config"]["generation"]["engine"] == "hf"
     n = len(first.rows)
 
-    path.write_text(MICRO_CONFIG.replace("model:\n", "model:\n  dtype: float32\n"))
+    write_config(tmp_path, model={"dtype": "float32"})
     fp32 = bench(load_config(path))
     assert fp32.manifest["engine"]["dtype"] == "float32"
     assert fp32.manifest["cache"]["generations_computed"] == n  # nothing reused from the other dtype
@@ -117,7 +113,7 @@ def test_engine_and_dtype_are_in_every_generation_key_and_the_manifest(tmp_path,
         "hf2",
         EngineKind(HFEngine, lambda dtype, options: {"engine": "hf2", "dtype": dtype, "device": "cpu"}),
     )
-    path.write_text(MICRO_CONFIG.replace("generation: {", "generation: {engine: hf2, "))
+    write_config(tmp_path, generation={"engine": "hf2"})
     other = bench(load_config(path))
     assert other.manifest["engine"]["engine"] == "hf2"
     assert other.manifest["cache"]["generations_computed"] == n

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from core.errors import InputError
 from harness.cli import app
 from harness.pretrained.packaged import Packaged, fetch, sha256_of
+from tests.conftest import assert_input_error, write_config
 
 NAME, VERSION = "ragvft-test-model", "0.0.1"
 WHEEL = f"ragvft_test_model-{VERSION}-py3-none-any.whl"
@@ -102,13 +103,15 @@ def test_an_unfetched_packaged_model_is_one_line_naming_make_real_models(tmp_pat
     config = tmp_path / "bench.yaml"
     config.write_text("suite: {builtin: {}}\nmodel:\n  path: packaged:smollm2\nvariants: [{name: base}]\n")
     result = CliRunner().invoke(app, ["bench", "--config", str(config)])
-    assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
+    assert assert_input_error(result) == (
         f"error: {config}:3: model.path: packaged model 'smollm2' is not fetched: run `make real-models`"
-    ]
+    )
     config.write_text("suite: {builtin: {}}\nmodel: {path: 'packaged:smolm2'}\nvariants: [{name: base}]\n")
     result = CliRunner().invoke(app, ["bench", "--config", str(config)])
-    assert result.exit_code == 2 and "did you mean 'smollm2'" in result.output
+    assert_input_error(result, "did you mean 'smollm2'")
+
+
+ONE_BASE = {"suite": {"builtin": {}}, "variants": [{"name": "base"}]}  # and a `model`: a bench of one variant
 
 
 def _gguf(path: Path, arch: str) -> Path:
@@ -126,24 +129,17 @@ def _gguf(path: Path, arch: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    "model",
-    ["{path: MODEL}", "{path: FOLDER, gguf_file: weird.gguf}"],
-    ids=["path", "gguf_file"],
-)
-def test_a_gguf_of_an_architecture_transformers_cannot_read_stops_in_one_line(tmp_path, models_dir, model):
+@pytest.mark.parametrize("gguf_file", [False, True], ids=["path", "gguf_file"])
+def test_a_gguf_of_an_architecture_transformers_cannot_read_stops_in_one_line(
+    tmp_path, models_dir, gguf_file
+):
     gguf = _gguf(tmp_path / "weird.gguf", "rwkv7")
-    config = tmp_path / "bench.yaml"
-    model = model.replace("MODEL", str(gguf)).replace("FOLDER", str(tmp_path))
-    config.write_text(
-        f"suite: {{builtin: {{}}}}\nmodel: {model}\nvariants: [{{name: base}}]\nruns_dir: runs\n"
-    )
+    model = {"path": str(tmp_path), "gguf_file": "weird.gguf"} if gguf_file else {"path": str(gguf)}
+    config = write_config(tmp_path, {**ONE_BASE, "model": model, "runs_dir": "runs"})
     result = CliRunner().invoke(app, ["bench", "--config", str(config)])
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "model.path" in lines[0] and "weird.gguf" in lines[0]
-    assert "GGUF architecture 'rwkv7' is not one transformers reads" in lines[0]
-    assert not (tmp_path / "runs").exists() and not models_dir.exists()  # nothing written
+    words = "GGUF architecture 'rwkv7' is not one transformers reads"
+    assert_input_error(result, "model.path", "weird.gguf", words, no_run_in=tmp_path)
+    assert not models_dir.exists()  # nothing written
 
 
 def test_a_file_that_is_not_gguf_stops_in_one_line(tmp_path, models_dir):
@@ -152,33 +148,32 @@ def test_a_file_that_is_not_gguf_stops_in_one_line(tmp_path, models_dir):
     config = tmp_path / "bench.yaml"
     config.write_text(f"suite: {{builtin: {{}}}}\nmodel: {{path: {fake}}}\nvariants: [{{name: base}}]\n")
     result = CliRunner().invoke(app, ["bench", "--config", str(config)])
-    assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
-        f"error: {config}:2: model.path: {fake}: not a readable GGUF file (ValueError)"
-    ]
+    assert (
+        assert_input_error(result)
+        == f"error: {config}:2: model.path: {fake}: not a readable GGUF file (ValueError)"
+    )
 
 
 def test_gguf_where_no_gguf_can_go_is_one_line(tmp_path, models_dir):
     gguf = _gguf(tmp_path / "weird.gguf", "llama")
-    config = tmp_path / "bench.yaml"
-    base = "suite: {builtin: {}}\nmodel: {path: org/model}\nvariants: [{name: base}]\n"
-    config.write_text(base + f"retrievers:\n  dense: {{kind: dense, embedder: {{path: {gguf}}}}}\n")
-    result = CliRunner().invoke(app, ["bench", "--config", str(config)])
-    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
-    assert "retrievers.dense.embedder.path" in result.output and "not GGUF" in result.output
-    config.write_text(base.replace("{path: org/model}", "{path: TheBloke/X-GGUF, gguf_file: x.Q4_K_M.gguf}"))
-    result = CliRunner().invoke(app, ["bench", "--config", str(config)])
-    assert (
-        result.exit_code == 2
-        and "model.gguf_file: gguf_file names a file inside a local folder" in result.output
+    base = {**ONE_BASE, "model": {"path": "org/model"}}
+    config = write_config(
+        tmp_path, base, retrievers={"dense": {"kind": "dense", "embedder": {"path": str(gguf)}}}
     )
+    result = CliRunner().invoke(app, ["bench", "--config", str(config)])
+    assert_input_error(result, "retrievers.dense.embedder.path", "not GGUF")
+    write_config(tmp_path, base, model={"path": "TheBloke/X-GGUF", "gguf_file": "x.Q4_K_M.gguf"})
+    result = CliRunner().invoke(app, ["bench", "--config", str(config)])
+    assert_input_error(result, "model.gguf_file: gguf_file names a file inside a local folder")
 
 
 def test_synth_generator_names_an_unknown_or_unfetched_packaged_model_in_one_line(tmp_path, models_dir):
-    for name, why in (("smolm2", "did you mean 'smollm2'"), ("smollm2", "not fetched: run `make real-models`")):
+    for name, why in (
+        ("smolm2", "did you mean 'smollm2'"),
+        ("smollm2", "not fetched: run `make real-models`"),
+    ):
         result = CliRunner().invoke(
             app, ["synth", "--out", str(tmp_path / "out"), "--generator", f"packaged:{name}"]
         )
-        assert result.exit_code == 2, result.output
-        assert len(result.output.strip().splitlines()) == 1 and why in result.output
+        assert_input_error(result, why)
         assert not (tmp_path / "out").exists()

@@ -7,37 +7,42 @@ import json
 import pytest
 
 from harness.pretrained.packaged import PACKAGED
+from tests.conftest import write_config
 
 SMOLLM2 = PACKAGED["smollm2"]
 pytestmark = pytest.mark.skipif(
     not SMOLLM2.path.exists(), reason="SmolLM2 is not fetched: run `make real-models`"
 )
 SYSTEM = "Answer the question in a few words. When passages are given, answer from them."
-CONFIG = f"""\
-name: real-micro
-suite:
-  builtin: {{scale: 2}}
-model:
-  path: packaged:smollm2
-  system_prompt: {SYSTEM}
-generation: {{max_new_tokens: 32, batch_size: 16}}
-retrievers:
-  bm25: {{kind: bm25}}
-training:
-  profile: model
-  sft: {{epochs: 2, learning_rate: 5.0e-3, batch_size: 8, gradient_accumulation_steps: 1,
-         gradient_checkpointing: false, max_length: 96}}
-variants:
-  - {{name: base}}
-  - {{name: rag, retriever: bm25, k: 1}}
-  - {{name: sft, adapter: sft}}
-  - {{name: sft+rag, adapter: sft, retriever: bm25, k: 1}}
-baseline: base
-metrics: [em, match, f1]
-decision: {{metric: match}}
-bootstrap_samples: 200
-runs_dir: runs
-"""
+CONFIG = {
+    "name": "real-micro",
+    "suite": {"builtin": {"scale": 2}},
+    "model": {"path": "packaged:smollm2", "system_prompt": SYSTEM},
+    "generation": {"max_new_tokens": 32, "batch_size": 16},
+    "retrievers": {"bm25": {"kind": "bm25"}},
+    "training": {
+        "profile": "model",
+        "sft": {
+            "epochs": 2,
+            "learning_rate": 5e-3,
+            "batch_size": 8,
+            "gradient_accumulation_steps": 1,
+            "gradient_checkpointing": False,
+            "max_length": 96,
+        },
+    },
+    "variants": [
+        {"name": "base"},
+        {"name": "rag", "retriever": "bm25", "k": 1},
+        {"name": "sft", "adapter": "sft"},
+        {"name": "sft+rag", "adapter": "sft", "retriever": "bm25", "k": 1},
+    ],
+    "baseline": "base",
+    "metrics": ["em", "match", "f1"],
+    "decision": {"metric": "match"},
+    "bootstrap_samples": 200,
+    "runs_dir": "runs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,7 @@ def real_run(tmp_path_factory, cache_dir):
     from harness.config import load_config
     from harness.run.pipeline import bench
 
-    path = tmp_path_factory.mktemp("real") / "bench.yaml"
-    path.write_text(CONFIG)
+    path = write_config(tmp_path_factory.mktemp("real"), CONFIG)
     return path, bench(load_config(path))
 
 
@@ -116,17 +120,11 @@ def test_vllm_gives_the_hf_engines_answers_on_the_real_model(real_run, tmp_path)
     except EngineUnavailable as e:
         pytest.skip(f"{e}")
     _, reference = real_run
-    path = tmp_path / "bench.yaml"
-    path.write_text(
-        CONFIG.replace(
-            "generation: {max_new_tokens: 32, batch_size: 16}",
-            "generation: {engine: vllm, vllm: {max_model_len: 1024}, max_new_tokens: 32, batch_size: 16}",
-        )
-    )
+    path = write_config(tmp_path, CONFIG, generation={"engine": "vllm", "vllm": {"max_model_len": 1024}})
     run = bench(load_config(path))
     assert run.manifest["engine"]["engine"] == "vllm"
     assert [(r["variant"], r["question_id"]) for r in run.rows] == [
         (r["variant"], r["question_id"]) for r in reference.rows
     ]
-    same = sum(a["answer"] == b["answer"] for a, b in zip(run.rows, reference.rows))
+    same = sum(a["answer"] == b["answer"] for a, b in zip(run.rows, reference.rows, strict=True))
     assert same >= 0.99 * len(run.rows), f"{same} of {len(run.rows)} identical"

@@ -4,8 +4,7 @@ from types import SimpleNamespace
 
 from reports.aggregate import summarize
 from reports.html import render
-
-PAYLOADS = ["<script>window.pwned=1</script>", '<img src=x onerror="window.pwned=1">']
+from tests.conftest import MANIFEST, PAYLOADS
 
 
 def _rows():
@@ -31,20 +30,6 @@ def _rows():
                 }
             )
     return rows
-
-
-# the least a manifest holds for the report to render
-MANIFEST = {
-    "run_name": "n",
-    "run_id": "r",
-    "suite": {"questions": 2, "passages": 1},
-    "git": {"commit": None, "dirty": None},
-    "model": {"kind": "x"},
-    "hardware": {},
-    "timings": {},
-    "cache": {},
-    "seeds": {},
-}
 
 
 def test_answers_and_passages_are_escaped():

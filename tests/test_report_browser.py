@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.browser import chromium, needs_chromium
-from tests.test_report import PAYLOADS
+from tests.conftest import PAYLOADS, write_config
 
 pytestmark = needs_chromium
 
@@ -25,9 +25,7 @@ def test_report_opens_filters_and_never_runs_model_output(browser, micro_config,
     from harness.run import bench
     from reports.html import write_html
 
-    micro_config.write_text(
-        micro_config.read_text() + "judge: {builtin: {epochs: 2, lora_r: 4, lora_alpha: 8}}\n"
-    )
+    write_config(micro_config.parent, judge={"builtin": {"epochs": 2, "lora_r": 4, "lora_alpha": 8}})
     result = bench(load_config(micro_config))
     rows = [dict(r) for r in result.rows]
     for i, payload in enumerate(PAYLOADS):  # two answers and two judge rationales carry script payloads

@@ -12,11 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import micro, write_config
 
-CONFIG = MICRO_CONFIG.replace("scale: 4}", "scale: 12}").replace(
-    "generation: {max_new_tokens: 6, batch_size: 16}", "generation: {max_new_tokens: 12, batch_size: 2}"
-)
+CONFIG = micro(suite={"builtin": {"scale": 12}}, generation={"max_new_tokens": 12, "batch_size": 2})
 CANARY = "sk-ragvft-canary-7f3e9a1c0b"
 
 
@@ -54,7 +52,7 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     for d in (ref, killed):
         d.mkdir()
-        (d / "bench.yaml").write_text(CONFIG)
+        write_config(d, CONFIG)
     assert _bench(ref, tmp_path / "cache-ref") == 0
     expected = _results(ref)
 

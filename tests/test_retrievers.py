@@ -126,7 +126,7 @@ def test_dense_index_is_built_once_and_finds_what_it_learned(cache_dir):
     texts = {p.id: p.text for p in suite.passages}
     hits = first.search(queries, 3)
     assert all(h[0].score >= h[1].score >= h[2].score for h in hits)
-    top1 = sum(texts[h[0].passage_id] == gold[q] for q, h in zip(queries, hits)) / len(queries)
+    top1 = sum(texts[h[0].passage_id] == gold[q] for q, h in zip(queries, hits, strict=True)) / len(queries)
     assert top1 > 0.5  # chance is 1/21: it learned its training pairs
     hnsw = DenseRetriever(suite.passages, encoder, encoder_identity=identity, index="hnsw", progress=False)
     assert [h[0].passage_id for h in hnsw.search(queries, 1)] == [h[0].passage_id for h in hits]

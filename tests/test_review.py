@@ -5,102 +5,14 @@ closed on labels of another suite."""
 
 import json
 import re
-from types import SimpleNamespace
 
 import pytest
-from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.run.write import write_run
 from judges.agreement import agreement, binary_kappas, cohen_kappa
 from reports import gate
-from reports.aggregate import summarize
 from reports.review import render_review, review_data
-
-HOSTILE = ["<script>window.pwned=1</script>", "</script><script>alert(1)</script>"]
-
-# judge and exact match per question (q0..q3) for each variant, and what people say of each answer
-JUDGE = {"base": [1, 1, 0, 0], "rag": [1, 1, 1, 0]}
-EM = {"base": [1, 0, 0, 0], "rag": [1, 0, 0, 0]}
-PEOPLE = {"base": [1, 0, 0, 0], "rag": [1, 1, 0, 0]}
-
-
-def make_rows() -> list[dict]:
-    rows = []
-    for v in ("base", "rag"):
-        for i in range(4):
-            answer = f"{v} answer {i}"
-            if i == 0:
-                answer = HOSTILE[v == "rag"]
-            rows.append(
-                {
-                    "variant": v,
-                    "question_id": f"q{i}",
-                    "question": f"Question {i} {HOSTILE[1]}?" if i == 1 else f"Question {i}?",
-                    "category": "c",
-                    "slice": "trained",
-                    "gold_answers": [f"gold {i}"],
-                    "gold_passage_ids": [f"p{i}"],
-                    "gold_passage_text": [f"Passage {i} {HOSTILE[0]}"],
-                    "answer": answer,
-                    "retrieved": [{"id": f"p{i}", "score": 1.0}] if v == "rag" else None,
-                    "retrieved_text": [f"Passage {i} {HOSTILE[0]}"] if v == "rag" else None,
-                    "scores": {
-                        "em": {"value": float(EM[v][i]), "reason": ""},
-                        "judge": {"value": float(JUDGE[v][i]), "reason": f"because {HOSTILE[0]}"},
-                    },
-                }
-            )
-    return rows
-
-
-def make_run(tmp_path, rows=None, config=None):
-    """A run folder written as `ragvft bench` writes one (no model): returns its path."""
-    rows = make_rows() if rows is None else rows
-    cfg = SimpleNamespace(
-        metrics=["em", "judge"],
-        seed=0,
-        bootstrap_samples=200,
-        baseline="base",
-        variants=[SimpleNamespace(name="base"), SimpleNamespace(name="rag")],
-    )
-    summary = summarize(rows, cfg, suite_name="s") | {"gate": {"status": "not configured"}}
-    manifest = {
-        "run_name": "<b>review</b>",
-        "config": {"seed": 0, "bootstrap_samples": 200, **(config or {})},
-        "suite": {"questions": 4, "passages": 4, "corpus_digest": "c0"},
-        "git": {"commit": None, "dirty": None},
-        "model": {},
-        "hardware": {},
-        "timings": {},
-        "cache": {},
-        "seeds": {},
-    }
-    return write_run(tmp_path / "runs", rows, summary, manifest)
-
-
-def labels_file(run_dir, folder, /, labels=None, **top):
-    """A labels file for `run_dir` as the page exports it; `labels` and `top` override parts of it."""
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
-    if labels is None:
-        labels = [{"question_id": "q1", "variant": None, "label": "valid", "fixed_answer": "gold one"}]
-        labels += [{"question_id": "q3", "variant": None, "label": "invalid"}]
-        labels += [
-            {"question_id": f"q{i}", "variant": v, "label": "correct" if people[i] else "incorrect"}
-            for v, people in PEOPLE.items()
-            for i in range(4)
-        ]
-    data = {"run": manifest["run_id"], "suite": gate.run_fingerprint(rows, manifest), "labels": labels} | top
-    path = folder / "labels.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def invoke(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
+from tests.conftest import assert_input_error, invoke, write_config
+from tests.review_run import HOSTILE, labels_file, make_rows, make_run
 
 
 def test_review_page_keeps_hostile_text_inert():
@@ -148,7 +60,7 @@ def test_the_bootstraps_vectorised_kappa_is_sklearns():
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 2, size=(300, 5)), rng.integers(0, 2, size=(300, 5))
     x[:3], y[:3] = 1, np.array([[1] * 5, [0] * 5, [1, 0, 1, 0, 1]])  # constant sides, defined or not
-    for row, k in zip(zip(x.tolist(), y.tolist()), binary_kappas(x, y)):
+    for row, k in zip(zip(x.tolist(), y.tolist(), strict=True), binary_kappas(x, y), strict=True):
         want = cohen_kappa(*row)
         assert (np.isnan(k) and want is None) or k == pytest.approx(want), row
 
@@ -215,18 +127,16 @@ def test_each_bad_labels_file_is_one_line_exit_2_and_writes_nothing(tmp_path):
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     for what, parts, field in _bad_cases(run, tmp_path):
         path = labels_file(run, tmp_path, **parts)
-        code, out = invoke("labels", "import", path, "--run", run)
-        lines = out.strip().splitlines()
-        assert code == 2 and len(lines) == 1, (what, out)
-        assert lines[0].startswith(f"error: {path}: {field}: "), (what, lines[0])
+        line = assert_input_error(invoke("labels", "import", path, "--run", run))
+        assert line.startswith(f"error: {path}: {field}: "), (what, line)
         assert {p.name: p.read_bytes() for p in run.iterdir()} == before, what
     path.write_text("{not json")
-    code, out = invoke("labels", "import", path, "--run", run)
-    assert code == 2 and out.strip().startswith(f"error: {path}:1: not valid JSON")
-    code, out = invoke("labels", "import", tmp_path / "missing.json", "--run", run)
-    assert code == 2 and "missing.json: file not found" in out
-    code, out = invoke("labels", "import", labels_file(run, tmp_path), "--run", tmp_path / "nope")
-    assert code == 2 and "not a ragvft run folder" in out
+    line = assert_input_error(invoke("labels", "import", path, "--run", run))
+    assert line.startswith(f"error: {path}:1: not valid JSON")
+    missing = invoke("labels", "import", tmp_path / "missing.json", "--run", run)
+    assert_input_error(missing, "missing.json: file not found")
+    nope = invoke("labels", "import", labels_file(run, tmp_path), "--run", tmp_path / "nope")
+    assert_input_error(nope, "not a ragvft run folder")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
@@ -239,9 +149,8 @@ def test_gate_fails_closed_on_labels_of_another_suite(tmp_path):
     (run / "labels.json").write_text(json.dumps(labels | {"suite": "0123456789abcdef"}))
     with pytest.raises(gate.GateError, match="labels cover another suite"):
         gate.read_run(run)
-    code, out = invoke("gate", "--run", run, "--baseline", tmp_path / "baseline.json")
-    assert code == 2 and len(out.strip().splitlines()) == 1
-    assert "labels.json: suite: the labels cover another suite" in out
+    gated = invoke("gate", "--run", run, "--baseline", tmp_path / "baseline.json")
+    assert_input_error(gated, "labels.json: suite: the labels cover another suite")
 
 
 def test_labels_config_section_is_checked_and_taken_with_config(tmp_path, micro_config):
@@ -249,15 +158,13 @@ def test_labels_config_section_is_checked_and_taken_with_config(tmp_path, micro_
     from harness.config import load_config
 
     assert load_config(micro_config).labels.exclude_invalid is False
-    micro_config.write_text(micro_config.read_text() + "labels: {exclude_invalid: true}\n")
+    write_config(micro_config.parent, labels={"exclude_invalid": True})
     assert load_config(micro_config).labels.exclude_invalid is True
     run = make_run(tmp_path)  # its own config says nothing of labels: --config decides
     code, out = invoke("labels", "import", labels_file(run, tmp_path), "--run", run, "--config", micro_config)
     assert code == 0, out
     assert json.loads((run / "summary.json").read_text())["human_agreement"]["compared_answers"] == 6
 
-    micro_config.write_text(
-        micro_config.read_text().replace("exclude_invalid: true", "exclude_invalid: true, skip: 1")
-    )
+    write_config(micro_config.parent, labels={"exclude_invalid": True, "skip": 1})
     with pytest.raises(InputError, match="labels.skip"):
         load_config(micro_config)

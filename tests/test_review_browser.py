@@ -4,11 +4,13 @@ and the mouse, the labels survive a reload, and "Export labels" downloads the JS
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.browser import chromium, needs_chromium
-from tests.test_review import HOSTILE, invoke, make_run
+from tests.conftest import invoke
+from tests.review_run import HOSTILE, make_run
 
 pytestmark = needs_chromium
 
@@ -28,48 +30,44 @@ def _labels(driver) -> dict:
     return {i: el.get_attribute("data-label") for i, el in enumerate(items) if el.get_attribute("data-label")}
 
 
-def test_label_with_keys_and_clicks_reload_and_export(browser, tmp_path):
+def _progress(driver) -> str:
+    return driver.find_element("id", "progress").text
+
+
+def _assert_nothing_ran(driver) -> None:
+    """No hostile answer ran, and the page logged no error."""
+    assert driver.execute_script("return window.pwned") is None
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def _label_with_keys_and_clicks(driver) -> dict:
+    """Labels four items with the keyboard, clears one, two by mouse, fixes q2's gold and labels it:
+    the labels the page then holds, by item."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    run = make_run(tmp_path)
-    assert invoke("review", "--run", run)[0] == 0
-    browser.get((run / "review.html").as_uri())
-    assert browser.execute_script("return window.pwned") is None
-    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
-    texts = [el.text for el in browser.find_elements(By.CSS_SELECTOR, ".atext")]
-    assert set(HOSTILE) <= set(texts)  # shown as text
-    keys = browser.find_element(By.ID, "keys").text
-    assert "next / previous item" in keys and "correct" in keys and "invalid" in keys
-    progress = browser.find_element(By.ID, "progress")
-    assert progress.text == "0 of 8 answers labelled · 0 of 4 questions checked"
-
     # items: q0, its answers A and B, q1, its answers A and B, ...; labelling moves on
-    keyboard = ActionChains(browser)
+    keyboard = ActionChains(driver)
     keyboard.send_keys("v").send_keys("c").send_keys("x").send_keys("i").perform()  # q0, q0/A, q0/B, q1
-    assert _labels(browser) == {0: "valid", 1: "correct", 2: "incorrect", 3: "invalid"}
-    ActionChains(browser).send_keys("jkkk").send_keys("u").perform()  # back to q0/B and clear it
-    assert _labels(browser) == {0: "valid", 1: "correct", 3: "invalid"}
-    answers = browser.find_elements(By.CSS_SELECTOR, ".item.answer")
+    assert _labels(driver) == {0: "valid", 1: "correct", 2: "incorrect", 3: "invalid"}
+    ActionChains(driver).send_keys("jkkk").send_keys("u").perform()  # back to q0/B and clear it
+    assert _labels(driver) == {0: "valid", 1: "correct", 3: "invalid"}
+    answers = driver.find_elements(By.CSS_SELECTOR, ".item.answer")
     answers[3].find_element(By.XPATH, ".//button[starts-with(., 'Incorrect')]").click()  # q1/B by mouse
     answers[4].find_element(By.XPATH, ".//button[starts-with(., 'Correct')]").click()  # q2/A
-    ActionChains(browser).send_keys("f").send_keys("the fixed gold").send_keys(Keys.ESCAPE).perform()  # on q2
-    ActionChains(browser).send_keys("c").perform()  # Esc left the field: keys work again (q2 is a question)
-    assert progress.text == "3 of 8 answers labelled · 3 of 4 questions checked"
+    ActionChains(driver).send_keys("f").send_keys("the fixed gold").send_keys(Keys.ESCAPE).perform()  # on q2
+    ActionChains(driver).send_keys("c").perform()  # Esc left the field: keys work again (q2 is a question)
+    assert _progress(driver) == "3 of 8 answers labelled · 3 of 4 questions checked"
     expected = {0: "valid", 1: "correct", 3: "invalid", 5: "incorrect", 6: "valid", 7: "correct"}
-    assert _labels(browser) == expected
+    assert _labels(driver) == expected
+    return expected
 
-    browser.refresh()
-    progress = browser.find_element(By.ID, "progress")
-    assert progress.text == "3 of 8 answers labelled · 3 of 4 questions checked"
-    assert _labels(browser) == expected
-    assert browser.find_elements(By.CSS_SELECTOR, "input.fix")[2].get_attribute("value") == "the fixed gold"
 
-    exported = browser.execute_script("return window.ragvftReview.exportLabels()")
-    data = json.loads((run / "review.html").read_text().split('id="review-data">')[1].split("</script>")[0])
+def _labels_given(data: dict) -> list[dict]:
+    """The labels _label_with_keys_and_clicks gave, as the export writes them (`data`: the page's)."""
     q0, q1, q2 = data["items"][:3]
-    want = [
+    return [
         {"question_id": "q0", "variant": None, "label": "valid"},
         *[
             {"question_id": "q0", "variant": v, "label": "correct", "answer": q0["answers"][0]["text"]}
@@ -86,20 +84,50 @@ def test_label_with_keys_and_clicks_reload_and_export(browser, tmp_path):
             for v in q2["answers"][0]["variants"]
         ],
     ]
-    key = lambda lab: (lab["question_id"], lab["variant"] or "")
-    assert exported["run"] == data["run"] and exported["suite"] == data["suite"]
-    assert sorted(exported["labels"], key=key) == sorted(want, key=key)
 
-    browser.find_element(By.ID, "export").click()
+
+def _by_item(label: dict) -> tuple[str, str]:
+    return label["question_id"], label["variant"] or ""
+
+
+def _download(driver) -> Path:
+    """Clicks "Export labels": the one file it downloads."""
+    driver.find_element("id", "export").click()
     deadline = time.time() + 20
-    while time.time() < deadline and not list(browser.downloads.glob("*.json")):
+    while time.time() < deadline and not list(driver.downloads.glob("*.json")):
         time.sleep(0.2)
-    files = list(browser.downloads.glob("*.json"))
-    assert len(files) == 1, list(browser.downloads.iterdir())
-    assert json.loads(files[0].read_text()) == exported
-    assert browser.execute_script("return window.pwned") is None
-    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    files = list(driver.downloads.glob("*.json"))
+    assert len(files) == 1, list(driver.downloads.iterdir())
+    return files[0]
 
-    code, out = invoke("labels", "import", files[0], "--run", run)  # the export goes straight back in
+
+def test_label_with_keys_and_clicks_reload_and_export(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    run = make_run(tmp_path)
+    assert invoke("review", "--run", run)[0] == 0
+    browser.get((run / "review.html").as_uri())
+    _assert_nothing_ran(browser)
+    texts = [el.text for el in browser.find_elements(By.CSS_SELECTOR, ".atext")]
+    assert set(HOSTILE) <= set(texts)  # shown as text
+    keys = browser.find_element(By.ID, "keys").text
+    assert "next / previous item" in keys and "correct" in keys and "invalid" in keys
+    assert _progress(browser) == "0 of 8 answers labelled · 0 of 4 questions checked"
+
+    expected = _label_with_keys_and_clicks(browser)
+    browser.refresh()
+    assert _progress(browser) == "3 of 8 answers labelled · 3 of 4 questions checked"
+    assert _labels(browser) == expected
+    assert browser.find_elements(By.CSS_SELECTOR, "input.fix")[2].get_attribute("value") == "the fixed gold"
+
+    exported = browser.execute_script("return window.ragvftReview.exportLabels()")
+    data = json.loads((run / "review.html").read_text().split('id="review-data">')[1].split("</script>")[0])
+    assert exported["run"] == data["run"] and exported["suite"] == data["suite"]
+    assert sorted(exported["labels"], key=_by_item) == sorted(_labels_given(data), key=_by_item)
+
+    downloaded = _download(browser)
+    assert json.loads(downloaded.read_text()) == exported
+    _assert_nothing_ran(browser)
+    code, out = invoke("labels", "import", downloaded, "--run", run)  # the export goes straight back in
     assert code == 0, out
     assert json.loads((run / "summary.json").read_text())["human_agreement"]["labelled_answers"] == 3

@@ -8,12 +8,22 @@ import statistics
 
 import pytest
 
+from harness.config import load_config
 from harness.engines import HFEngine
 from harness.training import ensure_adapter
 from harness.training.grpo import answer_text, f1_reward
-from tests.conftest import MICRO_CONFIG
-from tests.test_adapters import complete
-from tests.test_training_options import MODEL_PATH, VARIANTS, _bench, _config, _job, _one_line_exit_2
+from tests.conftest import (
+    BASE,
+    DROP,
+    RAG,
+    USERS_MODEL,
+    assert_input_error,
+    cli_bench,
+    complete,
+    micro,
+    tuned_job,
+    write_config,
+)
 
 SHORT_SFT = {"epochs": 6.0}  # a start that knows some answers, not all: room for the reward to rise
 FAST = {"epochs": 16.0, "learning_rate": 3e-3}  # the micro model moves in 48 steps (the default: 3e-4)
@@ -34,7 +44,7 @@ def test_the_f1_reward_scores_the_answer_as_the_bench_reads_it():
 
 def test_grpo_from_sft_raises_its_mean_reward_and_changes_the_answers(micro_base):
     base = micro_base[2]
-    job = _job(micro_base, "grpo", **FAST)
+    job = tuned_job(micro_base, "grpo", **FAST)
     job.init.hyper = job.init.hyper | SHORT_SFT
     assert job.init.method.name == "sft" and [r["answer"] for r in job.rows] == [
         p.answer for p in micro_base[1].training.sft
@@ -57,7 +67,7 @@ def test_grpo_from_sft_raises_its_mean_reward_and_changes_the_answers(micro_base
 
 def test_rlhf_trains_a_reward_model_first_then_rloo_against_it(micro_base):
     base = micro_base[2]
-    job = _job(micro_base, "rlhf", **FAST, beta=0.05)
+    job = tuned_job(micro_base, "rlhf", **FAST, beta=0.05)
     job.init.hyper = job.init.hyper | SHORT_SFT
     reward_job = job.needs["reward"]
     held = [r for r in reward_job.rows if r["heldout"]]
@@ -81,21 +91,20 @@ def test_rlhf_trains_a_reward_model_first_then_rloo_against_it(micro_base):
 
 
 def test_the_reward_model_key_moves_the_rlhf_key(micro_base):
-    job = _job(micro_base, "rlhf")
-    other = _job(micro_base, "rlhf")
+    job = tuned_job(micro_base, "rlhf")
+    other = tuned_job(micro_base, "rlhf")
     other.needs["reward"].hyper = other.needs["reward"].hyper | {"heldout": 0.5}
     assert job.key() != other.key() and job.init.key() == other.init.key()
 
 
-WITH_RL = MICRO_CONFIG.replace(
-    VARIANTS,
-    VARIANTS + "  - name: grpo\n    adapter: grpo\n  - name: rlhf\n    adapter: rlhf\n",
+WITH_RL = micro(
+    variants=[BASE, {"name": "grpo", "adapter": "grpo"}, {"name": "rlhf", "adapter": "rlhf"}, RAG]
 )
-BENCH_FAST = "training: {grpo: {epochs: 2}, rlhf: {epochs: 2}, reward: {epochs: 4}, sft: {epochs: 6}}\n"
+BENCH_FAST = {"grpo": {"epochs": 2}, "rlhf": {"epochs": 2}, "reward": {"epochs": 4}, "sft": {"epochs": 6}}
 
 
 def test_grpo_and_rlhf_variants_run_end_to_end(tmp_path, cache_dir):
-    result = _bench(tmp_path, WITH_RL + BENCH_FAST)
+    result = cli_bench(tmp_path, WITH_RL, training=BENCH_FAST)
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "latest"
     manifest = json.loads((run / "manifest.json").read_text())
@@ -114,43 +123,41 @@ def test_rlhf_on_a_suite_without_pairs_is_one_line_before_training(tmp_path, cac
     (tmp_path / "corpus.jsonl").write_text('{"id": "p1", "text": "The sky is blue."}\n')
     (tmp_path / "questions.jsonl").write_text('{"id": "q1", "question": "Sky?", "answers": ["blue"]}\n')
     (tmp_path / "sft.jsonl").write_text('{"question": "Colour of the sky?", "answer": "blue"}\n')
-    text = WITH_RL.replace(
-        "  builtin: {seed: 3, scale: 4}", "  jsonl: {corpus: corpus.jsonl, questions: questions.jsonl}"
+    jsonl = {"builtin": DROP, "jsonl": {"corpus": "corpus.jsonl", "questions": "questions.jsonl"}}
+    result = cli_bench(tmp_path, WITH_RL, suite=jsonl, training={"extra_sft": "sft.jsonl"})
+    assert_input_error(  # (the base model's bar may stand above it)
+        result,
+        "variants.2.adapter: variant 'rlhf' (rlhf)",
+        "no data to train the reward adapter it needs, which takes preference pairs",
+        bars=True,
+        no_run_in=tmp_path,
     )
-    result = _bench(tmp_path, text + "training: {extra_sft: sft.jsonl}\n")
-    error = result.output.strip().splitlines()[-1]  # (the base model's bar may stand above it)
-    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    assert "variants.2.adapter: variant 'rlhf' (rlhf)" in error
-    assert "no data to train the reward adapter it needs, which takes preference pairs" in error
-    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(
-    "extra, needles",
+    "training, needles",
     [
         (
-            "training: {grpo: {batch_size: 6}}\n",
+            {"grpo": {"batch_size": 6}},
             ["training.grpo", "must be a multiple of num_generations (4)"],
         ),
-        ("training: {rewards: {epochs: 2}}\n", ["training.rewards", "unknown training method", "reward"]),
+        ({"rewards": {"epochs": 2}}, ["training.rewards", "unknown training method", "reward"]),
     ],
 )
-def test_bad_rl_settings_are_one_line(tmp_path, cache_dir, extra, needles):
-    _one_line_exit_2(_bench(tmp_path, WITH_RL + extra), tmp_path, *needles)
+def test_bad_rl_settings_are_one_line(tmp_path, cache_dir, training, needles):
+    assert_input_error(cli_bench(tmp_path, WITH_RL, training=training), *needles, no_run_in=tmp_path)
 
 
 def test_the_reward_model_is_not_a_variant(tmp_path, cache_dir):
-    text = MICRO_CONFIG.replace(VARIANTS, VARIANTS + "  - name: rm\n    adapter: reward\n")
-    _one_line_exit_2(
-        _bench(tmp_path, text), tmp_path, "variants.1.adapter", "unknown training method 'reward'"
-    )
+    result = cli_bench(tmp_path, variants=[BASE, {"name": "rm", "adapter": "reward"}, RAG])
+    assert_input_error(result, "variants.1.adapter", "unknown training method 'reward'", no_run_in=tmp_path)
 
 
 def test_a_users_model_gets_the_rl_model_profiles(tmp_path):
-    config = _config(tmp_path, MODEL_PATH)
+    config = load_config(write_config(tmp_path, USERS_MODEL))
     grpo = config.training.hyper("grpo", config.model)
     assert (grpo.learning_rate, grpo.num_generations, grpo.temperature, grpo.lora_r) == (1e-5, 8, 1.0, 16)
     assert config.training.hyper("rlhf", config.model).beta == 0.05
-    builtin = _config(tmp_path, MICRO_CONFIG)
+    builtin = load_config(write_config(tmp_path))
     assert builtin.training.hyper("rlhf", builtin.model).beta == 0.2  # the built-in recipe's
     assert config.training.hyper("reward", config.model).learning_rate == 1e-4

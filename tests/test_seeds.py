@@ -12,10 +12,10 @@ from harness.cli import app
 from harness.config import load_config
 from harness.run import bench
 from reports.stats import hierarchical
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import BASE, BENCH_SFT, DROP, RAG, assert_input_error, micro, write_config
 
-SEEDED = MICRO_CONFIG.replace("baseline: base", "  - {name: sft, adapter: sft}\nbaseline: base") + (
-    "training:\n  seeds: [3, 4]\n  sft: {epochs: 20, learning_rate: 1.0e-2, batch_size: 8}\n"
+SEEDED = micro(
+    variants=[BASE, RAG, {"name": "sft", "adapter": "sft"}], training={"seeds": [3, 4], "sft": BENCH_SFT}
 )
 
 
@@ -25,16 +25,17 @@ def test_the_two_stage_interval_widens_with_the_spread_between_seeds():
     calm = np.stack([questions + rng.normal(0, 0.01, 200) for _ in range(3)])
     shaky = np.stack([questions + shift for shift in (-0.15, 0.0, 0.15)])
     a, b = hierarchical(calm, samples=500), hierarchical(shaky, samples=500)
-    width = lambda ci: ci[1] - ci[0]
+
+    def width(ci):
+        return ci[1] - ci[0]
+
     assert a["seed_sd"] < 0.01 and b["seed_sd"] == pytest.approx(0.15)
     assert width(b["ci95"]) > 2 * width(a["ci95"])  # seed noise is in the interval
     assert width(b["question_ci95"]) == pytest.approx(width(a["question_ci95"]), rel=0.2)  # not in this one
 
 
 def test_adapters_train_once_per_seed_and_the_summary_shows_both_spreads(tmp_path, cache_dir):
-    path = tmp_path / "bench.yaml"
-    path.write_text(SEEDED)
-    result = bench(load_config(path))
+    result = bench(load_config(write_config(tmp_path, SEEDED)))
     sft_rows = [r for r in result.rows if r["variant"] == "sft"]
     n = len({r["question_id"] for r in result.rows})
     assert sorted({r["seed"] for r in sft_rows}) == [3, 4] and len(sft_rows) == 2 * n
@@ -54,11 +55,12 @@ def test_adapters_train_once_per_seed_and_the_summary_shows_both_spreads(tmp_pat
 
 
 def test_calibrate_proposes_margins_that_every_pair_of_seeds_passes(tmp_path, cache_dir):
-    path = tmp_path / "bench.yaml"
-    path.write_text(
-        SEEDED.replace("  seeds: [3, 4]\n", "")
-        + "gate:\n  baseline: none.json\n  rules:\n    - {variant: sft, metric: f1, margin: 0.5}\n"
-        + "    - {variant: rag, metric: em, margin: 0.05, floor: 0.0}\n"
+    rules = [
+        {"variant": "sft", "metric": "f1", "margin": 0.5},
+        {"variant": "rag", "metric": "em", "margin": 0.05, "floor": 0.0},
+    ]
+    path = write_config(
+        tmp_path, SEEDED, training={"seeds": DROP}, gate={"blessed": "none.json", "rules": rules}
     )
     result = CliRunner().invoke(app, ["calibrate", "--config", str(path), "--seeds", "3,4"])
     assert result.exit_code == 0, result.output
@@ -74,4 +76,4 @@ def test_calibrate_proposes_margins_that_every_pair_of_seeds_passes(tmp_path, ca
     assert snippet["gate"]["rules"][1]["floor"] == 0.0
     assert "proposed" in result.output and "sft.f1" in result.output
     bad = CliRunner().invoke(app, ["calibrate", "--config", str(path), "--seeds", "3"])
-    assert bad.exit_code == 2 and "two or more distinct" in bad.output
+    assert_input_error(bad, "two or more distinct")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.builtin.shipped import SHIPPED, shipped_adapter
+from tests.conftest import assert_input_error
 
 ROOT = Path(__file__).resolve().parents[1]
 FIVE_MB = 5 * 1024 * 1024
@@ -60,4 +61,4 @@ def test_models_build_rejects_an_unknown_part():
     done = subprocess.run(
         [str(ragvft), "models", "build", "--only", "judges"], capture_output=True, text=True, check=False
     )
-    assert done.returncode == 2 and "--only 'judges'" in done.stderr and "Traceback" not in done.stderr
+    assert_input_error(done, "--only 'judges'")

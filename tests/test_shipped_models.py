@@ -44,7 +44,7 @@ def test_the_recipe_rebuilds_at_tiny_scale_and_loads_like_a_hub_folder(tmp_path)
         tmp_path / "cache" / "models" / f"builtin-base-{TINY.key()}"
     )
     shipped = AutoModelForCausalLM.from_pretrained(folder)
-    for (name, a), (_, b) in zip(cached.state_dict().items(), shipped.state_dict().items()):
+    for (name, a), (_, b) in zip(cached.state_dict().items(), shipped.state_dict().items(), strict=True):
         assert a.equal(b), name
     assert AutoTokenizer.from_pretrained(folder).eos_token == "</s>"
 
@@ -69,8 +69,6 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     from transformers import AutoModelForCausalLM
 
     from harness.builtin.judge_model import JudgeSpec, build_judge, judge_rows, shipped_judge, short_form
-    from judges.llm_judge import parse_grade, parse_preference
-    from suites.builtin import builtin_suite
 
     base = ship_base(TINY, tmp_path / "shipped", root=tmp_path / "cache", progress=False)
     spec = JudgeSpec(draws=2, stride=1, short_steps=10, steps=15, batch_size=8)
@@ -88,7 +86,19 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     rows = judge_rows(TINY, spec, {})
     cut = [short_form(p, r) for p, r in rows]
     assert all(c.startswith("Reference: ") and c.endswith("JSON:") for c, _ in cut if c is not None)
-    assert all(c is None for (c, _), (p, _) in zip(cut, rows) if not p.startswith(("Grade", "Which")))
+    assert all(
+        c is None for (c, _), (p, _) in zip(cut, rows, strict=True) if not p.startswith(("Grade", "Which"))
+    )
+    _assert_the_parsers_read_every_reply(rows)
+    _assert_wrong_answers_of_another_kind_and_numeric_forms(rows, spec)
+    _assert_ragas_replies_and_no_test_question(rows)
+
+
+def _assert_the_parsers_read_every_reply(rows: list[tuple[str, str]]) -> None:
+    """Every grade and preference reply is what the parsers read: grades balanced, every pair in both
+    orders, a third of them ties."""
+    from judges.llm_judge import parse_grade, parse_preference
+
     grades = [parse_grade(r) for p, r in rows if p.startswith("Grade the answer")]
     prefs = [parse_preference(r) for p, r in rows if p.startswith("Which answer is better")]
     assert all(grades) and all(prefs)  # every reply is what the parsers read
@@ -97,6 +107,12 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     winners = [p.winner for p in prefs]
     assert winners.count("A") == winners.count("B") > 0  # every pair in both orders
     assert 0.8 * winners.count("A") <= winners.count("tie") <= winners.count("A")  # a third are ties
+
+
+def _assert_wrong_answers_of_another_kind_and_numeric_forms(rows: list[tuple[str, str]], spec) -> None:
+    from harness.builtin.judge_model import judge_rows
+    from judges.llm_judge import parse_grade
+
     # wrong answers of another kind are there, always "incorrect": no answer, another kind's answer
     graded = {
         p.rsplit("Answer: ", 1)[-1].removesuffix("\nJSON:"): r for p, r in rows if p.startswith("Grade")
@@ -113,6 +129,12 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
             forms.setdefault(re.sub(r"\d+", "#", answer), set()).add(parse_grade(r).verdict)
     both = sum(len(v) == 2 for v in forms.values())
     assert forms and both >= 0.8 * len(forms), (both, len(forms))
+
+
+def _assert_ragas_replies_and_no_test_question(rows: list[tuple[str, str]]) -> None:
+    from judges.llm_judge import reference_text
+    from suites.builtin import builtin_suite
+
     # ragas' prompts, answered in JSON ragas' own parsers read
     ragas = [json.loads(r) for p, r in rows if not p.startswith(("Grade the answer", "Which answer"))]
     assert any("statements" in r and isinstance(r["statements"][0], str) for r in ragas)
@@ -120,8 +142,6 @@ def test_the_judge_recipe_rebuilds_at_tiny_scale(tmp_path):
     assert any("noncommittal" in r for r in ragas)
     # never a test question of the domain the bench judges (its training questions, the SFT
     # wordings, are what the judge learns the domain's answers on)
-    from judges.llm_judge import reference_text
-
     domain = builtin_suite(TINY.seed, scale=TINY.domain_scale)
     prompts_text = "\n".join(p for p, _ in rows)
     tests = [f"Question: {q.text}\nReference: {reference_text(q.answers)}" for q in domain.questions]

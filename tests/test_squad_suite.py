@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from core.errors import InputError
 from harness.cli import app
 from suites.squad import load_squad
+from tests.conftest import assert_input_error
 
 COVIDQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covidqa" / "covidqa.json"
 
@@ -117,7 +118,7 @@ def test_retrieval_command_compares_retrievers(tmp_path, cache_dir):
     rows = [json.loads(x) for x in (run / "retrieval.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(0 < len(r["retrieved"]) <= 10 for r in rows)
     bad = CliRunner().invoke(app, ["retrieval", "--config", str(config), "--k", "0,x"])
-    assert bad.exit_code == 2 and "--k" in bad.output
+    assert_input_error(bad, "--k")
 
 
 @pytest.mark.skipif(not COVIDQA.exists(), reason=f"{COVIDQA} is absent (real data lives in ../shared/data)")

@@ -19,7 +19,7 @@ from harness.engines import Decoding, HFEngine, Request
 from harness.synth.report import render_report
 from suites.builtin import builtin_suite
 from suites.synth import REASONS, TYPE_OF_CATEGORY, Candidate, Outcome, check_candidates, parse_reply
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import MICRO, MICRO_CONFIG, assert_input_error, micro, write_config
 
 MICRO_LINES = MICRO_CONFIG.count("\n")
 COVIDQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "covidqa" / "covidqa.json"
@@ -51,7 +51,7 @@ def read_right(suite, read):
     passages = suite.passage_map()
     pool = [q for q in suite.questions if q.slice == "corpus_only"]
     said = read([(q.text, passages[q.gold_passage_ids[0]]) for q in pool])
-    return [q for q, s in zip(pool, said) if s == q.answers[0]]
+    return [q for q, s in zip(pool, said, strict=True) if s == q.answers[0]]
 
 
 def _reply(question: str, answer: str, kind: str) -> str:
@@ -162,21 +162,17 @@ def test_the_report_shows_hostile_text_as_text(suite):
         assert f"<td>{reason}</td>" in html
 
 
-def _synth(tmp_path, config_text: str, *args: str):
-    path = tmp_path / "bench.yaml"
-    path.write_text(config_text)
+def _synth(tmp_path, config: dict, *args: str):
+    path = write_config(tmp_path, config)
     out = tmp_path / "suite"
     return CliRunner().invoke(app, ["synth", "--config", str(path), "--out", str(out), *args]), out
 
 
 def _one_line_exit_2(result, tmp_path, keep: set[str], *needles: str) -> None:
-    out = result.output.strip()
-    assert result.exit_code == 2, out
-    line = out.splitlines()[-1]  # after any progress bar, the one line
-    assert line.startswith("error: ") and out.count("error:") == 1 and "Traceback" not in out, out
-    for needle in needles:
-        assert needle in line, (needle, out)
-    # nothing written, not even a temporary folder
+    """An input error (below any progress bar) naming every needle, and nothing written in `tmp_path`
+    but the config and `keep`, not even a temporary folder."""
+    line = assert_input_error(result, *needles, bars=True)
+    assert line.startswith("error: ") and result.output.count("error:") == 1, result.output
     assert {p.name for p in tmp_path.iterdir()} == {"bench.yaml", *keep}
 
 
@@ -186,16 +182,16 @@ def test_a_folder_with_no_readable_document_is_one_line_and_nothing_written(tmp_
     (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     (docs / "sub" / "blank.md").write_text("  \n")
     (docs / "picture.png").write_bytes(b"\x89PNG")
-    result, _ = _synth(tmp_path, MICRO_CONFIG, "--docs", str(docs))
+    result, _ = _synth(tmp_path, MICRO, "--docs", str(docs))
     _one_line_exit_2(result, tmp_path, {"docs"}, str(docs), "--docs", "2 .txt/.md files, none readable")
-    result, _ = _synth(tmp_path, MICRO_CONFIG, "--docs", str(tmp_path / "nowhere"))
+    result, _ = _synth(tmp_path, MICRO, "--docs", str(tmp_path / "nowhere"))
     _one_line_exit_2(result, tmp_path, {"docs"}, "nowhere", "folder not found")
 
 
 def test_an_existing_out_folder_is_refused(tmp_path, cache_dir):
     (tmp_path / "suite").mkdir()
     (tmp_path / "suite" / "questions.jsonl").write_text("{}\n")
-    result, out = _synth(tmp_path, MICRO_CONFIG)
+    result, out = _synth(tmp_path, MICRO)
     _one_line_exit_2(result, tmp_path, {"suite"}, "--out", "not an empty folder")
     assert [p.name for p in out.iterdir()] == ["questions.jsonl"]
 
@@ -209,22 +205,22 @@ def _only_the_report(out: Path) -> None:
 
 def test_a_generator_whose_replies_never_parse_is_one_line_and_no_suite(tmp_path, micro_base):
     _, _, base = micro_base  # a 1-layer model trained 200 steps: it writes no JSON
-    result, out = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
+    result, out = _synth(tmp_path, MICRO, "--generator", base.path)
     _one_line_exit_2(result, tmp_path, {"suite"}, "--generator", "none of the generator's", "replies parsed")
     assert "synth-report.html" in result.output.splitlines()[-1]
     _only_the_report(out)
     # the next try may replace a failed run's report (not a folder holding anything else)
-    result, out = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
+    result, out = _synth(tmp_path, MICRO, "--generator", base.path)
     _one_line_exit_2(result, tmp_path, {"suite"}, "none of the generator's")
     _only_the_report(out)
     (out / "notes.txt").write_text("mine")
-    result, out = _synth(tmp_path, MICRO_CONFIG, "--generator", base.path)
+    result, out = _synth(tmp_path, MICRO, "--generator", base.path)
     _one_line_exit_2(result, tmp_path, {"suite"}, "--out", "not an empty folder")
     assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_the_builtin_writer_is_trained_once_and_cached(tmp_path, micro_base, cache_dir):
-    tiny = MICRO_CONFIG + "synth: {generator: {builtin: {examples: 32, batch_size: 16}}, passages: 4}\n"
+    tiny = micro(synth={"generator": {"builtin": {"examples": 32, "batch_size": 16}}, "passages": 4})
     result, out = _synth(tmp_path, tiny)  # two steps on the micro model: replies, but no JSON yet
     _one_line_exit_2(
         result, tmp_path, {"suite"}, "synth.generator", "none of the generator's 4 replies parsed"
@@ -234,7 +230,8 @@ def test_the_builtin_writer_is_trained_once_and_cached(tmp_path, micro_base, cac
     assert len(writers) == 1 and (writers[0] / "adapter_config.json").is_file()
     stamp = writers[0].stat().st_mtime_ns
     result, _ = _synth(tmp_path, tiny)
-    assert result.exit_code == 2 and writers[0].stat().st_mtime_ns == stamp  # from the cache
+    assert_input_error(result, bars=True)
+    assert writers[0].stat().st_mtime_ns == stamp  # from the cache
 
 
 def test_synth_settings_are_checked_at_load(tmp_path):
@@ -246,11 +243,13 @@ def test_synth_settings_are_checked_at_load(tmp_path):
         ("{max_type_share: 0}", "synth.max_type_share", "greater than 0"),
     ):
         path = tmp_path / "bench.yaml"
-        path.write_text(MICRO_CONFIG + f"synth: {setting}\n")
+        path.write_text(MICRO_CONFIG + f"synth: {setting}\n")  # as text: the error's line is known
         with pytest.raises(InputError) as e:
             load_config(path)
         assert e.value.field == field and message in e.value.message and e.value.line == MICRO_LINES + 1
-    path.write_text(MICRO_CONFIG + "synth: {docs: my-docs, generator: {path: ./model, adapter_path: lora}}\n")
+    path = write_config(
+        tmp_path, synth={"docs": "my-docs", "generator": {"path": "./model", "adapter_path": "lora"}}
+    )
     synth = load_config(path).synth
     assert synth.docs == str(tmp_path / "my-docs") and synth.generator.adapter_path == str(tmp_path / "lora")
     assert synth.generator.path == str(tmp_path / "model")
@@ -260,8 +259,8 @@ def test_a_generator_on_a_server_gets_the_question_prompt(tmp_path, micro_base):
     from tests.openai_server import serve
 
     with serve(answer=lambda prompt: "Sorry, no JSON today.", models=("writer",)) as server:
-        generator = f"{{openai: {{base_url: {server.url}, models: {{base: writer}}}}, chat_template: true}}"
-        result, out = _synth(tmp_path, MICRO_CONFIG + f"synth: {{generator: {generator}, passages: 3}}\n")
+        generator = {"openai": {"base_url": server.url, "models": {"base": "writer"}}, "chat_template": True}
+        result, out = _synth(tmp_path, micro(synth={"generator": generator, "passages": 3}))
     _one_line_exit_2(
         result, tmp_path, {"suite"}, "synth.generator", "none of the generator's 3 replies parsed"
     )
@@ -272,23 +271,18 @@ def test_a_generator_on_a_server_gets_the_question_prompt(tmp_path, micro_base):
     )
 
 
-SYNTH_CONFIG = """\
-name: synth
-seed: 7
-suite:
-  builtin: {seed: 7, scale: 40}
-model:
-  builtin: {}
-generation: {max_new_tokens: 16, batch_size: 32}
-retrievers:
-  bm25: {kind: bm25}
-variants:
-  - {name: base}
-  - {name: rag, retriever: bm25, k: 1}
-baseline: base
-metrics: [em, f1]
-bootstrap_samples: 200
-"""
+SYNTH = {
+    "name": "synth",
+    "seed": 7,
+    "suite": {"builtin": {"seed": 7, "scale": 40}},
+    "model": {"builtin": {}},
+    "generation": {"max_new_tokens": 16, "batch_size": 32},
+    "retrievers": {"bm25": {"kind": "bm25"}},
+    "variants": [{"name": "base"}, {"name": "rag", "retriever": "bm25", "k": 1}],
+    "baseline": "base",
+    "metrics": ["em", "f1"],
+    "bootstrap_samples": 200,
+}
 
 
 def test_the_shipped_writer_is_the_default_recipe(tmp_path, cache_dir):
@@ -300,8 +294,7 @@ def test_the_shipped_writer_is_the_default_recipe(tmp_path, cache_dir):
     from harness.synth.generator import SHIPPED_WRITER, writer_job
     from harness.training import TRAINING_RECORD
 
-    (tmp_path / "bench.yaml").write_text(SYNTH_CONFIG)
-    config = load_config(tmp_path / "bench.yaml")
+    config = load_config(write_config(tmp_path, SYNTH))
     job = writer_job(config, SynthConfig().generator, resolve_model(config, {}))
     record = json.loads((SHIPPED_WRITER / TRAINING_RECORD).read_text())
     assert record["key"] == job.key() and record["steps"] <= 400
@@ -313,7 +306,7 @@ def test_a_written_suite_loads_through_the_suite_loader_and_benches(tmp_path, ca
     from harness.config import load_config
     from harness.run import bench
 
-    result, out = _synth(tmp_path, SYNTH_CONFIG + "synth: {passages: 24}\n")
+    result, out = _synth(tmp_path, SYNTH | {"synth": {"passages": 24}})
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {
         "corpus.jsonl",
@@ -327,9 +320,8 @@ def test_a_written_suite_loads_through_the_suite_loader_and_benches(tmp_path, ca
     assert summary["kept"] >= 8, summary  # measured: 15 of these 24
     assert f"kept {summary['kept']} of 24 questions" in result.output
 
-    config_path = tmp_path / "on-it.yaml"
-    jsonl = f"suite:\n  jsonl: {{corpus: {out}/corpus.jsonl, questions: {out}/questions.jsonl}}\n"
-    config_path.write_text(SYNTH_CONFIG.replace("suite:\n  builtin: {seed: 7, scale: 40}\n", jsonl))
+    jsonl = {"corpus": f"{out}/corpus.jsonl", "questions": f"{out}/questions.jsonl"}
+    config_path = write_config(tmp_path, SYNTH | {"suite": {"jsonl": jsonl}}, "on-it.yaml")
     suite = load_suite(load_config(config_path))
     ids = {p.id for p in suite.passages}
     assert len(suite.passages) == summary["corpus_passages"] and len(suite.questions) == summary["kept"]
@@ -364,7 +356,7 @@ def test_a_folder_of_documents_becomes_a_suite_and_hostile_text_stays_text(tmp_p
         "The <script>alert(1)</script> probe is sold by Halvard Quell Instruments."
     )
     (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
-    result, out = _synth(tmp_path, SYNTH_CONFIG, "--docs", str(docs))
+    result, out = _synth(tmp_path, SYNTH, "--docs", str(docs))
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "synth.json").read_text())
     assert summary["source"]["files"] == 14 and summary["source"]["skipped"] == {

@@ -9,10 +9,8 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
 from harness.artifacts import adapter_job
-from harness.cli import app
 from harness.config import load_config
 from harness.engines import HFEngine
 from harness.training import TRAINING_RECORD, ensure_adapter
@@ -20,32 +18,22 @@ from harness.training.cpt import cpt_windows, windows
 from harness.training.dpo import DPOTraining
 from harness.training.loading import max_length_of, row_tokens
 from harness.training.sft import SFTTraining
-from tests.conftest import MICRO_CONFIG
-from tests.test_adapters import complete
-
-MODEL_PATH = MICRO_CONFIG.replace(
-    "  builtin: {steps: 200, hidden_size: 32, layers: 1, batch_size: 8, pool_scale: 3, learning_rate: 1.0e-2}",
-    "  path: some/model",
+from tests.conftest import (
+    BASE,
+    RAG,
+    USERS_MODEL,
+    assert_input_error,
+    cli_bench,
+    complete,
+    tuned_job,
+    write_config,
 )
-VARIANTS = "variants:\n  - name: base\n"
-WITH_ADAPTERS = VARIANTS + "  - name: dpo\n    adapter: dpo\n  - name: cpt\n    adapter: cpt\n"
 
-
-def _config(tmp_path, text: str):
-    path = tmp_path / "bench.yaml"
-    path.write_text(text)
-    return load_config(path)
-
-
-def _job(micro_base, method: str, **hyper):
-    config, suite, base = micro_base
-    job = adapter_job(config, suite, base, method)
-    job.hyper = job.hyper | hyper
-    return job
+SFT = {"name": "sft", "adapter": "sft"}
 
 
 def test_the_builtin_profile_keeps_the_builtin_recipe(tmp_path):
-    config = _config(tmp_path, MICRO_CONFIG)
+    config = load_config(write_config(tmp_path))
     assert config.training.profile_of(config.model) == "builtin"
     sft = config.training.hyper("sft", config.model)
     assert sft == SFTTraining()  # the class defaults: the built-in recipe as it always was
@@ -62,7 +50,7 @@ def test_the_builtin_profile_keeps_the_builtin_recipe(tmp_path):
 
 
 def test_a_users_model_gets_the_model_profile_and_explicit_settings_win(tmp_path):
-    config = _config(tmp_path, MODEL_PATH)
+    config = load_config(write_config(tmp_path, USERS_MODEL))
     assert config.training.profile_of(config.model) == "model"
     sft = config.training.hyper("sft", config.model)
     assert (sft.lora_r, sft.lora_alpha, sft.lora_dropout, sft.learning_rate, sft.epochs) == (
@@ -78,8 +66,8 @@ def test_a_users_model_gets_the_model_profile_and_explicit_settings_win(tmp_path
     assert dpo.learning_rate == DPOTraining.MODEL["learning_rate"] < sft.learning_rate
     assert config.training.hyper("cpt", config.model).max_length == 1024
 
-    given = "training:\n  sft: {lora_r: 8, epochs: 1, max_length: 64}\n  dpo: {finetune: full}\n"
-    config = _config(tmp_path, MODEL_PATH + given)
+    given = {"sft": {"lora_r": 8, "epochs": 1, "max_length": 64}, "dpo": {"finetune": "full"}}
+    config = load_config(write_config(tmp_path, USERS_MODEL, training=given))
     sft = config.training.hyper("sft", config.model)
     assert (sft.lora_r, sft.epochs, sft.max_length) == (8, 1, 64)  # as given
     assert (sft.lora_alpha, sft.learning_rate, sft.batch_size) == (32, 2e-4, 4)  # the profile's
@@ -87,17 +75,22 @@ def test_a_users_model_gets_the_model_profile_and_explicit_settings_win(tmp_path
     assert dpo.finetune == "full" and dpo.learning_rate == DPOTraining.FULL_LEARNING_RATE
 
     # The profile named outright, either way round.
-    config = _config(tmp_path, MODEL_PATH + "training: {profile: builtin}\n")
+    config = load_config(write_config(tmp_path, USERS_MODEL, training={"profile": "builtin"}))
     assert config.training.hyper("sft", config.model) == SFTTraining()
-    config = _config(tmp_path, MICRO_CONFIG + "training: {profile: model, sft: {lora_r: 4}}\n")
+    config = load_config(write_config(tmp_path, training={"profile": "model", "sft": {"lora_r": 4}}))
     sft = config.training.hyper("sft", config.model)
     assert (sft.lora_r, sft.learning_rate, sft.epochs) == (4, 2e-4, 3)
 
 
 def test_the_manifest_records_the_settings_used(tmp_path):
-    text = MODEL_PATH.replace(VARIANTS, WITH_ADAPTERS)
-    text += "training: {cpt: {epochs: 5}}\njudge: {builtin: {lora_r: 4}}\n"
-    config = _config(tmp_path, text)
+    path = write_config(
+        tmp_path,
+        USERS_MODEL,
+        variants=[BASE, {"name": "dpo", "adapter": "dpo"}, {"name": "cpt", "adapter": "cpt"}, RAG],
+        training={"cpt": {"epochs": 5}},
+        judge={"builtin": {"lora_r": 4}},
+    )
+    config = load_config(path)
     training = config.manifest_dump()["training"]
     assert training["profile"] == "auto" and training["quantization"] == "none"
     assert training["sft"] == config.training.hyper("sft", config.model).settings()  # DPO starts from it
@@ -135,7 +128,7 @@ def test_max_length_comes_from_the_longest_row_capped_at_the_context(micro_base,
             "prompt": [{"role": "user", "content": r["prompt"]}],
             "completion": [{"role": "assistant", "content": a}],
         }
-        for r, a in zip(rows, ("short", "a rather longer answer than the others"))
+        for r, a in zip(rows, ("short", "a rather longer answer than the others"), strict=False)
     ]
     from datasets import Dataset
 
@@ -178,7 +171,7 @@ def test_cpt_trains_on_windows_of_every_document(micro_base):
     assert facts == {"documents": 1, "document_tokens": n, "windows": 1 + math.ceil((n - 64) / 56)}
     assert rows[-1]["input_ids"][-1] == tokenizer.eos_token_id
 
-    job = _job(micro_base, "cpt", epochs=1.0, batch_size=8, max_length=24, window_overlap=4)
+    job = tuned_job(micro_base, "cpt", epochs=1.0, batch_size=8, max_length=24, window_overlap=4)
     assert job.rows == [{"text": d} for d in suite.training.documents]  # the key's rows: the documents
     rec = ensure_adapter(job, progress=False).record
     assert rec["max_length"] == 24 and rec["max_length_from"] == "config"
@@ -187,7 +180,7 @@ def test_cpt_trains_on_windows_of_every_document(micro_base):
 
 
 def test_accumulation_and_checkpointing_show_in_the_record(micro_base):
-    job = _job(
+    job = tuned_job(
         micro_base,
         "sft",
         epochs=1.0,
@@ -207,7 +200,7 @@ def test_a_full_fine_tune_saves_a_whole_model_that_answers_otherwise(micro_base)
     from transformers import AutoModelForCausalLM
 
     _, _, base = micro_base
-    job = _job(
+    job = tuned_job(
         micro_base,
         "sft",
         finetune="full",
@@ -229,36 +222,18 @@ def test_a_full_fine_tune_saves_a_whole_model_that_answers_otherwise(micro_base)
 
 
 def test_a_full_dpo_starts_from_the_sft_adapter_merged(micro_base):
-    job = _job(micro_base, "dpo", finetune="full", epochs=1.0, batch_size=8, learning_rate=1e-4)
+    job = tuned_job(micro_base, "dpo", finetune="full", epochs=1.0, batch_size=8, learning_rate=1e-4)
     job.init.hyper = job.init.hyper | {"epochs": 1.0, "batch_size": 8}
     dpo = ensure_adapter(job, progress=False)
     assert dpo.kind == "full" and dpo.record["init_method"] == "sft" and dpo.record["reward_curve"]
 
 
-def _bench(tmp_path, text: str):
-    path = tmp_path / "bench.yaml"
-    path.write_text(text)
-    return CliRunner().invoke(app, ["bench", "--config", str(path)])
-
-
-def _one_line_exit_2(result, tmp_path, *needles) -> None:
-    out = result.output.strip()
-    assert result.exit_code == 2, out
-    assert out.count("\n") == 0 and "Traceback" not in out, out
-    for needle in needles:
-        assert needle in out, (needle, out)
-    assert not (tmp_path / "runs").exists()
-
-
-WITH_SFT = MICRO_CONFIG.replace(VARIANTS, VARIANTS + "  - name: sft\n    adapter: sft\n")
-
-
 @pytest.mark.parametrize(
     "training, cuda, words",
     [
-        ("{quantization: 4bit}", "cpu", "needs a CUDA GPU"),
-        ("{quantization: 4bit, sft: {finetune: full}}", "cuda", "sft has finetune: full"),
-        ("{quantization: 4bit}", "cuda", "bitsandbytes"),
+        ({"quantization": "4bit"}, "cpu", "needs a CUDA GPU"),
+        ({"quantization": "4bit", "sft": {"finetune": "full"}}, "cuda", "sft has finetune: full"),
+        ({"quantization": "4bit"}, "cuda", "bitsandbytes"),
     ],
 )
 def test_4bit_where_it_cannot_run_is_one_line_before_training(
@@ -268,14 +243,15 @@ def test_4bit_where_it_cannot_run_is_one_line_before_training(
         pytest.skip("bitsandbytes is installed here")
     # Only the check sees this device: the run up to it (and its dtype checks) sees the real one.
     monkeypatch.setattr("harness.artifacts.adapters.torch_device", lambda: cuda)
-    result = _bench(tmp_path, WITH_SFT + f"training: {training}\n")
-    _one_line_exit_2(result, tmp_path, "training.quantization", words)
+    result = cli_bench(tmp_path, variants=[BASE, SFT, RAG], training=training)
+    assert_input_error(result, "training.quantization", words, no_run_in=tmp_path)
 
 
 def test_a_window_overlap_beyond_the_window_is_one_line(tmp_path, cache_dir):
-    text = MICRO_CONFIG.replace(VARIANTS, VARIANTS + "  - name: cpt\n    adapter: cpt\n")
-    result = _bench(tmp_path, text + "training: {cpt: {window_overlap: 300}}\n")
-    _one_line_exit_2(result, tmp_path, "training.cpt", "window_overlap (300) must be below max_length (256)")
+    cpt = {"name": "cpt", "adapter": "cpt"}
+    result = cli_bench(tmp_path, variants=[BASE, cpt, RAG], training={"cpt": {"window_overlap": 300}})
+    words = "window_overlap (300) must be below max_length (256)"
+    assert_input_error(result, "training.cpt", words, no_run_in=tmp_path)
 
 
 def test_a_bench_generates_a_full_fine_tune_on_its_own_weights(tmp_path, cache_dir):
@@ -283,12 +259,11 @@ def test_a_bench_generates_a_full_fine_tune_on_its_own_weights(tmp_path, cache_d
     weights (loaded after the others), and its answers are the saved model's."""
     import json as _json
 
-    text = WITH_SFT.replace(
-        "  - name: sft\n    adapter: sft\n",
-        "  - name: sft\n    adapter: sft\n  - name: sft+rag\n    adapter: sft\n"
-        "    retriever: bm25\n    k: 2\n",
+    result = cli_bench(
+        tmp_path,
+        variants=[BASE, SFT, {"name": "sft+rag", "adapter": "sft", "retriever": "bm25", "k": 2}, RAG],
+        training={"sft": {"finetune": "full", "epochs": 4, "learning_rate": 1e-3}},
     )
-    result = _bench(tmp_path, text + "training: {sft: {finetune: full, epochs: 4, learning_rate: 1.0e-3}}\n")
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "latest"
     rows = [_json.loads(line) for line in (run / "results.jsonl").open()]

@@ -13,6 +13,7 @@ from core.device import torch_device
 from core.errors import InputError
 from harness.artifacts.model import BaseModel, resolve_model
 from harness.artifacts.suite import load_suite
+from harness.config import BenchConfig
 from harness.training import (
     JUDGE_METHOD,
     SECTIONS,
@@ -26,7 +27,7 @@ from suites.schema import Suite
 
 
 def adapter_job(
-    config, suite: Suite, base: BaseModel, method: TrainingMethod | str, seed: int | None = None
+    config: BenchConfig, suite: Suite, base: BaseModel, method: TrainingMethod | str, seed: int | None = None
 ) -> AdapterJob:
     """The job that trains `method`'s adapter on `suite` with `seed` (default: the run's), and first
     the adapter it starts from, with the same seed."""
@@ -34,7 +35,8 @@ def adapter_job(
         method = SECTIONS[method]
     seed = config.seed if seed is None else seed
     if method is JUDGE_METHOD:
-        hyper = method.config.of_profile(config.training.profile_of(config.model), config.judge.builtin)
+        given = config.judge.builtin if config.judge is not None else None  # `judge.builtin`'s settings
+        hyper = method.config.of_profile(config.training.profile_of(config.model), given)
     else:
         hyper = config.training.hyper(method.name, config.model)
     if (problem := hyper.problem()) is not None:
@@ -70,7 +72,7 @@ def _chain(job: AdapterJob) -> Iterable[AdapterJob]:
         yield from _chain(first)
 
 
-def _check_data(config, suite: Suite, job: AdapterJob, variant: int) -> None:
+def _check_data(config: BenchConfig, suite: Suite, job: AdapterJob, variant: int) -> None:
     """Every adapter a variant's needs (its own, what it starts from, its reward model) has training
     rows in this suite: else one line naming the variant, what is missing and where to get it."""
     for j in _chain(job):
@@ -85,7 +87,7 @@ def _check_data(config, suite: Suite, job: AdapterJob, variant: int) -> None:
             )
 
 
-def check_quantization(config, jobs: Iterable[AdapterJob]) -> None:
+def check_quantization(config: BenchConfig, jobs: Iterable[AdapterJob]) -> None:
     """4bit (QLoRA) needs a LoRA, CUDA and bitsandbytes: without one of them, one line naming
     `training.quantization` before anything trains, rather than a traceback from deep inside a load."""
     if config.training.quantization != "4bit":
@@ -111,22 +113,30 @@ def check_quantization(config, jobs: Iterable[AdapterJob]) -> None:
         refuse("4bit needs the bitsandbytes package, which is not installed: pip install bitsandbytes")
 
 
+def _variant_jobs(config: BenchConfig, suite: Suite, base: BaseModel) -> dict[tuple[str, int], AdapterJob]:
+    """{(method, seed): its training job} for every variant's adapter, each checked for training data."""
+    jobs: dict[tuple[str, int], AdapterJob] = {}
+    for i, v in enumerate(config.variants):
+        if v.adapter is None:
+            continue
+        for seed in config.training_seeds():
+            if (v.adapter, seed) not in jobs:
+                jobs[v.adapter, seed] = job = adapter_job(config, suite, base, v.adapter, seed)
+                _check_data(config, suite, job, i)
+    return jobs
+
+
 def resolve_adapters(
-    config, suite: Suite, base: BaseModel, timings: dict
+    config: BenchConfig, suite: Suite, base: BaseModel, timings: dict[str, float]
 ) -> tuple[dict[str, list[Adapter]], list[str]]:
     """{variant name: its adapters, one per training seed (an adapter folder: one)} for every variant
     that has one, and the methods trained now. The first seed's adapter is the variant's primary one."""
     t0 = time.time()
-    jobs: dict[tuple[str, int], AdapterJob] = {}  # every job first: the checks come before any training
-    for i, v in enumerate(config.variants):
-        for seed in config.training_seeds() if v.adapter is not None else ():
-            if (v.adapter, seed) not in jobs:
-                jobs[v.adapter, seed] = job = adapter_job(config, suite, base, v.adapter, seed)
-                _check_data(config, suite, job, i)
+    jobs = _variant_jobs(config, suite, base)  # every job first: the checks come before any training
     check_quantization(config, jobs.values())
     by_job: dict[tuple[str, int], Adapter] = {}
     out: dict[str, list[Adapter]] = {}
-    trained: list[str] = []
+    trained: list[tuple[str, int]] = []  # (method, seed) of every adapter trained now
     for i, v in enumerate(config.variants):
         if v.adapter is not None:
             for seed in config.training_seeds():
@@ -151,7 +161,7 @@ def primary(adapters: dict[str, list[Adapter]]) -> dict[str, Adapter]:
     return {v: a[0] for v, a in adapters.items()}
 
 
-def judge_adapter(config, suite: Suite, base: BaseModel, timings: dict) -> Adapter:
+def judge_adapter(config: BenchConfig, suite: Suite, base: BaseModel, timings: dict[str, float]) -> Adapter:
     """The built-in judge: a LoRA adapter on the base model trained (once, cached) to grade answers."""
     t0 = time.time()
     job = adapter_job(config, suite, base, JUDGE_METHOD)
@@ -171,13 +181,13 @@ def judge_adapter(config, suite: Suite, base: BaseModel, timings: dict) -> Adapt
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def adapter_jobs(config, suite, base) -> dict:
+def adapter_jobs(config: BenchConfig, suite: Suite, base: BaseModel) -> dict[str, AdapterJob]:
     """Every training job `config`'s variants need, each chain's parents included, by folder name."""
     names = sorted({v.adapter for v in config.variants if v.adapter is not None})
     return {j.path().name: j for n in names for j in _chain(adapter_job(config, suite, base, n))}
 
 
-def ship_adapters(config, out: Path) -> list[Path]:
+def ship_adapters(config: BenchConfig, out: Path) -> list[Path]:
     """Every adapter `config`'s variants need (what each starts from and needs included), trained
     when missing, copied to `out/adapters/<method>-<key>` with a model card: the embedded default's,
     shipped so a first run trains nothing (`make models`). Folders of other keys are removed."""

@@ -7,14 +7,18 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cache import model_identity
 from core.device import check_dtype, resolve_attention
 from core.errors import InputError
-from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model, is_built
+from harness.builtin.basemodel import BUILD_RECORD, BaseModelSpec, build_base_model
 from harness.builtin.shipped import shipped_base, shipped_identity
 from harness.pretrained import gguf
 from harness.prompts import RAW, PromptFormat
+
+if TYPE_CHECKING:
+    from harness.config.bench import BenchConfig
 
 
 @dataclass
@@ -28,7 +32,7 @@ class BaseModel:
     prompt_format: PromptFormat = field(default=RAW)  # raw text, or chat through its template
 
 
-def prompt_format(config, base: BaseModel) -> PromptFormat:
+def prompt_format(config: BenchConfig, base: BaseModel) -> PromptFormat:
     """The base model's prompt format (`model.chat_template`, `model.system_prompt`), read from its
     tokenizer (loaded alone: seconds, even for a large model)."""
     from transformers import AutoTokenizer
@@ -43,24 +47,21 @@ def prompt_format(config, base: BaseModel) -> PromptFormat:
         raise InputError(config.source, f"{base.path}: {e}", field="model.chat_template") from None
 
 
-def resolve_model(config, timings: dict) -> BaseModel:
+def resolve_model(config: BenchConfig, timings: dict) -> BaseModel:
     m = config.model
     dtype = check_dtype(m.dtype, config.source)  # before anything trains or loads
     if m.builtin is not None:
-        b = config.suite.builtin  # the pool's names avoid the built-in domain's; other suites use defaults
-        spec = BaseModelSpec(
-            seed=b.seed if b else config.seed,
-            domain_scale=b.scale if b else BaseModelSpec.domain_scale,
-            intermediate_size=3 * m.builtin.hidden_size,
-            **m.builtin.model_dump(),
-        )
+        # no suite setting enters the recipe: every built-in domain avoids the pool's names
+        # (suites.builtin.pool_names), so one shipped base serves every suite, seed and scale
+        spec = BaseModelSpec(intermediate_size=3 * m.builtin.hidden_size, **m.builtin.model_dump())
         t0 = time.time()
         path = shipped_base(spec)  # built by maintainers with the same recipe: nothing to train
         if path is not None:
             key, status, identity = spec.recipe_key(), "shipped", shipped_identity(path)
         else:
-            key, status = spec.key(), "cached" if is_built(spec) else "built"
-            path, identity = build_base_model(spec), f"builtin:{spec.key()}"
+            built: list[Path] = []  # the folder, when this run trains it (not another run it waited for)
+            path, identity = build_base_model(spec, built=built), f"builtin:{spec.key()}"
+            key, status = spec.key(), "built" if built else "cached"
         timings["base_model_s"] = round(time.time() - t0, 2)
         record = json.loads((path / BUILD_RECORD).read_text())
         info = {"kind": "builtin", "key": key, "status": status, "build": record}
@@ -71,6 +72,7 @@ def resolve_model(config, timings: dict) -> BaseModel:
         info = {"kind": "gguf", "path": m.path, "identity": f"gguf:{info['key']}", **info}
         base = BaseModel(str(folder), info["identity"], info, None, None, m.trust_remote_code)
     else:
+        assert m.path is not None  # the schema requires model.builtin or model.path
         t0 = time.perf_counter()
         identity = model_identity(m.path, m.revision)
         info = {
@@ -94,7 +96,7 @@ def resolve_model(config, timings: dict) -> BaseModel:
     return base
 
 
-def shipped_judge_for(config, base: BaseModel) -> Path | None:
+def shipped_judge_for(config: BenchConfig, base: BaseModel) -> Path | None:
     """The shipped built-in judge (`harness.builtin.judge_model`) when the run's base is the shipped
     base it was fine-tuned from and `judge.builtin` sets nothing; otherwise None (a LoRA judge is then
     trained on the suite, as for any other base model)."""
@@ -102,5 +104,7 @@ def shipped_judge_for(config, base: BaseModel) -> Path | None:
 
     j = config.judge
     if j is None or j.builtin is None or j.builtin.model_fields_set or base.info.get("status") != "shipped":
+        return None
+    if base.spec is None:
         return None
     return shipped_judge(base.spec)

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from harness.config import BenchConfig
 from suites.schema import Suite
 
+if TYPE_CHECKING:
+    from suites.preferences import PreferenceFile
 
-def load_suite(config) -> Suite:
+
+def load_suite(config: BenchConfig) -> Suite:
     suite = _load(config)
     if config.training.extra_sft:
         from suites.jsonl import read_jsonl
@@ -63,7 +68,7 @@ def _passage_ids(row: dict, known: set[str], path: str, line: int) -> tuple[str,
     return tuple(ids)
 
 
-def _load(config) -> Suite:
+def _load(config: BenchConfig) -> Suite:
     s = config.suite
     if s.builtin is not None:
         from suites.builtin import builtin_suite
@@ -96,6 +101,7 @@ def _load(config) -> Suite:
     from suites.pubmedqa import load_pubmedqa
 
     p = s.pubmedqa
+    assert p is not None  # SuiteConfig names exactly one source: the last one left
     return load_pubmedqa(
         p.path,
         test_ids=p.test_ids,
@@ -104,7 +110,7 @@ def _load(config) -> Suite:
     )
 
 
-def _noted(pairs):
+def _noted(pairs: PreferenceFile) -> PreferenceFile:
     """`pairs` (a `PreferenceFile`), once its one-line note (pairs read, rows skipped and why) is on
     stderr: skipped rows are counted aloud, never dropped in silence."""
     from core.progress import console

@@ -12,17 +12,19 @@ The result is saved with `save_pretrained` and loaded by `harness.engines.load_c
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.cache import building, cache_root, digest, library_versions
+from core.cache import build_once, cache_root, digest, library_versions
 from harness import prompts
+from harness.builtin.loop import fit
 
 if TYPE_CHECKING:
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
     from suites.builtin import Fact
 
 EOS, PAD = "</s>", "<pad>"
@@ -74,13 +76,16 @@ def is_built(spec: BaseModelSpec, root: Path | None = None) -> bool:
     return (base_model_path(spec, root) / BUILD_RECORD).exists()
 
 
-def build_base_model(spec: BaseModelSpec, *, root: Path | None = None, progress: bool = True) -> Path:
-    """Return the folder of the base model for `spec`, training it first if it is not cached."""
+def build_base_model(
+    spec: BaseModelSpec, *, root: Path | None = None, progress: bool = True, built: list[Path] | None = None
+) -> Path:
+    """Return the folder of the base model for `spec`, training it first if it is not cached (one run
+    at a time: another waits for it, `build_once`); `built` gets the folder when this call trained it."""
     final = base_model_path(spec, root)
-    if is_built(spec, root):
-        return final
-    with building(final) as tmp:
-        _train(spec, tmp, progress=progress)
+    what, ready = f"the built-in base model {final.name}", lambda: is_built(spec, root)
+    if build_once(final, lambda tmp: _train(spec, tmp, progress=progress), what=what, ready=ready):
+        if built is not None:
+            built.append(final)
     return final
 
 
@@ -90,33 +95,19 @@ def curriculum(spec: BaseModelSpec) -> list[list[dict[str, str]]]:
     Phase 1: answer a question from its one passage, mixed with closed-book questions and plain
     passages of the pool (the answer format and the language). Phase 2 (`multi_passage_fraction` of
     the steps, off by default): answer from 1-3 passages that BM25 retrieves from the pool.
-    Reading examples draw fresh answers for every pass over the pool, so they cannot be memorised:
-    in a trial here, with fixed answers a model memorised them (domain rag EM 0.00 after 1,500
-    steps). With `fresh_structure` every pass also reads about new organisations, codes, products
-    and people: with the pool's four organisations alone, a 4-layer model read a held-out draw of the
-    pool perfectly (EM 1.00) but the domain's passages, whose names it had never seen, badly (rag EM
-    0.34; 0/48 regulation questions, where it wrote a pool code's name). Measured here too: a 2-layer model read its one passage with EM 0.29 after 300 steps,
-    but reading from 1-5 BM25 passages stayed at EM 0.05-0.07 after 1,000-1,200 steps, so the
-    embedded bench's `rag` reads the top passage.
+    Reading examples draw fresh answers for every pass over the pool, so they cannot be memorised,
+    and with `fresh_structure` every pass also reads about new organisations, codes, products and
+    people, so the model reads names it has never seen (the trials behind both, and behind the
+    embedded bench's `rag` reading one passage: docs/builtin-models.md#the-base-model).
     """
-    from retrievers.bm25 import BM25Retriever
     from suites.builtin import reading_pool
-    from suites.schema import Passage
 
     rng = random.Random(spec.seed)
     base = reading_pool(spec.seed, scale=spec.pool_scale, domain_scale=spec.domain_scale)
     queries = [(i, w) for i, f in enumerate(base) for w in f.wordings]
     total = spec.steps * spec.batch_size
     phase2_n = int(spec.multi_passage_fraction * total)
-    contexts: list[list[int]] = []
-    if phase2_n:
-        ks = [rng.choice((1, 2, 3)) for _ in queries]
-        retriever = BM25Retriever([Passage(str(i), f.passage) for i, f in enumerate(base)])
-        for (i, _), k, found in zip(queries, ks, retriever.search([w for _, w in queries], max(ks))):
-            ids = [int(h.passage_id) for h in found[:k]]
-            if i not in ids:  # the gold passage is always among the context while learning to read
-                ids[rng.randrange(k)] = i
-            contexts.append(ids)
+    contexts = _retrieved_contexts(base, queries, rng) if phase2_n else []
     phase1: list[dict[str, str]] = []
     for fact in base:
         phase1.append(
@@ -124,6 +115,47 @@ def curriculum(spec: BaseModelSpec) -> list[list[dict[str, str]]]:
         )
         phase1.append({"prompt": "", "completion": fact.passage})
     phase1_n = max(total - phase2_n, len(phase1))
+    reading, phase2 = _reading_rows(spec, base, queries, contexts, phase1_n - len(phase1), phase2_n)
+    phase1 += reading
+    rng.shuffle(phase1)
+    rng.shuffle(phase2)
+    return [phase1, phase2]
+
+
+def _retrieved_contexts(
+    base: list[Fact], queries: list[tuple[int, str]], rng: random.Random
+) -> list[list[int]]:
+    """For each query (fact index, wording), the pool passages phase 2 reads: the top 1-3 that BM25
+    retrieves, the gold one always among them."""
+    from retrievers.bm25 import BM25Retriever
+    from suites.schema import Passage
+
+    contexts: list[list[int]] = []
+    ks = [rng.choice((1, 2, 3)) for _ in queries]
+    retriever = BM25Retriever([Passage(str(i), f.passage) for i, f in enumerate(base)])
+    found_all = retriever.search([w for _, w in queries], max(ks))
+    for (i, _), k, found in zip(queries, ks, found_all, strict=True):
+        ids = [int(h.passage_id) for h in found[:k]]
+        if i not in ids:  # the gold passage is always among the context while learning to read
+            ids[rng.randrange(k)] = i
+        contexts.append(ids)
+    return contexts
+
+
+def _reading_rows(
+    spec: BaseModelSpec,
+    base: list[Fact],
+    queries: list[tuple[int, str]],
+    contexts: list[list[int]],
+    phase1_n: int,
+    phase2_n: int,
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(`phase1_n` one-passage reading rows, `phase2_n` rows reading the retrieved `contexts`), in
+    passes over the queries, each pass on a fresh draw of the pool (new answers; with
+    `fresh_structure`, new organisations, codes, products and people for phase 1)."""
+    from suites.builtin import reading_pool
+
+    phase1: list[dict[str, str]] = []
     phase2: list[dict[str, str]] = []
     draw = 0
     while len(phase1) < phase1_n or len(phase2) < phase2_n:
@@ -145,12 +177,10 @@ def curriculum(spec: BaseModelSpec) -> list[list[dict[str, str]]]:
             elif len(phase2) < phase2_n:
                 context = [facts[j].passage for j in contexts[n]]
                 phase2.append({"prompt": prompts.with_passages(wording, context), "completion": answer})
-    rng.shuffle(phase1)
-    rng.shuffle(phase2)
-    return [phase1, phase2]
+    return phase1, phase2
 
 
-def train_tokenizer(texts: list[str], vocab_size: int):
+def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer (no BOS; `</s>` ends every completion) as a transformers tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -174,102 +204,19 @@ def _fact_texts(facts: list[Fact]) -> list[str]:
     ]
 
 
-def fit(
-    model,
-    sequences: list[list[int]],
-    *,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    warmup_ratio: float,
-    pad_id: int,
-    label: str,
-    progress: bool = True,
-    targets: list[list[bool]] | None = None,
-) -> tuple[list[dict], int]:
-    """Train a causal LM from scratch on token sequences taken in order, `batch_size` a step (AdamW,
-    warm-up then cosine, bf16 autocast on CUDA), loss on every token, or on the tokens `targets`
-    marks (then the output layer runs on those positions only: with a large vocabulary it is most of
-    the cost). Returns (loss curve, tokens)."""
-    import torch
-
-    from core.progress import progress_bar
-
-    device = next(model.parameters()).device.type
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, int(warmup_ratio * steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)),
-    )
-    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
-    losses, tokens, log_every = [], 0, max(1, steps // 50)
-    model.train()
-    with progress_bar(label, steps, enabled=progress) as advance:
-        for step in range(steps):
-            batch = sequences[step * batch_size : (step + 1) * batch_size]
-            width = max(map(len, batch))
-            ids = torch.tensor([x + [pad_id] * (width - len(x)) for x in batch], device=device)
-            labels = torch.tensor([x + [-100] * (width - len(x)) for x in batch], device=device)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-                if targets is None:
-                    loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
-                else:
-                    rows = targets[step * batch_size : (step + 1) * batch_size]
-                    marked = torch.tensor([t + [False] * (width - len(t)) for t in rows], device=device)
-                    loss = _marked_loss(model, ids, (labels != -100).long(), marked)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            tokens += sum(map(len, batch))
-            if step % log_every == 0 or step == steps - 1:
-                losses.append({"step": step + 1, "loss": round(loss.item(), 4)})
-            advance(1)
-    return losses, tokens
-
-
-def _marked_loss(model, ids, mask, marked):
-    """Next-token cross-entropy on the marked positions only (a position's logits predict the next)."""
-    import torch
-
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-    want = marked[:, 1:]
-    logits = model.get_output_embeddings()(hidden[:, :-1][want])
-    return torch.nn.functional.cross_entropy(logits.float(), ids[:, 1:][want])
-
-
 def _train(spec: BaseModelSpec, out: Path, *, progress: bool) -> None:
     """Train from scratch with a short loop of our own rather than TRL's SFTTrainer: measured here
     on a 4-layer model at batch 16, the trainer took 0.37 s a step, a bare forward-backward-step
     0.15 s (2.4x), and the trainer shuffles across the curriculum's phases, whose order matters.
     Fine-tuning adapters are to use TRL."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from core.device import torch_device
     from suites.builtin import reading_pool
 
     started = time.time()
     facts = reading_pool(spec.seed, scale=spec.pool_scale, domain_scale=spec.domain_scale)
     tokenizer = train_tokenizer(_fact_texts(facts), spec.vocab_size)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.max_length,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-    )
-    torch.manual_seed(spec.seed)
     device = torch_device()
-    model = LlamaForCausalLM(config).to(device)
+    model = _initial_model(spec, tokenizer, device)
     phases = curriculum(spec)
     # Loss on every token: the questions repeat names from the passages, which teaches copying too.
     texts = [e["prompt"] + e["completion"] + EOS for phase in phases for e in phase]
@@ -288,12 +235,49 @@ def _train(spec: BaseModelSpec, out: Path, *, progress: bool) -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     wall = time.time() - started
+    _write_record(spec, out, model, len(sequences), losses, tokens, wall, device)
+
+
+def _initial_model(spec: BaseModelSpec, tokenizer: PreTrainedTokenizerFast, device: str) -> LlamaForCausalLM:
+    """The untrained Llama of `spec` on `device`, its weights drawn from `spec.seed`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_length,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(spec.seed)
+    # transformers' typing of `to` (behind a decorator) loses its `self`
+    return LlamaForCausalLM(config).to(device)  # type: ignore[arg-type]
+
+
+def _write_record(
+    spec: BaseModelSpec,
+    out: Path,
+    model: LlamaForCausalLM,
+    examples: int,
+    losses: list[dict],
+    tokens: int,
+    wall: float,
+    device: str,
+) -> None:
+    """The build record beside the model: its recipe and key, size, loss curve and speed."""
     record = {
         "kind": "builtin-base",
         "spec": asdict(spec),
         "key": spec.key(),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "examples": len(sequences),
+        "examples": examples,
         "steps": spec.steps,
         "tokens": tokens,
         "tokens_per_s": round(tokens / wall, 1),
@@ -306,37 +290,7 @@ def _train(spec: BaseModelSpec, out: Path, *, progress: bool) -> None:
     (out / BUILD_RECORD).write_text(json.dumps(record, indent=2))
 
 
-def greedy_answers(
-    model,
-    tokenizer,
-    texts: list[str],
-    *,
-    max_new_tokens: int = 16,
-    batch_size: int = 32,
-    limit: int | None = None,
-    first_line: bool = True,
-) -> list[str]:
-    """Greedy answers, each cut at its first line break (as the bench reads an answer) unless
-    `first_line` is False; a prompt longer than `limit` tokens loses its beginning, as the engine cuts
-    it."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    out: list[str] = []
-    for i in range(0, len(texts), batch_size):
-        ids = [tokenizer(t)["input_ids"][-limit if limit else 0 :] for t in texts[i : i + batch_size]]
-        batch = tokenizer.pad({"input_ids": ids}, return_tensors="pt")
-        with torch.no_grad():
-            gen = model.generate(
-                **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-            )
-        for row in gen[:, batch["input_ids"].shape[1] :]:
-            text = tokenizer.decode(row, skip_special_tokens=True)
-            out.append(text.strip().split("\n")[0].strip() if first_line else text)
-    return out
-
-
-def pool_draw(base_spec: BaseModelSpec, draw: int):
+def pool_draw(base_spec: BaseModelSpec, draw: int) -> list[Fact]:
     """The reading pool's facts of one draw, each draw with new organisations (structure) and answers."""
     from suites.builtin import reading_pool
 

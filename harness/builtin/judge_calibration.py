@@ -17,19 +17,25 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
 
 CALIBRATION = "ragvft_calibration.json"
 VERDICTS = ("A", "B", "tie")
 _FLIP = {"A": "B", "B": "A", "tie": "tie"}
 
 
-def verdict_tokens(tokenizer) -> list[int]:
+def verdict_tokens(tokenizer: Any) -> list[int]:
     """The first token of each verdict as the judge writes it (a raw completion starts with a space)."""
     return [tokenizer(" " + v, add_special_tokens=False)["input_ids"][0] for v in VERDICTS]
 
 
-def fit_bias(logprobs, labels: list[str]) -> list[float]:
+def fit_bias(logprobs: Sequence[Sequence[float]], labels: list[str]) -> list[float]:
     """The bias on each verdict's token (relative to "A", which stays 0) that maximises the
     class-balanced likelihood of `labels` ("A" / "B" / "tie", one per row) given the judge's first-token
     log-probabilities over the verdicts (rows x 3)."""
@@ -42,7 +48,7 @@ def fit_bias(logprobs, labels: list[str]) -> list[float]:
     b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([b], max_iter=500, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
 
-    def loss():
+    def loss() -> torch.Tensor:
         opt.zero_grad()
         value = torch.nn.functional.cross_entropy(x + torch.cat([b.new_zeros(1), b]), y, weight=weight)
         value.backward()
@@ -52,13 +58,15 @@ def fit_bias(logprobs, labels: list[str]) -> list[float]:
     return [0.0, *(round(float(v), 4) for v in b.detach())]
 
 
-def first_token_logprobs(model, tokenizer, prompts: list[str], *, limit: int, batch_size: int = 64):
+def first_token_logprobs(
+    model: PreTrainedModel, tokenizer: Any, prompts: list[str], *, limit: int, batch_size: int = 64
+) -> list[list[float]]:
     """The judge's log-probabilities of each verdict's first token after each prompt (cut from its
     start to `limit` tokens, as the engine cuts it)."""
     import torch
 
     ids, pad = verdict_tokens(tokenizer), tokenizer.pad_token_id or 0
-    out = []
+    out: list[list[float]] = []
     with torch.inference_mode():
         for i in range(0, len(prompts), batch_size):
             rows = [
@@ -103,7 +111,7 @@ def calibration_pairs(base: Path, adapters: list[Path], *, seed: int = 7, scale:
             done = engine.generate(
                 [
                     Request(build(q, ps if rag else None), adapter=adapter, decoding=decoding)
-                    for q, ps in zip(questions, read)
+                    for q, ps in zip(questions, read, strict=True)
                 ]
             )
             answers[(adapter, rag)] = [c.text for c in done]
@@ -112,7 +120,7 @@ def calibration_pairs(base: Path, adapters: list[Path], *, seed: int = 7, scale:
     for key, theirs in answers.items():
         if key == (None, False):
             continue
-        for f, q, a, b in zip(facts, questions, theirs, baseline):
+        for f, q, a, b in zip(facts, questions, theirs, baseline, strict=True):
             if a == b:
                 continue
             right_a, right_b = is_right(f.category, f.answers, a), is_right(f.category, f.answers, b)
@@ -125,14 +133,14 @@ def calibration_pairs(base: Path, adapters: list[Path], *, seed: int = 7, scale:
     return pairs
 
 
-def _figures(logprobs, labels, bias) -> dict:
+def _figures(logprobs: Sequence[Sequence[float]], labels: list[str], bias: Sequence[float]) -> dict:
     """Position consistency and agreement with the labels of the pairs (rows in both orders)."""
     picks = [VERDICTS[max(range(3), key=lambda k: row[k] + bias[k])] for row in logprobs]
     ab, ba, want = picks[0::2], picks[1::2], labels[0::2]
-    result = [x if _FLIP[y] == x else "tie" for x, y in zip(ab, ba)]
+    result = [x if _FLIP[y] == x else "tie" for x, y in zip(ab, ba, strict=True)]
     return {
-        "position_consistency": round(sum(_FLIP[y] == x for x, y in zip(ab, ba)) / len(ab), 4),
-        "agreement": round(sum(r == w for r, w in zip(result, want)) / len(want), 4),
+        "position_consistency": round(sum(_FLIP[y] == x for x, y in zip(ab, ba, strict=True)) / len(ab), 4),
+        "agreement": round(sum(r == w for r, w in zip(result, want, strict=True)) / len(want), 4),
     }
 
 
@@ -151,8 +159,8 @@ def calibrate_judge(judge: Path, base: Path, adapters: list[Path]) -> dict:
     bias = fit_bias(logprobs, labels)
     record = {
         "method": "class-balanced maximum likelihood of a bias on the first reply token, pairs in both orders",
-        "pairwise_logit_bias": dict(zip(map(str, verdict_tokens(tokenizer)), bias)),
-        "verdicts": dict(zip(VERDICTS, bias)),
+        "pairwise_logit_bias": dict(zip(map(str, verdict_tokens(tokenizer)), bias, strict=True)),
+        "verdicts": dict(zip(VERDICTS, bias, strict=True)),
         "pairs": len(pairs) // 2,
         "labels": dict(Counter(labels[0::2])),
         "adapters": [a.name for a in adapters],

@@ -4,15 +4,22 @@ end of every build) and its model card."""
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING, Any
 
-from harness.builtin.basemodel import BaseModelSpec, greedy_answers, pool_draw
+from harness.builtin.basemodel import BaseModelSpec, pool_draw
+from harness.builtin.loop import greedy_answers
 from harness.builtin.restate import near_misses
 from judges.llm_judge import PROMPT_VERSION
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 MAX_NEW_TOKENS = 88  # its replies: a verdict, or ragas JSON (an NLI verdict copies its statement)
 
 
-def heldout_metrics(model, tokenizer, base_spec: BaseModelSpec, *, n: int = 120, seed: int = 0) -> dict:
+def heldout_metrics(
+    model: PreTrainedModel, tokenizer: Any, base_spec: BaseModelSpec, *, n: int = 120, seed: int = 0
+) -> dict:
     """How the judge does on pool questions of a draw no training pass reaches (new organisations and
     answers): grade accuracy on twins (the gold in a form beside another value in the same form) and
     on planted restatements (templates it never trained on), and pairwise accuracy in both orders."""
@@ -49,15 +56,15 @@ def heldout_metrics(model, tokenizer, base_spec: BaseModelSpec, *, n: int = 120,
     verdicts = [g.verdict if (g := parse_grade(t)) else None for t in replies[: len(grades)]]
     winners = [w.winner if (w := parse_preference(t)) else None for t in replies[len(grades) :]]
 
-    def share(kind):
-        got = [v == want for (_, want, k), v in zip(grades, verdicts) if k == kind]
+    def share(kind: str) -> float | None:
+        got = [v == want for (_, want, k), v in zip(grades, verdicts, strict=True) if k == kind]
         return round(sum(got) / len(got), 4) if got else None
 
     return {
         "heldout_questions": len(facts),
         "grade_accuracy_twins": share("twins"),
         "planted_accepted": share("planted"),
-        "pairwise_accuracy": round(sum(w == want for (_, want), w in zip(pairs, winners)) / len(pairs), 4)
+        "pairwise_accuracy": round(sum(w == want for (_, want), w in zip(pairs, winners, strict=True)) / len(pairs), 4)
         if pairs
         else None,
     }

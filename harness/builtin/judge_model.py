@@ -14,7 +14,7 @@ passage) are graded too. Every label is by rule. It first learns on the grade an
 to the reference and the answers (`short_form`: the comparison and nothing else), then on the whole
 prompts (`JudgeSpec.short_steps`).
 
-The loop is `basemodel.fit` (loss on the reply only), not TRL's SFTTrainer: the same measurement as
+The loop is `loop.fit` (loss on the reply only), not TRL's SFTTrainer: the same measurement as
 the base model's (0.15 s against 0.37 s a step here) and a whole-model fine-tune of 2M parameters.
 """
 
@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.cache import building, digest, folder_hash, library_versions
 from harness import prompts
-from harness.builtin.basemodel import BUILD_RECORD, EOS, BaseModelSpec, fit, greedy_answers, pool_draw
+from harness.builtin.basemodel import BUILD_RECORD, EOS, BaseModelSpec, pool_draw
 from harness.builtin.judge_figures import MAX_NEW_TOKENS, heldout_metrics, judge_card
 from harness.builtin.judge_rows import (
     NONCOMMITTAL,
@@ -38,8 +40,12 @@ from harness.builtin.judge_rows import (
     off_kind,
     ragas_rows,
 )
+from harness.builtin.loop import fit, greedy_answers
 from harness.builtin.restate import near_misses
 from judges.llm_judge import PROMPT_VERSION
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["JudgeSpec", "build_judge", "is_right", "judge_rows", "shipped_judge"]
 
@@ -56,9 +62,8 @@ class JudgeSpec:
     off_kind: int = 4  # wrong answers of another kind a question (`judge_rows.off_kind`)
     ragas_fraction: float = 0.5  # of the questions, those that also give ragas rows
     # first, steps on the grade and pairwise rows cut to their reference and answers (no instruction,
-    # no question): measured here, a judge trained on the whole prompts alone never left chance on
-    # the verdict (held-out twins 0.54 after 600 steps, 0.57 after 2,000); 600 short steps first
-    # took it to 0.77 after 300 whole ones (the comparison is learnt where it is all there is)
+    # no question): the comparison is learnt where it is all there is; trained on the whole prompts
+    # alone it never left chance (docs/judge.md#the-built-in-judge)
     short_steps: int = 1500
     steps: int = 2000
     batch_size: int = 32
@@ -137,7 +142,7 @@ def judge_rows(
     return rows
 
 
-def base_answers(model, tokenizer, items: list[tuple]) -> dict[tuple, list[str]]:
+def base_answers(model: PreTrainedModel, tokenizer: Any, items: list[tuple]) -> dict[tuple, list[str]]:
     """The base model's own answers to the questions the judge learns on (`questions`): closed-book
     and reading the passage (what the bench's `base` and `rag` variants write). A domain question,
     asked again in every pass, is answered once."""
@@ -162,13 +167,15 @@ def short_form(prompt: str, reply: str) -> tuple[str | None, str]:
     return (prompt[at + 1 :] if at >= 0 and not reply.startswith("{") else None), reply
 
 
-def _encode(tokenizer, rows: list[tuple[str, str]], limit: int) -> tuple[list[list[int]], list[list[bool]]]:
+def _encode(
+    tokenizer: Any, rows: list[tuple[str, str]], limit: int
+) -> tuple[list[list[int]], list[list[bool]]]:
     """Token ids of prompt and reply, and which are the reply's (the loss is on those). A prompt is
     cut as the engine cuts it: its beginning goes, leaving room for the reply."""
     heads = tokenizer([p for p, _ in rows])["input_ids"]  # batched: 1.5x faster than row by row here
     tails = tokenizer([" " + r + EOS for _, r in rows])["input_ids"]
     sequences, targets = [], []
-    for head, tail in zip(heads, tails):
+    for head, tail in zip(heads, tails, strict=True):
         head = head[-limit:]
         sequences.append(head + tail)
         targets.append([False] * len(head) + [True] * len(tail))
@@ -202,8 +209,6 @@ def build_judge(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.builtin.shipped import SHARD_SIZE
-
     started = time.time()
     torch.manual_seed(spec.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_folder)
@@ -212,9 +217,41 @@ def build_judge(
     items = questions(base_spec, spec)  # the pool's draws are generated once
     answers = base_answers(model, tokenizer, items)
     rows = judge_rows(base_spec, spec, answers, items)
+    losses, tokens = _fine_tune(model, tokenizer, rows, spec, progress)
+    model.eval()
+    metrics = heldout_metrics(model, tokenizer, base_spec)
+    labels = [_reply_kind(r) for _, r in rows]
+    record = {
+        "kind": "builtin-judge",
+        "spec": asdict(spec),
+        "recipe_key": spec.recipe_key(base_spec.recipe_key()),
+        "base_recipe_key": base_spec.recipe_key(),
+        "base_weights": folder_hash(base_folder, 12),
+        "rows": len(rows),
+        "rows_sha256": digest(rows),
+        "replies": {r: labels.count(r) for r in sorted(set(labels))},
+        "model_answers": len(answers),
+        "steps": spec.short_steps + spec.steps,
+        "tokens": tokens,
+        "final_loss": losses[-1]["loss"],
+        "metrics": metrics,
+        "loss_curve": losses,
+        "wall_time_s": round(time.time() - started, 1),
+        "libraries": library_versions(),
+    }
+    return _save_judge(out, f".judge-{int(started)}", model, tokenizer, record)
+
+
+def _fine_tune(
+    model: PreTrainedModel, tokenizer: Any, rows: list[tuple[str, str]], spec: JudgeSpec, progress: bool
+) -> tuple[list[dict], int]:
+    """(loss curve, tokens) of the two phases, the loss on the reply: the grade and pairwise rows cut
+    to their reference and answers (`short_steps`), then every row whole (`steps`), each phase's
+    batches drawn with a seed of its own."""
     # a prompt is cut as the engine cuts it: its beginning goes, leaving room for the reply
     limit = model.config.max_position_embeddings - MAX_NEW_TOKENS
-    losses, tokens = [], 0
+    losses: list[dict] = []
+    tokens = 0
     short = [(p, r) for p, r in (short_form(p, r) for p, r in rows) if p is not None]
     for phase, (phase_rows, steps) in enumerate([(short, spec.short_steps), (rows, spec.steps)]):
         if not steps or not phase_rows:
@@ -237,36 +274,20 @@ def build_judge(
         done = losses[-1]["step"] if losses else 0
         losses += [{**c, "step": c["step"] + done, "phase": ("short", "whole")[phase]} for c in curve]
         tokens += n
-    model.eval()
-    metrics = heldout_metrics(model, tokenizer, base_spec)
-    labels = [_reply_kind(r) for _, r in rows]
-    record = {
-        "kind": "builtin-judge",
-        "spec": asdict(spec),
-        "recipe_key": spec.recipe_key(base_spec.recipe_key()),
-        "base_recipe_key": base_spec.recipe_key(),
-        "base_weights": folder_hash(base_folder, 12),
-        "rows": len(rows),
-        "rows_sha256": digest(rows),
-        "replies": {r: labels.count(r) for r in sorted(set(labels))},
-        "model_answers": len(answers),
-        "steps": spec.short_steps + spec.steps,
-        "tokens": tokens,
-        "final_loss": losses[-1]["loss"],
-        "metrics": metrics,
-        "loss_curve": losses,
-        "wall_time_s": round(time.time() - started, 1),
-        "libraries": library_versions(),
-    }
+    return losses, tokens
+
+
+def _save_judge(out: Path, staging: str, model: PreTrainedModel, tokenizer: Any, record: dict) -> Path:
+    """The judge, its build record and its card in `out/judge`, written in `out/<staging>` first."""
+    from harness.builtin.shipped import SHARD_SIZE
+
     final = out / "judge"
-    staged = out / f".judge-{int(started)}"
+    staged = out / staging
     with building(staged) as tmp:
         model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
         tokenizer.save_pretrained(tmp)
         (tmp / BUILD_RECORD).write_text(json.dumps(record, indent=2))
         (tmp / "README.md").write_text(judge_card(record))
-    import shutil
-
     shutil.rmtree(final, ignore_errors=True)
     staged.rename(final)
     return final

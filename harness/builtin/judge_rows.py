@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from harness.builtin.restate import NUMBER, answer_value, restatements
 from judges.exact import normalize_answer
@@ -65,7 +65,7 @@ def _reform(form: str, gold: str, other: str) -> str:
     return form.replace(old, new, 1) if old in form else form.replace(gold, other, 1)
 
 
-def _styles(rng: random.Random):
+def _styles(rng: random.Random) -> Callable[[str], str]:
     return rng.choice([str.lower, str.upper, lambda s: "the " + s, lambda s: s + ".", str.capitalize])
 
 
@@ -78,7 +78,7 @@ def twins(category: str, golds: Sequence[str], wrongs: Sequence[str], rng: rando
         forms = [(g, _reform(g, golds[0], w) if g != golds[0] else w) for g in golds]
         style = _styles(rng)
         forms.append((style(golds[0]), style(w)))
-        forms += list(zip(restatements(category, golds), restatements(category, [w])))
+        forms += list(zip(restatements(category, golds), restatements(category, [w]), strict=True))
         out += [(r, x) for r, x in forms if is_right(category, golds, r) and not is_right(category, golds, x)]
     return list(dict.fromkeys(out))
 

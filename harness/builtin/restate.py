@@ -23,76 +23,48 @@ def answer_value(answer: str) -> str:
     return m[0] if m else answer
 
 
+# category -> (the "train" family's templates, the "planted" family's); fields: {gold} the gold answer,
+# {v} its value (`answer_value`), {n} the value as a whole number (pricing), {unit} month or day,
+# {first} and {last} a name's first word and the rest
+_RESTATED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "pricing": (
+        ("USD {n}", "{n} US dollars", "${n}.00", "a price of {n} dollars", "it costs ${n}"),
+        ("{n} USD", "US$ {n}", "costs {n} dollars", "{n} dollars (USD)", "the list price, {n} dollars"),
+    ),
+    "warranty": (
+        ("{v}-{unit}", "{v} {unit}s of cover", "a {v} {unit} period", "{unit}s: {v}", "{v} {unit}s in all"),
+        ("{v}-{unit} period", "{v} {unit}s from purchase", "a period of {v} {unit}s", "{unit}s, {v}"),
+    ),
+    "manufacturing": (
+        ("in {gold}", "the city of {gold}", "the {gold} plant", "made in {gold}", "{gold} (city)"),
+        ("at the plant in {gold}", "assembled in {gold}", "{gold}, where it is built", "city: {gold}"),
+    ),
+    "support": (
+        ("{last}, {first}", "{gold} runs it", "the lead is {gold}", "{gold} (desk lead)"),
+        ("{last} {first}", "it is run by {gold}", "{gold}, who handles escalations", "{last}, {first} runs it"),
+    ),
+    "regulation": (
+        ("§{v}", "Sec. {v}", "section {v} of the code", "{v} (section)", "rules in section {v}"),
+        ("§ {v}", "Section {v} of the code", "the rules are in section {v}", "sect. {v}"),
+    ),
+}
+_RESTATED["policy"] = _RESTATED["warranty"]  # in days
+
+
 def restatements(category: str, answers: tuple[str, ...] | list[str], family: str = "train") -> list[str]:
     """The gold answer in other words, for one of the built-in domain's categories (any other
     category: none). `family` is "train" or "planted"."""
+    if category not in _RESTATED:
+        return []
     gold = answers[0]
     v = answer_value(gold)
-    t = family == "train"
+    first, _, last = gold.partition(" ")
+    fields: dict[str, object] = {"gold": gold, "v": v, "first": first, "last": last}
+    fields["unit"] = "month" if category == "warranty" else "day"
     if category == "pricing":
-        n = int(v)
-        if t:
-            return [f"USD {n}", f"{n} US dollars", f"${n}.00", f"a price of {n} dollars", f"it costs ${n}"]
-        return [
-            f"{n} USD",
-            f"US$ {n}",
-            f"costs {n} dollars",
-            f"{n} dollars (USD)",
-            f"the list price, {n} dollars",
-        ]
-    if category in ("warranty", "policy"):
-        unit = "month" if category == "warranty" else "day"
-        if t:
-            return [
-                f"{v}-{unit}",
-                f"{v} {unit}s of cover",
-                f"a {v} {unit} period",
-                f"{unit}s: {v}",
-                f"{v} {unit}s in all",
-            ]
-        return [
-            f"{v}-{unit} period",
-            f"{v} {unit}s from purchase",
-            f"a period of {v} {unit}s",
-            f"{unit}s, {v}",
-        ]
-    if category == "manufacturing":
-        if t:
-            return [
-                f"in {gold}",
-                f"the city of {gold}",
-                f"the {gold} plant",
-                f"made in {gold}",
-                f"{gold} (city)",
-            ]
-        return [
-            f"at the plant in {gold}",
-            f"assembled in {gold}",
-            f"{gold}, where it is built",
-            f"city: {gold}",
-        ]
-    if category == "support":
-        first, _, last = gold.partition(" ")
-        if t:
-            return [f"{last}, {first}", f"{gold} runs it", f"the lead is {gold}", f"{gold} (desk lead)"]
-        return [
-            f"{last} {first}",
-            f"it is run by {gold}",
-            f"{gold}, who handles escalations",
-            f"{last}, {first} runs it",
-        ]
-    if category == "regulation":
-        s = answer_value(gold)
-        if t:
-            return [
-                f"§{s}",
-                f"Sec. {s}",
-                f"section {s} of the code",
-                f"{s} (section)",
-                f"rules in section {s}",
-            ]
-        return [f"§ {s}", f"Section {s} of the code", f"the rules are in section {s}", f"sect. {s}"]
-    return []
+        fields["n"] = int(v)
+    train, planted = _RESTATED[category]
+    return [t.format(**fields) for t in (train if family == "train" else planted)]
 
 
 def near_misses(category: str, answers: tuple[str, ...] | list[str], rng: random.Random) -> list[str]:

@@ -68,8 +68,9 @@ def reading_em(folder: Path, spec: BaseModelSpec, *, n: int = 200, batch_size: i
             out = model.generate(
                 **batch, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id
             )
-        for (_, golds), ids in zip(chunk, out[:, batch["input_ids"].shape[1] :]):
-            text = tokenizer.decode(ids, skip_special_tokens=True).strip().split("\n")[0]
+        for (_, golds), ids in zip(chunk, out[:, batch["input_ids"].shape[1] :], strict=True):
+            # transformers types `decode` for a batch too (a list of texts); one row's ids make one text
+            text = tokenizer.decode(ids, skip_special_tokens=True).strip().split("\n")[0]  # type: ignore[union-attr]
             right += normalize_answer(text) in {normalize_answer(g) for g in golds}
     return round(right / len(items), 4)
 

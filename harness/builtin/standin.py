@@ -23,7 +23,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
 from harness.prompts import DEFAULT_SYSTEM, user_turn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 BOS, EOS, EOT, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|pad|>"
 HEADER_START, HEADER_END = "<|start_header_id|>", "<|end_header_id|>"
@@ -60,7 +66,7 @@ class StandinSpec:
     )
 
 
-def train_chat_tokenizer(texts, vocab_size: int):
+def train_chat_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with the chat special tokens; it adds BOS to every text, as Llama's."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -126,12 +132,15 @@ def conversations(spec: StandinSpec) -> list[list[dict[str, str]]]:
     return out[:n]
 
 
-def _tokenised(tokenizer, chats, max_length: int) -> tuple[list[list[int]], list[list[bool]]]:
+def _tokenised(
+    tokenizer: Any, chats: list[list[dict[str, str]]], max_length: int
+) -> tuple[list[list[int]], list[list[bool]]]:
     """Each conversation's tokens (the template writes the BOS itself) and which of them are trained
     on: the assistant's answers and their end-of-turn token, as an instruct model is tuned."""
     sequences, targets = [], []
     for chat in chats:
-        ids, marked = [], []
+        ids: list[int] = []
+        marked: list[bool] = []
         for i in range(len(chat)):
             text = tokenizer.apply_chat_template(chat[: i + 1], tokenize=False)
             new = tokenizer(text, add_special_tokens=False)["input_ids"][len(ids) :]
@@ -154,14 +163,14 @@ def build_standin(out: Path, spec: StandinSpec = StandinSpec(), *, progress: boo
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from harness.builtin.basemodel import fit
+    from harness.builtin.loop import fit
 
     started = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_chat_tokenizer(_texts(spec), spec.vocab_size)
     tokenizer.model_max_length = spec.max_length
-    ids = tokenizer.convert_tokens_to_ids
+    ids = cast("Callable[[str], int]", tokenizer.convert_tokens_to_ids)  # a token in: its one id out
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
@@ -177,7 +186,8 @@ def build_standin(out: Path, spec: StandinSpec = StandinSpec(), *, progress: boo
     )
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(config)
-    losses, tokens = [], 0
+    losses: list[dict] = []
+    tokens = 0
     if spec.steps:
         sequences, targets = _tokenised(tokenizer, conversations(spec), spec.max_length)
         losses, tokens = fit(

@@ -3,12 +3,13 @@ generation settings, the gate, and `BenchConfig` itself (see harness.config)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from core.errors import known
-from harness.config.inputs import ModelConfig, RetrieverConfig, SuiteConfig, _Strict
+from core.paths import ConfigPath
+from harness.config.inputs import ModelConfig, RetrieverConfig, Seed, SuiteConfig, _Strict
 from harness.config.judge import ForgettingConfig, JudgeConfig
 from harness.config.synth import SynthConfig
 from harness.config.training import TrainingConfig
@@ -21,6 +22,7 @@ from judges import metrics_of
 from judges.scorers import first_paired
 
 METRICS = ("em", "f1")  # the default; accuracy and macro_f1 are for label suites (PubMedQA)
+OLD_BLESSED = "baseline"  # `gate.blessed`'s old name, still read
 
 
 # A metric a config names for every answer: one of the registry's answer scorers (its name is checked
@@ -39,7 +41,7 @@ class VariantConfig(_Strict):
         description="A training method (sft, dpo, cpt, ...): its LoRA adapter, trained (once, cached) "
         "with the settings under `training.<method>`.",
     )
-    adapter_path: str | None = Field(
+    adapter_path: ConfigPath | None = Field(
         None, description="An existing PEFT adapter folder (relative to the config's folder); not trained."
     )
 
@@ -49,7 +51,7 @@ class VariantConfig(_Strict):
         return None if method is None else known(method, METHODS, "training method")
 
     @model_validator(mode="after")
-    def _one_adapter(self):
+    def _one_adapter(self) -> Self:
         if self.adapter is not None and self.adapter_path is not None:
             raise ValueError("give at most one of 'adapter' or 'adapter_path'")
         return self
@@ -83,14 +85,14 @@ class GenerationConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _dtype_moved(cls, data):
+    def _dtype_moved(cls, data: Any) -> Any:
         """The dtype is the model's (training and every engine load it so): one home, `model.dtype`."""
         if isinstance(data, dict) and "dtype" in data:
             raise ValueError("`generation.dtype` moved to model.dtype: set `dtype` under `model`")
         return data
 
     @model_validator(mode="after")
-    def _engine_settings(self):
+    def _engine_settings(self) -> Self:
         if self.engine == "openai" and self.openai is None:
             raise ValueError("engine openai needs `generation.openai` with at least `base_url`")
         for name in ("vllm", "openai"):
@@ -120,18 +122,27 @@ class GateRule(_Strict):
     floor: float | None = Field(None, description="Fail when the mean is below this.")
 
     @model_validator(mode="after")
-    def _some_check(self):
+    def _some_check(self) -> Self:
         if self.margin is None and self.floor is None:
             raise ValueError("give 'margin', 'floor' or both")
         return self
 
 
 class GateConfig(_Strict):
-    baseline: str = Field(
+    blessed: ConfigPath = Field(
         "bench/baseline.json",
-        description="The blessed baseline (relative to the config's folder), written by `ragvft bless`.",
+        # `baseline`, its old name, still read (`harness.config.load` prints a notice): `baseline` is the
+        # variant every other is compared with
+        validation_alias=AliasChoices("blessed", OLD_BLESSED),
+        validate_default=True,
+        description="The blessed baseline file (relative to the config's folder), written by `ragvft bless`.",
     )
     rules: list[GateRule] = Field(..., min_length=1)
+
+    @property
+    def baseline(self) -> str:
+        """`blessed` by its old name, for code not yet moved to the new one."""
+        return self.blessed
 
 
 class LeakageConfig(_Strict):
@@ -163,7 +174,7 @@ class DecisionConfig(_Strict):
 
 class BenchConfig(_Strict):
     name: str = "bench"
-    seed: int = Field(7, description="Seed for bootstrap resampling and anything else random in a run.")
+    seed: Seed = Field(7, description="Seed for bootstrap resampling and anything else random in a run.")
     suite: SuiteConfig
     model: ModelConfig
     generation: GenerationConfig = GenerationConfig()
@@ -186,7 +197,9 @@ class BenchConfig(_Strict):
     decision: DecisionConfig = Field(DecisionConfig(), description="What the decision up front reads.")
     gate: GateConfig | None = Field(None, description="Release gate; `ragvft bench` exits with its code.")
     synth: SynthConfig | None = Field(None, description="`ragvft synth`: questions written from documents.")
-    runs_dir: str = Field("runs", description="Where runs are written (relative to the config's folder).")
+    runs_dir: ConfigPath = Field(
+        "runs", validate_default=True, description="Where runs are written (relative to the config's folder)."
+    )
     # The config file this came from (set by `load_config`): named in errors found downstream. Every
     # relative path above is already resolved against its folder.
     _source: str = PrivateAttr("(config)")
@@ -211,6 +224,7 @@ class BenchConfig(_Strict):
         every training method a variant uses, and of the adapters those start from, and of the
         built-in judge, each as trained: over the defaults of the model's training profile."""
         out = self.model_dump()
+        _sections_as_given(out, self)
         methods = [v.adapter for v in self.variants if v.adapter]
         while methods:
             name = methods.pop()
@@ -229,3 +243,12 @@ class BenchConfig(_Strict):
 
     def all_metrics(self) -> list[str]:
         return list(self.metrics) + self.judge_metrics()
+
+
+def _sections_as_given(out: dict[str, Any], config: BenchConfig) -> None:
+    """In `out` (`config` dumped), each training method's settings as the config gives them, not its
+    defaults: those depend on the profile, so `manifest_dump` resolves only the ones a run trains."""
+    for name, section in (config.training.model_extra or {}).items():
+        out["training"][name] = section.model_dump(exclude_unset=True)
+    if config.synth is not None and config.synth.generator.builtin is not None:
+        out["synth"]["generator"]["builtin"] = config.synth.generator.builtin.model_dump(exclude_unset=True)

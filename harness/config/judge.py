@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from core.errors import known
-from harness.config.inputs import _Strict
+from core.paths import ConfigPath, resolve_local
+from harness.config.inputs import ModelPath, _Strict
 from harness.training.judge import BuiltinJudge
 from judges import metrics_of
 
@@ -30,14 +31,15 @@ class HFJudgeConfig(_Strict):
     """A causal LM in-process (through the run's engine): a hub id or a local folder, optionally with
     a PEFT adapter."""
 
-    path: str = Field(..., description="A hub id or a local folder (relative to the config's folder).")
-    adapter_path: str | None = Field(None, description="A PEFT adapter folder for the judge.")
+    path: ModelPath = Field(..., description="A hub id or a local folder (relative to the config's folder).")
+    adapter_path: ConfigPath | None = Field(None, description="A PEFT adapter folder for the judge.")
     revision: str | None = None
     trust_remote_code: bool = False
     max_new_tokens: int = Field(96, ge=8)
 
 
 JudgeMode = Literal["grade", "pairwise"]
+JUDGE_MODES: tuple[JudgeMode, ...] = ("grade", "pairwise")
 
 
 def ragas_metrics() -> list[str]:
@@ -57,7 +59,7 @@ class JudgeConfig(_Strict):
         "on a server: a judge on a server is `judge.http`).",
     )
     modes: list[JudgeMode] = Field(
-        default_factory=lambda: ["grade", "pairwise"],
+        default_factory=lambda: list(JUDGE_MODES),
         description="grade: verdict and 1-5 score against the reference; pairwise: each variant against "
         "the baseline variant, both orders.",
     )
@@ -78,7 +80,7 @@ class JudgeConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _one_backend(self):
+    def _one_backend(self) -> Self:
         given = [n for n in ("builtin", "http", "hf") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("name exactly one judge backend: 'builtin', 'http' or 'hf'")
@@ -88,10 +90,18 @@ class JudgeConfig(_Strict):
 BUILTIN_READING = "builtin_reading"  # the forgetting check's task on the built-in base model's pool
 
 
+def _task(task: str, info: ValidationInfo) -> str:
+    """A forgetting task: the built-in one by name, else a folder (a `ConfigPath`)."""
+    return task if task == BUILTIN_READING else resolve_local(task, info)
+
+
+Task = Annotated[str, AfterValidator(_task)]
+
+
 class ForgettingConfig(_Strict):
     """Did fine-tuning break general abilities? lm-eval tasks run on the base and on every adapter."""
 
-    tasks: list[str] = Field(
+    tasks: list[Task] = Field(
         ...,
         min_length=1,
         description="builtin_reading (reading comprehension on the built-in base model's own pool), or "

@@ -3,12 +3,13 @@ harness.synth). Every field has its default; a config without `synth` uses them 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
 from core.errors import known
-from harness.config.inputs import _Strict
+from core.paths import ConfigPath
+from harness.config.inputs import ModelPath, _Strict
 from harness.engines.openai import OpenAIOptions
 from harness.training.question_writer import QuestionWriterTraining
 from suites.synth import QUESTION_TYPES
@@ -22,8 +23,8 @@ class GeneratorConfig(_Strict):
         description="The built-in question writer: a LoRA on the built-in base model, trained once (cached) "
         "on the base model's reading pool. Its questions are only as good as that 2M-parameter model.",
     )
-    path: str | None = Field(None, description="A hub id or a model folder (relative to the config).")
-    adapter_path: str | None = Field(
+    path: ModelPath | None = Field(None, description="A hub id or a model folder (relative to the config).")
+    adapter_path: ConfigPath | None = Field(
         None, description="A PEFT adapter folder on the `path` model (relative to the config), if any."
     )
     revision: str | None = None
@@ -41,7 +42,7 @@ class GeneratorConfig(_Strict):
     max_new_tokens: int = Field(96, ge=16, le=4096, description="Longest reply, in tokens.")
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> Self:
         given = [n for n in ("builtin", "path", "openai") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("name exactly one generator: 'builtin', 'path' or 'openai'")
@@ -61,7 +62,7 @@ class SynthConfig(_Strict):
         default_factory=lambda: GeneratorConfig(builtin=QuestionWriterTraining()),
         description="The model that writes the questions (default: the built-in question writer).",
     )
-    docs: str | None = Field(
+    docs: ConfigPath | None = Field(
         None,
         description="A folder of .txt / .md documents (relative to the config), chunked by suite.chunking "
         "(default 100 words, 20 shared): the corpus instead of the suite's passages.",

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from core.errors import known
-from harness.config.inputs import ModelConfig, _Strict
+from core.paths import ConfigPath
+from harness.config.inputs import ModelConfig, Seed, _Strict
 from harness.training import SECTIONS, AdapterTraining
 from harness.training.method import Profile
 
@@ -20,12 +21,12 @@ NOT_METHODS = ("extra_sft", "extra_preferences", "seeds", "profile", "quantizati
 class TrainingConfig(_Strict):
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    extra_sft: str | None = Field(
+    extra_sft: ConfigPath | None = Field(
         None,
         description='A JSONL file of {"question", "answer"} rows added to the SFT pairs (relative to the '
         "config's folder). Checked for leakage like the rest.",
     )
-    extra_preferences: str | None = Field(
+    extra_preferences: ConfigPath | None = Field(
         None,
         description='A JSONL or .jsonl.gz file of preference pairs added to the suite\'s: {"question", '
         '"chosen", "rejected"} rows or Anthropic HH-RLHF {"chosen", "rejected"} dialogues (relative to the '
@@ -45,7 +46,7 @@ class TrainingConfig(_Strict):
         description="4bit: QLoRA, the frozen base in NF4 through bitsandbytes (CUDA only; LoRA only).",
     )
 
-    seeds: list[int] | None = Field(
+    seeds: list[Seed] | None = Field(
         None,
         min_length=1,
         description="Train every adapter once per seed (each cached by its key), so a variant's interval "
@@ -61,7 +62,9 @@ class TrainingConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _method_sections(cls, data: Any) -> Any:
+    def _method_sections(cls, data: Any, info: ValidationInfo) -> Any:
+        """Each method's section validated by its own config class, in the same context (the config's
+        folder: a section's paths are resolved like every other)."""
         if not isinstance(data, dict):
             return data
         out = {}
@@ -73,7 +76,7 @@ class TrainingConfig(_Strict):
             if isinstance(section, method.config):
                 out[name] = section
             elif section is None or isinstance(section, dict):
-                out[name] = method.config(**(section or {}))
+                out[name] = method.config.model_validate(section or {}, context=info.context)
             else:
                 raise ValueError(f"training.{name}: expected a mapping of settings")
         return out

@@ -1,9 +1,9 @@
 """Engines: one signature (`harness.engines.types.Engine`), one file per implementation, and this
 plain dict naming them. `generation.engine` in a config picks one; an unknown name is a config error.
 
-To add an engine: a file with a class taking `(model path, *, revision, trust_remote_code,
-batch_size, dtype, device_map, attn_implementation, options)` (the loading settings are `model.*`'s;
-an engine that does not load weights itself takes and ignores them), an `identity(dtype, options)`
+To add an engine: a file with a class taking `(spec, *, batch_size, options)` (`spec` a `LoadSpec`:
+the model and `model.*`'s loading settings; an engine that does not load weights itself takes and
+ignores them), an `identity(dtype, options)`
 function and, when it has settings of its own, a pydantic model of them (read from
 `generation.<name>` in a config), plus one line in `ENGINES`. Heavy libraries (vllm, ray, httpx) are
 imported where they are used, never here.
@@ -16,14 +16,13 @@ from dataclasses import dataclass
 
 from harness.engines.hf import HFEngine, hf_identity, load_causal_lm
 from harness.engines.openai import OpenAIEngine, OpenAIOptions, openai_identity
-from harness.engines.types import Completion, Decoding, Engine, Request
+from harness.engines.types import Completion, Decoding, Engine, LoadSpec, Request
 from harness.engines.vllm import VLLMEngine, VLLMOptions, preflight, vllm_identity
 
 
 @dataclass(frozen=True)
 class EngineKind:
-    # (model path, *, revision, trust_remote_code, batch_size, dtype, device_map, attn_implementation, options)
-    make: Callable[..., Engine]
+    make: Callable[..., Engine]  # (spec: LoadSpec, *, batch_size, options) -> a loaded engine
     identity: Callable[..., dict]  # (dtype, options) -> the identity its engines will have, before loading
     options: type | None = None  # its settings under `generation.<name>` (a pydantic model), if any
     # (adapters [(label, folder)], options, base path) -> (options settled, problems): before loading
@@ -43,6 +42,7 @@ __all__ = [
     "Engine",
     "EngineKind",
     "HFEngine",
+    "LoadSpec",
     "Request",
     "load_causal_lm",
 ]

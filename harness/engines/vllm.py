@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.device import device_class, resolve_dtype
 from harness.engines.peft_files import adapter_config, base_problem
-from harness.engines.types import Completion, EngineUnavailable, Request
+from harness.engines.types import Completion, EngineUnavailable, LoadSpec, Request
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("vllm_worker.py")
@@ -66,7 +66,7 @@ class VLLMOptions(BaseModel):
 
     @field_validator("max_lora_rank", mode="before")
     @classmethod
-    def _rank(cls, v):
+    def _rank(cls, v: object) -> object:
         if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
             return v
         raise ValueError(f"{v!r} is neither a positive whole number (8, 16, 32, ...) nor auto")
@@ -90,9 +90,12 @@ def vllm_python(options: VLLMOptions) -> str:
     raise EngineUnavailable(f"vLLM is not installed: {INSTALL}")
 
 
-def preflight(adapters: Sequence[tuple[str, Path]], options: VLLMOptions, base_path: str):
+def preflight(
+    adapters: Sequence[tuple[str, Path]], options: VLLMOptions, base_path: str
+) -> tuple[VLLMOptions, list[str]]:
     """(options with max_lora_rank settled, one line per adapter vLLM cannot serve as asked)."""
-    problems, ranks = [], []
+    problems: list[str] = []
+    ranks: list[int] = []
     for label, path in adapters:
         cfg = adapter_config(path)
         if cfg.get("peft_type", "LORA") != "LORA":
@@ -135,22 +138,17 @@ class VLLMEngine:
     mixes_adapters = True
 
     def __init__(
-        self,
-        name_or_path: str,
-        *,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        batch_size: int = 32,
-        dtype: str = "auto",
-        device_map: str | None = None,  # the hf engine's: vLLM places the model (tensor_parallel_size)
-        attn_implementation: str = "auto",  # the hf engine's: vLLM picks its attention backend itself
-        options: VLLMOptions | None = None,
-    ):
+        self, spec: LoadSpec | str, *, batch_size: int = 32, options: VLLMOptions | None = None
+    ) -> None:
+        """`spec`: the model and how to load it; its device map and attention kernel are the hf
+        engine's (vLLM places the model by `tensor_parallel_size` and picks its attention backend)."""
+        spec = LoadSpec.of(spec)
+        name_or_path = spec.path
         options = options or VLLMOptions()
         if options.max_lora_rank == "auto":  # not settled by `preflight`: room for the usual ranks
             options = options.model_copy(update={"max_lora_rank": 64})
         self.options = options
-        self.identity = vllm_identity(dtype, options)
+        self.identity = vllm_identity(spec.dtype, options)
         self.chunk_size = options.chunk_size
         self.base_path = name_or_path
         self.adapters: dict[str, tuple[int, str]] = {}  # name -> (LoRA id, folder); ids fixed by order
@@ -159,17 +157,17 @@ class VLLMEngine:
             "enable_lora": True,
             "max_lora_rank": options.max_lora_rank,
             "max_loras": options.max_loras,
-            "dtype": resolve_dtype(dtype),  # not vLLM's auto, which runs float32 as float16: the hf engine's
+            "dtype": resolve_dtype(spec.dtype),  # not vLLM's auto, which runs float32 as float16: the hf engine's
             "gpu_memory_utilization": options.gpu_memory_utilization or (0.9 if gpu else 0.2),
             "tensor_parallel_size": options.tensor_parallel_size,
             "enforce_eager": options.enforce_eager,
-            "trust_remote_code": trust_remote_code,
+            "trust_remote_code": spec.trust_remote_code,
             "seed": 0,
         }
         if options.max_model_len:
             llm["max_model_len"] = options.max_model_len
-        if revision:
-            llm["revision"] = revision
+        if spec.revision:
+            llm["revision"] = spec.revision
         self._start(vllm_python(options))
         reply = self._call(
             {"op": "init", "model": name_or_path, "llm": llm}, f"loading {name_or_path} in vLLM"
@@ -213,9 +211,11 @@ class VLLMEngine:
         self._replies = os.fdopen(read, "r")
 
     def _call(self, msg: dict, doing: str) -> dict:
+        stdin = self._proc.stdin
+        assert stdin is not None  # started with stdin=PIPE
         try:
-            self._proc.stdin.write(json.dumps(msg) + "\n")
-            self._proc.stdin.flush()
+            stdin.write(json.dumps(msg) + "\n")
+            stdin.flush()
             line = self._replies.readline()
         except (BrokenPipeError, OSError):
             line = ""
@@ -238,7 +238,9 @@ class VLLMEngine:
             raise ValueError(problems[0])
         self.adapters[name] = (len(self.adapters) + 1, str(path))  # LoRA ids start at 1
 
-    def generate(self, requests: Sequence[Request], *, progress=None) -> list[Completion]:
+    def generate(
+        self, requests: Sequence[Request], *, progress: Callable[[int], None] | None = None
+    ) -> list[Completion]:
         if not requests:
             return []
         wire = []
@@ -260,7 +262,7 @@ class VLLMEngine:
         reply = self._call({"op": "generate", "requests": wire, "adapters": self.adapters}, "generating")
         each = (time.perf_counter() - t0) / len(requests)
         out = []
-        for r, c in zip(requests, reply["completions"]):
+        for r, c in zip(requests, reply["completions"], strict=True):
             out.append(Completion(r.decoding.finish(c["text"]), c["tokens_in"], c["tokens_out"], each))
         if progress is not None:
             progress(len(requests))
@@ -277,7 +279,7 @@ class VLLMEngine:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
 
-    def __del__(self):
+    def __del__(self) -> None:
         proc = getattr(self, "_proc", None)
         if proc is not None and proc.poll() is None:
             proc.kill()

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 import traceback
+from typing import Any
 
 # Every sampling field vLLM has, set: with `generation_config="vllm"` it applies no defaults from the
 # model's generation_config.json, and nothing here is left for it to choose.
@@ -53,15 +54,16 @@ def _end_ids(model: str, revision: str | None) -> list[int]:
     from transformers import GenerationConfig
 
     try:
-        listed = GenerationConfig.from_pretrained(model, revision=revision).eos_token_id
+        # transformers types `revision` as str ("main"); None (none given) downloads the default branch too
+        listed = GenerationConfig.from_pretrained(model, revision=revision).eos_token_id  # type: ignore[arg-type]
     except OSError:  # no generation_config.json: the tokenizer's end of sequence, which vLLM knows
         return []
     return sorted({listed} if isinstance(listed, int) else set(listed or []))
 
 
 class Worker:
-    def __init__(self):
-        self.llm = None
+    def __init__(self) -> None:
+        self.llm: Any = None
 
     def init(self, model: str, llm: dict) -> dict:
         import vllm

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from core.cache import building, digest, library_versions, models_root
+from core.cache import build_once, digest, library_versions, models_root
 from core.errors import InputError
 
 SUFFIX = ".gguf"
@@ -87,21 +88,28 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)  # beside the progress bars, off stdout's tables
 
 
-def as_folder(file: Path, log=_say) -> tuple[Path, dict]:
+def as_folder(file: Path, log: Callable[[str], None] = _say) -> tuple[Path, dict]:
     """The dequantised folder of GGUF `file` (converted now, or found in the models folder) and what the
     manifest says of it: {"gguf", "sha256", "key", "status": converted | cached, "convert_s"}."""
     sha = _sha256(file)
     key = conversion_key(sha)
     final = models_root() / "gguf" / f"{file.stem}-{key}"
     info = {"gguf": str(file), "sha256": sha, "key": key}
-    if (final / RECORD).is_file():
+    ready = (final / RECORD).is_file
+    if ready():
         return final, {**info, "status": "cached", **_record(final)}
     log(f"converting {file.name} from GGUF to a safetensors folder (once; cached by its sha256)")
     t0 = time.perf_counter()
-    with building(final) as tmp:
+    record: dict = {}
+
+    def convert(tmp: Path) -> None:
         _convert(file, tmp)
-        record = {"convert_s": round(time.perf_counter() - t0, 1), "sha256": sha}
+        record.update(convert_s=round(time.perf_counter() - t0, 1), sha256=sha)
         (tmp / RECORD).write_text(json.dumps({**record, "source": file.name, "versions": library_versions()}))
+
+    # converted once: another run sharing the folder waits for it, then finds it cached
+    if not build_once(final, convert, what=f"the conversion of {file.name}", ready=ready):
+        return final, {**info, "status": "cached", **_record(final)}
     return final, {**info, "status": "converted", "convert_s": record["convert_s"]}
 
 
@@ -127,7 +135,8 @@ def _convert(file: Path, out: Path) -> None:
         raise InputError(str(file), f"transformers cannot load this GGUF as a causal LM: {first}") from None
     finally:
         hf_logging.enable_progress_bar()
-    model.hf_quantizer = None
+    # transformers types a Module's attributes as Tensor | Module
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

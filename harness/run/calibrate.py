@@ -10,28 +10,31 @@ a trained adapter do not move with the seed: their current margin is kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import statistics
 from itertools import permutations
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from core.cache import replacing
 from harness.config import BenchConfig
 from harness.run.pipeline import bench
 from judges import SCORERS
+from reports.records import ResultRow, plain
 from reports.rows import per_question
 from reports.stats import clean, paired_delta
 
 
-def calibrate(config: BenchConfig, seeds: list[int]) -> tuple[Path, list[dict]]:
+def calibrate(config: BenchConfig, seeds: list[int]) -> tuple[Path, list[dict[str, Any]]]:
     training = config.training.model_copy(update={"seeds": seeds})
     seeded = config.model_copy(update={"training": training, "judge": None, "forgetting": None, "gate": None})
     seeded._source = config.source
     result = bench(seeded)
-    rules = [r.model_dump() for r in config.gate.rules] if config.gate else []
+    rules: list[dict[str, Any]] = [r.model_dump() for r in config.gate.rules] if config.gate else []
     if not rules:
         metric = config.metrics[0]
         rules = [
@@ -41,9 +44,26 @@ def calibrate(config: BenchConfig, seeds: list[int]) -> tuple[Path, list[dict]]:
         ]
     proposals = [_propose(result.rows, rule, config) for rule in rules]
     out = Path(result.run_dir)
-    tmp = out / f".calibration.{os.getpid()}.tmp"
-    tmp.mkdir()
-    (tmp / "calibration.json").write_text(json.dumps({"seeds": seeds, "rules": proposals}, indent=2))
+    _write_files(
+        out,
+        {
+            "calibration.json": json.dumps({"seeds": seeds, "rules": proposals}, indent=2),
+            "margins.yaml": _margins_yaml(proposals, seeds),
+        },
+    )
+    return out, proposals
+
+
+def _write_files(folder: Path, files: dict[str, str]) -> None:
+    """Each of `files` ({name: text}) written to a temporary file in `folder`, then all renamed into
+    place; on a failure none is, and no temporary file is left (`core.cache.replacing`)."""
+    with contextlib.ExitStack() as stack:
+        for name, text in files.items():
+            stack.enter_context(replacing(folder / name)).write_text(text, encoding="utf-8")
+
+
+def _margins_yaml(proposals: list[dict[str, Any]], seeds: list[int]) -> str:
+    """margins.yaml: the proposed margins as a config's `gate.rules`, to paste."""
     snippet = {
         "gate": {
             "rules": [
@@ -61,18 +81,14 @@ def calibrate(config: BenchConfig, seeds: list[int]) -> tuple[Path, list[dict]]:
             ]
         }
     }
-    (tmp / "margins.yaml").write_text(
+    return (
         f"# Proposed by `ragvft calibrate` from {len(seeds)} training seeds {seeds}: the smallest margin every\n"
-        "# pair of seeds passes. Paste under your config's `gate:` (keep `baseline:`).\n"
+        "# pair of seeds passes. Paste under your config's `gate:` (keep `blessed:`).\n"
         + yaml.safe_dump(snippet, sort_keys=False)
     )
-    for f in tmp.iterdir():
-        os.replace(f, out / f.name)
-    tmp.rmdir()
-    return out, proposals
 
 
-def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
+def _propose(rows: list[ResultRow], rule: dict[str, Any], config: BenchConfig) -> dict[str, Any]:
     v, m = rule["variant"], rule["metric"]
     mine = [r for r in rows if r["variant"] == v and m in r["scores"]]
     seeds = sorted({r.get("seed") for r in mine}, key=str)
@@ -83,7 +99,7 @@ def _propose(rows: list[dict], rule: dict, config: BenchConfig) -> dict:
             "proposed_margin": rule.get("margin"),
             "note": "no trained adapter: does not move with the seed",
         }
-    by_seed = {s: per_question([r for r in mine if r.get("seed") == s], m) for s in seeds}
+    by_seed = {s: per_question(plain([r for r in mine if r.get("seed") == s]), m) for s in seeds}
     determined_ = {s: clean(list(vals.values())) for s, vals in by_seed.items()}  # never 0 for undetermined
     means = {s: float(x.mean()) if x.size else None for s, x in determined_.items()}
     worst, pairs = 0.0, []

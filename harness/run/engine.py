@@ -9,15 +9,23 @@ key) stays the wrapped engine's, on the device its actors use.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.cache import digest
 from core.errors import InputError
 from harness.engines import ENGINES, Engine
 from harness.engines.peft_files import adapter_config, base_problem
-from harness.engines.types import EngineUnavailable
+from harness.engines.types import EngineUnavailable, LoadSpec
+
+if TYPE_CHECKING:
+    from harness.artifacts.model import BaseModel
+    from harness.config.bench import BenchConfig
+    from harness.config.inputs import ModelConfig
+    from harness.engines.ray import RayOptions
+    from harness.training.adapters import Adapter
 
 
-def loading(model) -> dict:
+def loading(model: ModelConfig) -> dict[str, Any]:
     """How `model` (a ModelConfig) says to load: dtype, device map, attention, for every engine made."""
     return {
         "dtype": model.dtype,
@@ -26,67 +34,74 @@ def loading(model) -> dict:
     }
 
 
+class Located(Protocol):
+    """Where a model is: the resolved base, a judge's or a generator's settings."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def revision(self) -> str | None: ...
+    @property
+    def trust_remote_code(self) -> bool: ...
+
+
+def load_spec(where: Located, model: ModelConfig) -> LoadSpec:
+    """How an engine of a run loads the model `where` names: at its revision, with or without its own
+    code, and as `model.*` says (dtype, device map, attention), as every model of the run loads."""
+    return LoadSpec(where.path, where.revision, where.trust_remote_code, **loading(model))
+
+
 class LazyEngine:
+    """An engine of `kind` on the model of `spec` (a bare path: the defaults), made on first `get`."""
+
     def __init__(
         self,
         kind: str,
-        path: str,
+        spec: LoadSpec | str,
         *,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
         batch_size: int = 32,
-        dtype: str = "auto",
-        device_map: str | None = None,
-        attn_implementation: str = "auto",
-        options=None,
-        ray=None,
+        options: Any = None,
+        ray: RayOptions | None = None,
         source: str = "(config)",
-    ):
+    ) -> None:
         self.name, self.kind = kind, ENGINES[kind]
+        self.spec = LoadSpec.of(spec)
         if self.kind.options is not None and options is None:
             options = self.kind.options()
-        self.identity = self.kind.identity(dtype, options)  # known before anything loads: in every key
+        self.identity = self.kind.identity(self.spec.dtype, options)  # known before loading: in every key
         if ray is not None:
             from harness.engines.ray import ray_identity
 
             self.identity = ray_identity(self.identity, ray)
-        self._load = {
-            "revision": revision,
-            "trust_remote_code": trust_remote_code,
-            "batch_size": batch_size,
-            "dtype": dtype,
-            "device_map": device_map,
-            "attn_implementation": attn_implementation,
-            "options": options,
-        }
-        self._ray, self._path, self._source = ray, path, source
+        self.batch_size, self.options = batch_size, options  # what the engine is made with, beside `spec`
+        self._ray, self._source = ray, source
         self._engine: Engine | None = None
         self.labels: dict[str, str] = {}  # adapter name -> its label
 
     @classmethod
-    def for_base(cls, config, base) -> LazyEngine:
+    def for_base(cls, config: BenchConfig, base: BaseModel) -> LazyEngine:
         g = config.generation
         return cls(
             g.engine,
-            base.path,
-            revision=base.revision,
-            trust_remote_code=base.trust_remote_code,
+            load_spec(base, config.model),
             batch_size=g.batch_size,
-            **loading(config.model),
             options=getattr(g, g.engine, None),
             ray=g.ray,
             source=config.source,
         )
 
-    def for_model(self, path: str) -> LazyEngine:
-        """An engine like this one on another model folder: a variant fully fine-tuned (no adapter to
-        switch on the shared base) generates on its own weights, loaded when needed."""
+    def _like(self, **changes: Any) -> LazyEngine:
+        """A copy of this one, not loaded and holding no adapter, with `changes` to its attributes."""
         other = LazyEngine.__new__(LazyEngine)
-        other.__dict__ |= self.__dict__ | {"_path": str(path), "_engine": None, "labels": {}}
-        other._load = dict(self._load, revision=None)  # a folder of ours: no hub revision
+        other.__dict__ |= self.__dict__ | {"_engine": None, "labels": {}} | changes
         return other
 
-    def alone(self, adapter, label: str) -> tuple[LazyEngine, str | None]:
+    def for_model(self, path: str | Path) -> LazyEngine:
+        """An engine like this one on another model folder: a variant fully fine-tuned (no adapter to
+        switch on the shared base) generates on its own weights, loaded when needed."""
+        return self._like(spec=self.spec.on(path))  # a folder of ours: no hub revision
+
+    def alone(self, adapter: Adapter, label: str) -> tuple[LazyEngine, str | None]:
         """An engine of its own for an adapter that cannot share this one (`Adapter.alone`), loaded when
         needed, and the name requests use for the adapter on it: a full fine-tune's own weights (no
         adapter: None), or the same base with the soft prompt as its one adapter."""
@@ -100,15 +115,13 @@ class LazyEngine:
         holding no adapter yet: a soft prompt (PEFT prompt learning) generates on one of its own, as
         PEFT cannot load it beside the shared engine's LoRA adapters (different PEFT types on one
         `PeftModel`), and an HF engine holding one decodes through `generate` (see `HFEngine`)."""
-        other = LazyEngine.__new__(LazyEngine)
-        other.__dict__ |= self.__dict__ | {"_engine": None, "labels": {}, "_load": dict(self._load)}
-        return other
+        return self._like()
 
     @property
     def loaded(self) -> bool:
         return self._engine is not None
 
-    def _fail(self, message: str):
+    def _fail(self, message: str) -> InputError:
         return InputError(self._source, message, field="generation.engine")
 
     def preflight(self, adapters: list[tuple[str, Path]]) -> None:
@@ -117,32 +130,33 @@ class LazyEngine:
         problems = []
         for label, path in adapters:
             try:
-                wrong = base_problem(adapter_config(path), self._path)
+                wrong = base_problem(adapter_config(path), self.spec.path)
             except ValueError as e:
                 wrong = str(e)
             if wrong:
                 problems.append(f"adapter {label!r}: {wrong}")
         if self.kind.preflight is not None and not problems:
-            settled, problems = self.kind.preflight(adapters, self._load["options"], self._path)
+            settled, problems = self.kind.preflight(adapters, self.options, self.spec.path)
             if not self.loaded:
-                self._load["options"] = settled
+                self.options = settled
         if problems:
             raise self._fail("; ".join(dict.fromkeys(problems)))
 
     def get(self) -> Engine:
         if self._engine is None:
+            make = {"batch_size": self.batch_size, "options": self.options}
             try:
                 if self._ray is not None:
                     from harness.engines.ray import RayEngine
 
-                    self._engine = RayEngine(self.name, self._path, self._load, self._ray, self.identity)
+                    self._engine = RayEngine(self.name, self.spec, make, self._ray, self.identity)
                 else:
-                    self._engine = self.kind.make(self._path, **self._load)
+                    self._engine = self.kind.make(self.spec, **make)
             except EngineUnavailable as e:
                 raise self._fail(f"{self.name}: {e}") from None
         return self._engine
 
-    def with_adapter(self, identity: str, path, label: str | None = None) -> str:
+    def with_adapter(self, identity: str, path: str | Path, label: str | None = None) -> str:
         """Load the adapter (once) and return the name requests use for it."""
         name = "a" + digest(identity, 8)  # PEFT adapter names must be plain identifiers
         if name not in self.labels:
@@ -165,7 +179,8 @@ class LazyEngine:
         out = self.identity | {"loaded": self.loaded}
         if self._ray is not None:
             out["ray"] = self._ray.model_dump() | {"replaced_workers": getattr(self._engine, "replaced", 0)}
-        return out | ({"details": self._engine.info} if hasattr(self._engine, "info") else {})
+        details = getattr(self._engine, "info", None)
+        return out | ({"details": details} if hasattr(self._engine, "info") else {})
 
     def close(self) -> None:
         close = getattr(self._engine, "close", None)

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from core.cache import cache_root, digest, folder_hash
 from core.errors import InputError
@@ -33,11 +35,19 @@ from harness.config import BUILTIN_READING
 from harness.run.engine import LazyEngine
 from harness.training import Adapter
 
+if TYPE_CHECKING:
+    from harness.artifacts import BaseModel
+    from harness.config import BenchConfig
+    from harness.engines.hf import HFEngine
+
+Todo = dict[str, dict[Path, list[tuple[str, Path]]]]  # model -> task folder -> [(task, its cache file)]
+Entries = dict[str, dict[str, dict[str, Any]]]  # task -> model -> its cached result
+
 _PROBE_DRAW = 10**6  # a draw of answers the base model never trained on
 
 
 def builtin_reading_task(
-    base_spec, out_dir: Path, *, questions: int, max_new_tokens: int
+    base_spec: BaseModelSpec, out_dir: Path, *, questions: int, max_new_tokens: int
 ) -> tuple[Path, str]:
     """Export the built-in reading probe as an lm-eval task; returns (folder, task name)."""
     from harness.lmeval import export_task
@@ -62,15 +72,19 @@ def builtin_reading_task(
     return out_dir, BUILTIN_READING
 
 
-def shares_engine(config) -> bool:
+def shares_engine(config: BenchConfig) -> bool:
     """Whether the check runs on the run's own engine: only an in-process HF one holds a model that
     lm-eval can evaluate (vLLM's is in another process, a server's elsewhere, Ray's in actors)."""
     return config.generation.engine == "hf" and config.generation.ray is None
 
 
 def forgetting_check(
-    config, base, adapters: dict[str, Adapter], timings: dict, engine: LazyEngine | None = None
-) -> dict:
+    config: BenchConfig,
+    base: BaseModel,
+    adapters: dict[str, Adapter],
+    timings: dict[str, float],
+    engine: LazyEngine | None = None,
+) -> dict[str, Any]:
     """{"tasks": {task: {"base": x, variant: x}}, "deltas": {task: {variant: x - base}}, "metric": {task:
     primary metric}, "metrics": {task: {model: {metric: x}}}, "metric_deltas": {task: {variant: {metric:
     delta}}}, ...}: x the primary metric, the shape the report has always read, every metric beside it.
@@ -78,30 +92,16 @@ def forgetting_check(
     `engine` is the run's, still open, when `shares_engine`; else the check loads its own. One run per
     distinct adapter (variants that share an adapter share its result)."""
     f = config.forgetting
+    if f is None:
+        raise ValueError("the config has no forgetting check")
     t0 = time.time()
     models: dict[str, Adapter | None] = {"base": None}  # the first variant of each distinct adapter
-    source, first = {"base": "base"}, {}  # source: each variant -> the model whose results it shares
+    source: dict[str, str] = {"base": "base"}  # source: each variant -> the model whose results it shares
+    first: dict[str, str] = {}  # adapter identity -> the first variant with it
     for v, a in adapters.items():
         source[v] = first.setdefault(a.identity, v)
         models.setdefault(source[v], a)
-    entries: dict[str, dict[str, dict]] = {}  # task -> model -> cache entry
-    todo: dict[str, dict[Path, list[tuple[str, Path]]]] = {}  # model -> folder -> [(task, cache file)]
-    runs = {"computed": 0, "cached": 0}
-    for folder, names in _tasks(config, base):
-        held = folder_hash(folder)
-        for task in names:
-            if task in entries:
-                raise InputError(config.source, f"two folders hold a task {task!r}", field="forgetting.tasks")
-            entries[task] = {}
-            for m, a in models.items():
-                what = {"base": base.identity, "adapter": a and a.identity, "folder": held, "limit": f.limit}
-                key = digest(what | {"task": task, "v": 2})  # v2: every metric (v1 held exact match alone)
-                path = cache_root() / "forgetting" / f"{task}-{key}.json"
-                if path.is_file():
-                    entries[task][m] = json.loads(path.read_text())
-                    runs["cached"] += 1
-                else:
-                    todo.setdefault(m, {}).setdefault(folder, []).append((task, path))
+    entries, todo, runs = _look_up(config, base, models, f.limit)
     on = "none (every result cached)"  # what the check ran on, for the manifest
     if todo:
         shared = engine is not None and shares_engine(config)
@@ -111,8 +111,38 @@ def forgetting_check(
         theirs = g.engine + (" in Ray actors" if g.ray is not None else "")
         on = "the run's hf engine" if shared else f"an hf engine of its own (the run's: {theirs})"
     timings["forgetting_s"] = round(time.time() - t0, 2)
+    return _shaped(entries, source) | {"limit": f.limit, "runs": runs, "engine": on}
+
+
+def _look_up(
+    config: BenchConfig, base: BaseModel, models: dict[str, Adapter | None], limit: int
+) -> tuple[Entries, Todo, dict[str, int]]:
+    """Each (task, model)'s result from the cache, where it is; the rest to compute; and the counts."""
+    entries: Entries = {}
+    todo: Todo = {}
+    runs = {"computed": 0, "cached": 0}
+    for folder, names in _tasks(config, base):
+        held = folder_hash(folder)
+        for task in names:
+            if task in entries:
+                raise InputError(config.source, f"two folders hold a task {task!r}", field="forgetting.tasks")
+            entries[task] = {}
+            for m, a in models.items():
+                what = {"base": base.identity, "adapter": a and a.identity, "folder": held, "limit": limit}
+                key = digest(what | {"task": task, "v": 2})  # v2: every metric (v1 held exact match alone)
+                path = cache_root() / "forgetting" / f"{task}-{key}.json"
+                if path.is_file():
+                    entries[task][m] = json.loads(path.read_text())
+                    runs["cached"] += 1
+                else:
+                    todo.setdefault(m, {}).setdefault(folder, []).append((task, path))
+    return entries, todo, runs
+
+
+def _shaped(entries: Entries, source: dict[str, str]) -> dict[str, Any]:
+    """The results by task, each variant's from the model it shares (`source`), against the base."""
     parts = ("tasks", "deltas", "metric", "higher_is_better", "metrics", "metric_deltas")
-    out: dict = {k: {} for k in parts}
+    out: dict[str, dict[str, Any]] = {k: {} for k in parts}
     for task, per in entries.items():
         primary, before = per["base"]["primary"], per["base"]["metrics"]
         metrics = {v: per[m]["metrics"] for v, m in source.items()}
@@ -125,14 +155,16 @@ def forgetting_check(
         out["metrics"][task], out["metric_deltas"][task] = metrics, changes
         out["tasks"][task] = {v: got.get(primary) for v, got in metrics.items()}
         out["deltas"][task] = {v: d.get(primary) for v, d in changes.items()}
-    return out | {"limit": f.limit, "runs": runs, "engine": on}
+    return out
 
 
-def _tasks(config, base) -> list[tuple[Path, list[str]]]:
+def _tasks(config: BenchConfig, base: BaseModel) -> list[tuple[Path, list[str]]]:
     """Each configured task as (folder, the names of the tasks it holds)."""
     from lm_eval.tasks import TaskManager
 
     f, base_spec = config.forgetting, base.spec  # the spec: None unless the base model is built-in
+    if f is None:
+        raise ValueError("the config has no forgetting check")
     out = []
     for i, t in enumerate(f.tasks):
         if t == BUILTIN_READING:
@@ -160,35 +192,42 @@ def _tasks(config, base) -> list[tuple[Path, list[str]]]:
 
 
 def _compute(
-    config, base, models: dict[str, Adapter | None], todo: dict, entries: dict, engine: LazyEngine | None
+    config: BenchConfig,
+    base: BaseModel,
+    models: dict[str, Adapter | None],
+    todo: Todo,
+    entries: Entries,
+    engine: LazyEngine | None,
 ) -> None:
     """Run what the cache lacks on one loaded base: `engine`, the run's, or else an HF engine loaded here
     and closed after. Each model's tasks run with its adapter switched on (the base: all disabled)."""
     own = engine is None
-    if own:  # the run's engine, made `hf` in process: the base loads as the run says (dtype, devices...)
+    if engine is None:  # the run's engine, made `hf` in process: the base loads as the run says (dtype...)
         in_process = config.generation.model_copy(update={"engine": "hf", "ray": None})
         engine = LazyEngine.for_base(config.model_copy(update={"generation": in_process}), base)
-    alone = {m for m, a in models.items() if a and a.alone and m in todo}
+    alone = {m: a for m, a in models.items() if a and a.alone and m in todo}
     try:
         lora = {m: a for m, a in models.items() if a and m in todo and m not in alone}
         names = {m: engine.with_adapter(a.identity, a.path, m) for m, a in lora.items()}
         shared = {m: folders for m, folders in todo.items() if m not in alone}
         if shared:
-            _run_tasks(config, engine.get(), shared, names, entries)
+            _run_tasks(config, cast("HFEngine", engine.get()), shared, names, entries)
     finally:
         if own:
             engine.close()
     # A full fine-tune: its own weights; a soft prompt: alone on the base (PEFT holds it beside no
     # LoRA adapter). Each loaded for its tasks, then released.
     for m in sorted(alone):
-        other, name = engine.alone(models[m], m)
+        other, name = engine.alone(alone[m], m)
         try:
-            _run_tasks(config, other.get(), {m: todo[m]}, {m: name}, entries)
+            _run_tasks(config, cast("HFEngine", other.get()), {m: todo[m]}, {m: name}, entries)
         finally:
             other.close()
 
 
-def _run_tasks(config, hf, todo: dict, names: dict, entries: dict) -> None:
+def _run_tasks(
+    config: BenchConfig, hf: HFEngine, todo: Todo, names: Mapping[str, str | None], entries: Entries
+) -> None:
     """Each model's pending tasks on the loaded HF engine `hf`, its adapter switched on (the base and a
     full fine-tune's own weights: every adapter off); each result cached as it comes."""
     from harness.lmeval import hflm, run_lmeval
@@ -196,12 +235,13 @@ def _run_tasks(config, hf, todo: dict, names: dict, entries: dict) -> None:
     # After the adapters (the first wraps the model). A soft prompt's virtual tokens take context; a
     # prompt tuning's batches are of one row, unpadded, as the engine's are of one length (PEFT drops
     # its position ids, so left padding would move the prompt away from it: see `HFEngine.add_adapter`)
+    limit = config.forgetting.limit if config.forgetting else None
     room = hf.context if hf.virtual_tokens else None
     lm = hflm(hf.model, hf.tokenizer, batch_size=1 if hf.one_length else hf.batch_size, max_length=room)
     for m, folders in todo.items():
         with hf._using(names.get(m)):  # the engine's own switch: set_adapter, or every adapter off
             for folder, pending in folders.items():
-                out = run_lmeval(folder, [task for task, _ in pending], lm, limit=config.forgetting.limit)
+                out = run_lmeval(folder, [task for task, _ in pending], lm, limit=limit)
                 for task, path in pending:
                     entry = {k: out[task][k] for k in ("metrics", "primary", "higher_is_better", "n")}
                     path.parent.mkdir(parents=True, exist_ok=True)

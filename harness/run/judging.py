@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from core.progress import progress_bar
 from harness.run.judge_backend import CachedJudge
@@ -22,15 +23,28 @@ from judges.llm_judge import (
 )
 from judges.reliability import reliability
 from judges.types import Score
+from reports.records import ResultRow, ScoreRecord, plain
+
+if TYPE_CHECKING:
+    from harness.config import BenchConfig
+    from suites.schema import Passage
 
 
 def run_judge(
-    config, rows: list[dict], judge: CachedJudge, *, passages: dict, encoder=None, timings: dict
-) -> dict:
+    config: BenchConfig,
+    rows: list[ResultRow],
+    judge: CachedJudge,
+    *,
+    passages: dict[str, Passage],
+    encoder: Any = None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
     """Add the judge's scores to `rows` (in place) and return the reliability and cache figures."""
     j = config.judge
+    if j is None:
+        raise ValueError("the config has no judge")
     t0 = time.time()
-    planted = {}
+    planted: dict[str, Any] = {}
     if "grade" in j.modes:
         _grade(rows, judge)
         planted = _planted(rows, judge)
@@ -49,11 +63,11 @@ def run_judge(
         "calls_made": judge.asked,
         "calls_cached": judge.cached,
         "calls_failed": len(judge.errors),
-        **reliability(rows),
+        **reliability(plain(rows)),
     } | ({"planted": planted} if planted else {})
 
 
-def _planted(rows: list[dict], judge: CachedJudge) -> dict:
+def _planted(rows: list[ResultRow], judge: CachedJudge) -> dict[str, Any]:
     """Restatements of the gold answer that exact match rejects (currency written out, units, word
     order: `harness.builtin.restate`), one a question in turn through its templates, graded by the
     judge: the share it accepts. Only for questions of the answer kinds it knows (the built-in
@@ -76,7 +90,9 @@ def _planted(rows: list[dict], judge: CachedJudge) -> dict:
     verdicts = [parsed.verdict if parsed else None for parsed, _, _ in answers]
     decided = [v for v in verdicts if v is not None]
     missed = [
-        {"question": r["question"], "answer": a} for (r, a), v in zip(items, verdicts) if v == "incorrect"
+        {"question": r["question"], "answer": a}
+        for (r, a), v in zip(items, verdicts, strict=True)
+        if v == "incorrect"
     ]
     return {
         "n": len(items),
@@ -86,20 +102,23 @@ def _planted(rows: list[dict], judge: CachedJudge) -> dict:
     }
 
 
-def _put(row: dict, scores: dict[str, Score]) -> None:
+def _put(row: ResultRow, scores: dict[str, Score]) -> None:
     for name, s in scores.items():
-        row["scores"][name] = {"value": s.value, "reason": s.reason} | ({"label": s.label} if s.label else {})
+        record: ScoreRecord = {"value": s.value, "reason": s.reason}
+        if s.label:
+            record["label"] = s.label
+        row["scores"][name] = record
 
 
-def _grade(rows: list[dict], judge: CachedJudge) -> None:
+def _grade(rows: list[ResultRow], judge: CachedJudge) -> None:
     prompts = [grade_prompt(r["question"], r["gold_answers"], r["answer"]) for r in rows]
     unique = list(dict.fromkeys(prompts))
     with progress_bar("judging: grade", len(unique)) as advance:
         answers = ask(
             lambda ps, first: judge.complete(ps, progress=advance if first else None), unique, parse_grade
         )
-    by_prompt = dict(zip(unique, answers))
-    for r, p in zip(rows, prompts):
+    by_prompt = dict(zip(unique, answers, strict=True))
+    for r, p in zip(rows, prompts, strict=True):
         parsed, raw, attempts = by_prompt[p]
         _put(r, grade_scores(parsed, raw, judge.errors.get(p)))
         r.setdefault("judge", {})["grade"] = {"raw": raw, "attempts": attempts} | (
@@ -107,10 +126,11 @@ def _grade(rows: list[dict], judge: CachedJudge) -> None:
         )
 
 
-def _pairwise(rows: list[dict], judge: CachedJudge, baseline: str) -> None:
+def _pairwise(rows: list[ResultRow], judge: CachedJudge, baseline: str) -> None:
     """Each non-baseline row against the baseline variant's answer to the same question, both orders."""
     theirs = {r["question_id"]: r for r in rows if r["variant"] == baseline}
-    todo, prompts = [], []
+    todo: list[tuple[ResultRow, ResultRow]] = []
+    prompts: list[str] = []
     for r in rows:
         other = theirs.get(r["question_id"])
         if r["variant"] == baseline or other is None:
@@ -132,45 +152,60 @@ def _pairwise(rows: list[dict], judge: CachedJudge, baseline: str) -> None:
                     unique,
                     parse_preference,
                 ),
+                strict=True,
             )
         )
     for r, other in todo:
-        detail = {"against": baseline, "answer": r["answer"], "against_answer": other["answer"]}
-        if r["answer"] == other["answer"]:
-            result, consistent, reason = "tie", None, f"same answer as {baseline}: a tie, not asked"
-            detail["identical"] = True
-        else:
-            q, gold = r["question"], r["gold_answers"]
-            ab = answers[pairwise_prompt(q, gold, r["answer"], other["answer"])]
-            ba = answers[pairwise_prompt(q, gold, other["answer"], r["answer"])]
-            result, consistent = combine_orders(ab[0], ba[0])
-            detail |= {
-                "ab": ab[0].winner if ab[0] else None,
-                "ba": ba[0].winner if ba[0] else None,
-                "rationale_ab": ab[0].rationale if ab[0] else ab[1],
-                "rationale_ba": ba[0].rationale if ba[0] else ba[1],
-            }
-            if result is None:
-                reason = "undetermined: " + ("unparseable judge output" if ab[1] and ba[1] else "call failed")
-            elif consistent:
-                reason = f"{result} against {baseline} in both orders: {detail['rationale_ab']}"
-            else:
-                reason = f"the two orders disagree ({detail['ab']} then {detail['ba']}): counted as a tie"
-        detail |= {"result": result, "consistent": consistent}
+        detail, result, reason = _verdict(r, other, answers, baseline)
         value = PAIRWISE_VALUE[result] if result else None
         _put(r, {"pairwise": Score("pairwise", value, reason, result)})
         r.setdefault("judge", {})["pairwise"] = detail
 
 
+Asked = tuple[Any, str | None, int]  # a prompt's (parsed Preference or None, raw reply, attempts)
+
+
+def _verdict(
+    r: ResultRow, other: ResultRow, answers: dict[str, Asked], baseline: str
+) -> tuple[dict[str, Any], str | None, str]:
+    """Row `r` against the baseline's row `other` from the judge's `answers` in both orders: what the
+    row records of it, the result ("win", "loss", "tie"; None: undetermined), and the reason."""
+    detail: dict[str, Any] = {"against": baseline, "answer": r["answer"], "against_answer": other["answer"]}
+    result: str | None
+    consistent: bool | None
+    if r["answer"] == other["answer"]:
+        result, consistent, reason = "tie", None, f"same answer as {baseline}: a tie, not asked"
+        detail["identical"] = True
+    else:
+        q, gold = r["question"], r["gold_answers"]
+        ab = answers[pairwise_prompt(q, gold, r["answer"], other["answer"])]
+        ba = answers[pairwise_prompt(q, gold, other["answer"], r["answer"])]
+        result, consistent = combine_orders(ab[0], ba[0])
+        detail |= {
+            "ab": ab[0].winner if ab[0] else None,
+            "ba": ba[0].winner if ba[0] else None,
+            "rationale_ab": ab[0].rationale if ab[0] else ab[1],
+            "rationale_ba": ba[0].rationale if ba[0] else ba[1],
+        }
+        if result is None:
+            reason = "undetermined: " + ("unparseable judge output" if ab[1] and ba[1] else "call failed")
+        elif consistent:
+            reason = f"{result} against {baseline} in both orders: {detail['rationale_ab']}"
+        else:
+            reason = f"the two orders disagree ({detail['ab']} then {detail['ba']}): counted as a tie"
+    detail |= {"result": result, "consistent": consistent}
+    return detail, result, reason
+
+
 def _ragas(
-    rows: list[dict],
+    rows: list[ResultRow],
     judge: CachedJudge,
     names: list[str],
-    passages: dict,
-    encoder,
+    passages: dict[str, Passage],
+    encoder: Any,
     *,
     concurrency: int,
-    threshold,
+    threshold: float,
 ) -> None:
     """ragas scores for the rows that read retrieved passages (RAG variants) only."""
     from judges.reference_free import ragas_scores
@@ -196,5 +231,5 @@ def _ragas(
             threshold=threshold,
             progress=advance,
         )
-    for r, scores in zip(rag, scored):
+    for r, scores in zip(rag, scored, strict=True):
         _put(r, scores)

@@ -8,11 +8,17 @@ identity (engine, dtype, device class). Variants that share all of these share o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from core.cache import digest
 from harness.engines import Decoding
 from harness.prompts import fewshot
 from suites.schema import Question, Suite
+
+if TYPE_CHECKING:
+    from harness.artifacts import BaseModel
+    from harness.config import BenchConfig
+    from harness.training import Adapter
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,9 @@ class Item:
     seed: int | None = None  # the adapter's training seed (None: no adapter trained here)
 
 
-def generation_key(*, model: str, adapter: str | None, prompt: str, decoding: Decoding, engine: dict) -> str:
+def generation_key(
+    *, model: str, adapter: str | None, prompt: str, decoding: Decoding, engine: dict[str, Any]
+) -> str:
     return digest(
         {"model": model, "adapter": adapter, "prompt": prompt, "decoding": decoding.key(), "engine": engine},
         32,
@@ -37,14 +45,21 @@ def generation_key(*, model: str, adapter: str | None, prompt: str, decoding: De
 
 
 def make_plan(
-    config, suite: Suite, base, adapters: dict, retrievers: dict, *, engine: dict, decoding: Decoding
+    config: BenchConfig,
+    suite: Suite,
+    base: BaseModel,
+    adapters: dict[str, list[Adapter]],
+    retrievers: dict[str, Any],
+    *,
+    engine: dict[str, Any],
+    decoding: Decoding,
 ) -> list[Item]:
     """Every variant's items, in config order, then training seed, then suite order; one search per
     retriever, as deep as any variant that uses it needs (and at least 10, for the retrieval metrics).
     `adapters` maps a variant to its adapters, one per training seed."""
     passages = suite.passage_map()
     plan: list[Item] = []
-    searched: dict[str, list] = {}
+    searched: dict[str, list[Any]] = {}
     shots = config.generation.fewshot  # worked examples from the training pairs, never the question's fact
     depth = {r: max([10] + [v.k for v in config.variants if v.retriever == r]) for r in retrievers}
     for v in config.variants:
@@ -53,9 +68,10 @@ def make_plan(
                 [q.text for q in suite.questions], depth[v.retriever]
             )
         ranked = searched[v.retriever] if v.retriever else [None] * len(suite.questions)
-        for a in adapters.get(v.name) or [None]:  # one pass per training seed
+        seeded: list[Adapter] | list[None] = adapters.get(v.name) or [None]
+        for a in seeded:  # one pass per training seed
             adapter = a.identity if a else None
-            for q, deep in zip(suite.questions, ranked):
+            for q, deep in zip(suite.questions, ranked, strict=True):
                 found = None if deep is None else deep[: v.k]  # the prompt reads the top k
                 context = None if found is None else [passages[h.passage_id].text for h in found]
                 fmt = (

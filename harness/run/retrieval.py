@@ -12,6 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from core.cache import digest
 from harness.artifacts import load_suite, resolve_retrievers
@@ -21,20 +22,21 @@ from retrievers.metrics import evaluate
 DEFAULT_KS = (1, 3, 5, 10, 20)
 
 
-def evaluate_retrievers(config: BenchConfig, ks: tuple[int, ...] = DEFAULT_KS) -> tuple[Path, dict]:
+def evaluate_retrievers(config: BenchConfig, ks: tuple[int, ...] = DEFAULT_KS) -> tuple[Path, dict[str, Any]]:
     ks = tuple(sorted(set(ks) | {10}))
-    timings: dict = {}
+    timings: dict[str, float] = {}
     suite = load_suite(config)
     retrievers, info = resolve_retrievers(config, suite, timings)
     queries = [q.text for q in suite.questions]
     golds = [q.gold_passage_ids for q in suite.questions]
-    result = {
+    measured: dict[str, dict[str, Any]] = {}
+    result: dict[str, Any] = {
         "suite": suite.name,
         "questions": len(queries),
         "passages": len(suite.passages),
         "ks": list(ks),
         "build_s": timings.get("retrievers_s"),
-        "retrievers": {},
+        "retrievers": measured,
     }
     per_question: list[dict] = []
     for name, retriever in retrievers.items():
@@ -42,13 +44,13 @@ def evaluate_retrievers(config: BenchConfig, ks: tuple[int, ...] = DEFAULT_KS) -
         hits = retriever.search(queries, max(ks))
         elapsed = time.perf_counter() - t0
         rows, overall = evaluate(hits, golds, ks)
-        result["retrievers"][name] = {
+        measured[name] = {
             **info[name],
             "metrics": overall,
             "search_s": round(elapsed, 3),
             "queries_per_s": round(len(queries) / elapsed, 1) if elapsed > 0 else None,
         }
-        for q, hs, m in zip(suite.questions, hits, rows):
+        for q, hs, m in zip(suite.questions, hits, rows, strict=True):
             per_question.append(
                 {
                     "retriever": name,

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from harness.run.plan import Item
 from harness.run.score import score_key
+from reports.records import ResultRow
 from retrievers.metrics import prompt_metrics
 
+if TYPE_CHECKING:
+    from harness.config import BenchConfig
+    from suites.schema import Passage
 
-def make_row(p: Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
+
+def make_row(
+    p: Item,
+    g: dict[str, Any],
+    scores: dict[str, Any],
+    passages: dict[str, Passage],
+    metrics: Sequence[str],
+    *,
+    leaked: bool,
+) -> ResultRow:
+    """The row of item `p`: its generation `g`, its scores (by score key), and whether its question
+    leaked into the training data."""
     q = p.question
     retrieval = None
-    if p.ranked is not None and q.gold_passage_ids:
+    if p.ranked is not None and p.hits is not None and q.gold_passage_ids:  # hits: the ranked top k
         retrieval = prompt_metrics([h.passage_id for h in p.ranked], len(p.hits), q.gold_passage_ids)
     return {
         "variant": p.variant,
@@ -34,21 +52,22 @@ def make_row(p: Item, g: dict, scores: dict, passages: dict, metrics) -> dict:
         "adapter": p.adapter,
         "seed": p.seed,
         "generation_key": p.key,
+        "leaked": leaked,
     }
 
 
-def adapter_checks(rows: list[dict], config) -> dict:
+def adapter_checks(rows: list[ResultRow], config: BenchConfig) -> dict[str, dict[str, Any] | None]:
     """For each adapter variant, compare its answers with those of the variant that has the same
     retrieval and no adapter: identical on every question means the adapter did nothing (one that
     silently failed to load, or a no-op). Flagged in the report. With several training seeds, each
     seed's adapter is checked and the most identical one is reported."""
-    answers: dict[tuple, dict[str, str]] = {}
+    answers: dict[tuple[str, int | None], dict[str, str]] = {}
     for r in rows:
         answers.setdefault((r["variant"], r.get("seed")), {})[r["question_id"]] = r["answer"]
     plain = {
         (v.retriever, v.k if v.retriever else None): v.name for v in config.variants if not v.has_adapter
     }
-    checks = {}
+    checks: dict[str, dict[str, Any] | None] = {}
     for v in config.variants:
         if not v.has_adapter:
             continue
@@ -57,7 +76,7 @@ def adapter_checks(rows: list[dict], config) -> dict:
             checks[v.name] = {"compared_with": None, "identical": None, "n": None, "inert": None}
             continue
         theirs = answers[twin, None]
-        worst = None
+        worst: dict[str, Any] | None = None
         for (name, seed), mine in answers.items():
             if name != v.name:
                 continue

@@ -3,10 +3,16 @@ its generation, the scorer and its version, and the gold answers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from core.cache import digest
 from harness.run.plan import Item
 from harness.store import Store
 from judges import SCORERS, Answer
+
+if TYPE_CHECKING:
+    from suites.schema import Passage
 
 
 def score_key(p: Item, metric: str) -> str:
@@ -21,12 +27,18 @@ def score_key(p: Item, metric: str) -> str:
     )
 
 
-def score(store: Store, plan: list[Item], generations: dict, metrics, passages: dict) -> tuple[dict, int]:
+def score(
+    store: Store,
+    plan: list[Item],
+    generations: dict[str, dict[str, Any]],
+    metrics: Sequence[str],
+    passages: dict[str, Passage],
+) -> tuple[dict[str, dict[str, Any]], int]:
     """Every (item, metric) score from the store, computing and committing the missing ones; returns
     ({score key: score}, how many were computed)."""
     keys = {(p.key, p.question.id, m): score_key(p, m) for p in plan for m in metrics}
     found = store.scores(keys.values())
-    new = {}
+    new: dict[str, dict[str, Any]] = {}
     for p in plan:
         for m in metrics:
             k = keys[p.key, p.question.id, m]
@@ -41,6 +53,8 @@ def score(store: Store, plan: list[Item], generations: dict, metrics, passages: 
                 gold_passages=tuple(passages[i].text for i in q.gold_passage_ids if i in passages),
             )
             scorer = SCORERS[m]
+            if scorer.score is None:  # never: a config's `metrics` are answer scorers (checked at load)
+                raise ValueError(f"{m} is not scored from the answer")
             s = scorer.score(answer)
             value, reason = s.value, s.reason
             if scorer.corpus_level:  # no per-question value: the row keeps what the corpus score reads

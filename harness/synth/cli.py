@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core.errors import InputError
 from harness.console import fail_input, quiet_libraries
+
+if TYPE_CHECKING:
+    from harness.config.synth import GeneratorConfig
 
 
 def synth(
@@ -54,7 +57,7 @@ def synth(
     typer.echo(f"use it: suite: {{jsonl: {{corpus: {out}/corpus.jsonl, questions: {out}/questions.jsonl}}}}")
 
 
-def _generator(value: str | None):
+def _generator(value: str | None) -> GeneratorConfig | None:
     """`--generator`: None (the config's), builtin, or a hub id / folder for the hf engine."""
     from harness.config.synth import GeneratorConfig
     from harness.training.question_writer import QuestionWriterTraining

@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cache import building
 from core.errors import InputError
@@ -33,6 +34,11 @@ from suites.synth import (
     suite_rows,
 )
 
+if TYPE_CHECKING:
+    from harness.artifacts.model import BaseModel
+    from harness.config import BenchConfig
+    from suites.schema import Suite
+
 
 @dataclass
 class SynthResult:
@@ -42,7 +48,7 @@ class SynthResult:
 
 
 def synthesize(
-    config, out: Path, *, docs: Path | None = None, generator: GeneratorConfig | None = None
+    config: BenchConfig, out: Path, *, docs: Path | None = None, generator: GeneratorConfig | None = None
 ) -> SynthResult:
     """Write the suite synthesised from `config`'s corpus (or the documents under `docs`) to `out`, a
     folder that must not exist yet (or be empty). `generator` (from the command line) overrides
@@ -63,7 +69,7 @@ def synthesize(
     gen = build_generator(config, generator or s.generator, base, reader, field_name=where)
     try:
         replies = gen.ask([question_prompt(p.text, QUESTION_TYPES) for p in chosen])
-        candidates = [Candidate(p, r) for p, r in zip(chosen, replies)]
+        candidates = [Candidate(p, r) for p, r in zip(chosen, replies, strict=False)]  # one reply a prompt
         outcome = check_candidates(
             candidates,
             read=lambda pairs: _read(reader, base, config, pairs),
@@ -116,7 +122,9 @@ def _failed_before(out: Path) -> bool:
         return False
 
 
-def _corpus(config, s: SynthConfig, suite, docs: Path | None) -> tuple[list[Passage], dict]:
+def _corpus(
+    config: BenchConfig, s: SynthConfig, suite: Suite, docs: Path | None
+) -> tuple[list[Passage], dict]:
     """The passages to ask about and where they came from: a folder of documents (`--docs`, else
     `synth.docs`), chunked by `suite.chunking`, or the suite's own passages."""
     folder = docs if docs is not None else s.docs
@@ -135,7 +143,9 @@ def _corpus(config, s: SynthConfig, suite, docs: Path | None) -> tuple[list[Pass
     return found.passages, info
 
 
-def _read(reader: LazyEngine, base, config, pairs: list[tuple[str, Passage]]) -> list[str]:
+def _read(
+    reader: LazyEngine, base: BaseModel, config: BenchConfig, pairs: list[tuple[str, Passage]]
+) -> list[str]:
     """The round trip's reader: the base model answers each question from its passage, in the rag
     variants' prompt (`harness.prompts`)."""
     from core.progress import progress_bar
@@ -148,7 +158,7 @@ def _read(reader: LazyEngine, base, config, pairs: list[tuple[str, Passage]]) ->
 
 
 def _nothing_kept(
-    config, outcome: Outcome, counts: dict, where: str, *, builtin: bool, out: Path
+    config: BenchConfig, outcome: Outcome, counts: dict, where: str, *, builtin: bool, out: Path
 ) -> InputError:
     """Why nothing was kept, in one line: every reply unparseable (the generator's fault), or the
     drops per reason; and where the report is (every candidate, why it dropped)."""
@@ -168,7 +178,13 @@ def _nothing_kept(
 
 
 def _write(
-    out: Path, passages: list[Passage], outcome: Outcome, summary: dict, gen: Generator, *, suite_files=True
+    out: Path,
+    passages: list[Passage],
+    outcome: Outcome,
+    summary: dict,
+    gen: Generator,
+    *,
+    suite_files: bool = True,
 ) -> None:
     """The suite (unless `suite_files` is False: nothing was kept), synth.json and the report, built in
     a temporary folder renamed into place."""

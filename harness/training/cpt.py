@@ -4,12 +4,16 @@ each cut into windows of `max_length` tokens so that every token of every docume
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from harness.training.method import AdapterTraining, TrainingMethod
 from harness.training.sft import sft_trainer
 from suites.schema import Suite
+
+if TYPE_CHECKING:
+    from harness.prompts import PromptFormat
 
 
 class CPTTraining(AdapterTraining):
@@ -34,7 +38,7 @@ class CPTTraining(AdapterTraining):
         return None
 
 
-def cpt_rows(suite: Suite, hyper: CPTTraining, seed: int, fmt=None) -> list[dict[str, str]]:
+def cpt_rows(suite: Suite, hyper: CPTTraining, seed: int, fmt: PromptFormat | None = None) -> list[dict[str, str]]:
     """The documents as raw text (continued pre-training reads no template)."""
     return [{"text": d} for d in suite.training.documents]
 
@@ -51,7 +55,7 @@ def windows(ids: list[int], length: int, overlap: int) -> list[list[int]]:
     return [ids[i * stride : i * stride + length] for i in range(count)]
 
 
-def cpt_windows(rows: list[dict], tokenizer, max_length: int, hyper: dict) -> tuple[list[dict], dict]:
+def cpt_windows(rows: list[dict], tokenizer: Any, max_length: int, hyper: dict) -> tuple[list[dict], dict]:
     """Each document tokenised as TRL would (its end-of-sequence token appended) and cut into windows:
     a pre-tokenised dataset (`input_ids`), which SFTTrainer trains on as it is. The rows, the cache
     key's, stay the documents."""

@@ -6,7 +6,7 @@ copy of it."""
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,9 @@ from harness.prompts import RAW, PromptFormat
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 from harness.training.sft import shuffled
 from suites.schema import Suite
+
+if TYPE_CHECKING:
+    from trl import DPOTrainer
 
 
 class DPOTraining(AdapterTraining):
@@ -42,7 +45,7 @@ def dpo_rows(suite: Suite, hyper: DPOTraining, seed: int, fmt: PromptFormat = RA
     """Preference rows in the model's prompt format (conversational for a chat model)."""
     pairs = suite.training.preferences
     chosen = shuffled([p.chosen for p in pairs], seed if hyper.shuffle_answers else None)
-    return [fmt.preference_row(p.question, a, p.rejected) for p, a in zip(pairs, chosen)]
+    return [fmt.preference_row(p.question, a, p.rejected) for p, a in zip(pairs, chosen, strict=True)]
 
 
 def policy_and_reference(x: TrainerInputs) -> dict:
@@ -67,7 +70,7 @@ def policy_and_reference(x: TrainerInputs) -> dict:
     }
 
 
-def dpo_trainer(x: TrainerInputs):
+def dpo_trainer(x: TrainerInputs) -> DPOTrainer:
     from trl import DPOConfig, DPOTrainer
 
     return DPOTrainer(

@@ -8,7 +8,8 @@ as RL fine-tuning does, and never sees a test question: its prompts are the SFT 
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -22,12 +23,8 @@ from suites.schema import Suite
 class RLTraining(AdapterTraining):
     """What online RL methods share (GRPO here, RLOO in RLHF): a group of sampled answers per prompt."""
 
-    # Measured. On the built-in domain (146 prompts, from the 40-epoch SFT adapter, which already
-    # answers its training questions: mean reward 0.97 at the first step) 3e-3 drifted away from SFT
-    # (reward down to 0.4-0.6, KL 3, test EM 0.433 -> 0.048); 3e-4 over 4 epochs kept it (reward
-    # 0.97-0.98, test EM 0.438). On the micro model of the tests (14 prompts, from a 6-epoch SFT
-    # adapter, with room to learn) 16 epochs at 3e-3 with answers sampled at 0.7 took the mean reward
-    # from 0.19 over the first third of training to 0.30 over the last; sampling at 1.0 did not.
+    # 3e-4 keeps the policy near the SFT adapter it starts from (3e-3 drifted away), and sampling at
+    # 0.7 lets the reward rise where 1.0 did not: measured in docs/methods.md#grpo
     epochs: float = Field(4, gt=0)
     learning_rate: float = Field(3e-4, gt=0)
     num_generations: int = Field(
@@ -78,7 +75,7 @@ def rl_rows(suite: Suite, hyper: RLTraining, seed: int, fmt: PromptFormat = RAW)
     ]
 
 
-def answer_text(completion) -> str:
+def answer_text(completion: str | list[dict[str, str]]) -> str:
     """A sampled completion as the bench would score it: its text (an assistant message's content)
     from the first non-space character to the first line break."""
     if isinstance(completion, list):  # conversational: [{"role": "assistant", "content": ...}]
@@ -86,12 +83,12 @@ def answer_text(completion) -> str:
     return completion.lstrip().split("\n", 1)[0]
 
 
-def f1_reward(completions, answer, **_) -> list[float]:
+def f1_reward(completions: list[Any], answer: list[str], **_: Any) -> list[float]:
     """The suite's F1 of each sampled answer against its row's training answer."""
-    return [f1_score(answer_text(c), a) for c, a in zip(completions, answer)]
+    return [f1_score(answer_text(c), a) for c, a in zip(completions, answer, strict=True)]
 
 
-def rl_trainer(x: TrainerInputs, trainer: str, reward_funcs) -> object:
+def rl_trainer(x: TrainerInputs, trainer: str, reward_funcs: list[Callable[..., list[float]]]) -> Any:
     """TRL's `GRPOTrainer` or `RLOOTrainer` on the rows, from the SFT adapter (TRL keeps a frozen copy
     of it as the KL reference when beta > 0) or a fresh LoRA on the base. The shared arguments lose
     `max_length`: RL samples its completions up to `max_completion_length`."""
@@ -122,7 +119,7 @@ def rl_record(logs: list[dict]) -> dict:
     """The mean reward of the sampled answers over training (first logged step: before any update),
     its spread within groups, the KL to the reference, and the answers' mean length in tokens."""
 
-    def r(value):
+    def r(value: float | None) -> float | None:
         return None if value is None else round(value, 4)
 
     curve = [
@@ -153,7 +150,7 @@ def rl_steps(rows: list[dict], hyper: dict) -> int:
     return len(rows) // prompts_a_step
 
 
-def grpo_trainer(x: TrainerInputs):
+def grpo_trainer(x: TrainerInputs) -> Any:
     return rl_trainer(x, "GRPO", [f1_reward])
 
 

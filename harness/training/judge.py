@@ -33,8 +33,7 @@ class BuiltinJudge(AdapterTraining):
 
 
 # The built-in judge answers in the compact form the parsers accept beside JSON ("correct 5", "A"):
-# in a trial here, a LoRA on the 2-layer base trained to write the JSON form (3 epochs) ended at a
-# loss of 1.44 and left 69% of its gradings unparseable.
+# a tiny model left most of its JSON gradings unparseable (docs/judge.md#the-built-in-judge).
 _RIGHT = "correct 5"
 _WRONG = "incorrect 1"
 _PART = "incorrect 2"

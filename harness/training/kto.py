@@ -6,14 +6,18 @@ DPO, it starts from the SFT adapter by default, which TRL also copies as the fro
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from core.paths import ConfigPath
 from harness.prompts import RAW, PromptFormat
 from harness.training.dpo import policy_and_reference
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 from suites.schema import Suite
+
+if TYPE_CHECKING:
+    from trl import KTOTrainer
 
 
 class KTOTraining(AdapterTraining):
@@ -34,7 +38,7 @@ class KTOTraining(AdapterTraining):
         description="Start from the SFT adapter (its LoRA settings apply; it is also the reference) "
         "or from the base model.",
     )
-    feedback: str | None = Field(
+    feedback: ConfigPath | None = Field(
         None,
         description='A JSONL file of {"question", "answer", "label": true|false} rows added to the '
         "feedback (relative to the config's folder). Checked for leakage like the rest.",
@@ -66,7 +70,7 @@ def kto_rows(suite: Suite, hyper: KTOTraining, seed: int, fmt: PromptFormat = RA
     return rows
 
 
-def kto_trainer(x: TrainerInputs):
+def kto_trainer(x: TrainerInputs) -> KTOTrainer:
     from trl import KTOConfig, KTOTrainer
 
     return KTOTrainer(

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import resource
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-AdapterJob = Any  # harness.training.adapters.AdapterJob (which imports this module)
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from harness.engines.types import LoadSpec
+    from harness.training.job import AdapterJob
 
 
-def row_tokens(row: dict, tokenizer) -> int:
+def row_tokens(row: dict, tokenizer: Any) -> int:
     """The length in tokens of the longest sequence a training row becomes in TRL: the prompt followed
     by its completion (or by either preference answer), through the chat template when they are
     messages, else as text with the end-of-sequence token TRL appends; a CPT document likewise."""
@@ -21,13 +25,15 @@ def row_tokens(row: dict, tokenizer) -> int:
     return max(_tokens(row["prompt"] + a, tokenizer) for a in answers)
 
 
-def _tokens(x: str | list[dict], tokenizer) -> int:
+def _tokens(x: str | list[dict], tokenizer: Any) -> int:
     if isinstance(x, list):
         return len(tokenizer.apply_chat_template(x, tokenize=True, return_dict=True)["input_ids"])
     return len(tokenizer(x)["input_ids"]) + 1
 
 
-def max_length_of(given: int | None, rows: list[dict], tokenizer, model) -> tuple[int, str]:
+def max_length_of(
+    given: int | None, rows: list[dict], tokenizer: Any, model: PreTrainedModel
+) -> tuple[int, str]:
     """(max_length, how it was decided): as configured ("config"); else the longest training row
     ("data"), so that no row is cut and no window is longer than the data needs, capped at the
     model's context ("model context"), which it cannot read past."""
@@ -40,27 +46,19 @@ def max_length_of(given: int | None, rows: list[dict], tokenizer, model) -> tupl
     return longest, "data"
 
 
-def load_for_training(job: AdapterJob, start: Path | None, head: str | None = None):
+def load_for_training(job: AdapterJob, start: Path | None, head: str | None = None) -> tuple[Any, Any]:
     """Tokenizer and model training starts from, loaded as a run loads the base (`model.dtype`, ...):
     the base, or `start`, a fully fine-tuned model this one continues (DPO from a full SFT)."""
     from harness.engines.hf import load_causal_lm
 
-    path, revision = (str(start), None) if start is not None else (job.base_path, job.revision)
+    spec = job.load_spec if start is None else job.load_spec.on(start)
     head = head or job.method.head
     if job.quantization == "4bit":
-        return _load_4bit(job, path, revision, head)
-    return load_causal_lm(
-        path,
-        revision=revision,
-        trust_remote_code=job.trust_remote_code,
-        dtype=job.dtype,
-        device_map=job.device_map,
-        attn_implementation=job.attn_implementation,
-        head=head,
-    )
+        return _load_4bit(spec, head)
+    return load_causal_lm(spec, head=head)
 
 
-def _load_4bit(job: AdapterJob, path: str, revision: str | None, head: str):
+def _load_4bit(spec: LoadSpec, head: str) -> tuple[Any, Any]:
     """QLoRA's base: NF4 weights, double quantisation, bf16 compute (fp16 on a GPU without bf16), on the
     GPU; bitsandbytes and the checkpoint decide the other layers' dtype, not `model.dtype`. PEFT's
     preparation then freezes every base weight and keeps the rest in fp32; the Trainer turns gradient
@@ -73,7 +71,7 @@ def _load_4bit(job: AdapterJob, path: str, revision: str | None, head: str):
     from core.device import resolve_attention
     from harness.engines.hf_model import head_options, model_class
 
-    load = {"revision": revision, "trust_remote_code": job.trust_remote_code}
+    path, load = spec.path, {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(path, **load)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -88,8 +86,8 @@ def _load_4bit(job: AdapterJob, path: str, revision: str | None, head: str):
         path,
         **load,
         quantization_config=quantization,
-        device_map=job.device_map or "cuda",
-        attn_implementation=resolve_attention(job.attn_implementation, compute),
+        device_map=spec.device_map or "cuda",
+        attn_implementation=resolve_attention(spec.attn_implementation, compute),
         **head_options(head, tokenizer),
     )
     return tokenizer, prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 Profile = Literal["builtin", "model"]
 
@@ -79,13 +79,6 @@ class AdapterTraining(BaseModel):
             defaults["learning_rate"] = cls.FULL_LEARNING_RATE
         return cls(**(defaults | explicit))
 
-    @model_serializer(mode="wrap")
-    def _as_given(self, handler) -> dict[str, Any]:
-        """A dump holds what was set, not the defaults: `harness.config.load` dumps the config and
-        validates the dump again, after which `of_profile` must still tell the user's settings from
-        the defaults. `settings()` is the whole of them."""
-        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
-
     def settings(self) -> dict[str, Any]:
         """Every setting, defaults included: what an adapter's key, its record and a manifest hold."""
         return {name: getattr(self, name) for name in type(self).model_fields}
@@ -153,12 +146,13 @@ class TrainingMethod:
     config: type[AdapterTraining]
     data: Callable[..., list[dict]]
     trainer: Callable[[TrainerInputs], Any]
-    starts_from: Callable[[AdapterTraining], str | None] = lambda hyper: None
+    # `hyper` below: the method's own `config` (a subclass of AdapterTraining), hence Any
+    starts_from: Callable[[Any], str | None] = lambda hyper: None
     record: Callable[[list[dict]], dict] = lambda logs: {}
     prepare: Callable[[list[dict], Any, int, dict], tuple[list[dict], dict]] = (
         lambda rows, tokenizer, max_length, hyper: (rows, {})
     )
-    needs: Callable[[AdapterTraining], dict[str, str]] = lambda hyper: {}
+    needs: Callable[[Any], dict[str, str]] = lambda hyper: {}
     steps_per_epoch: Callable[[list[dict], dict], int] = lambda rows, hyper: optimizer_steps(len(rows), hyper)
     head: Literal["causal-lm", "reward"] = "causal-lm"
     data_help: str = "training pairs (the suite's, or training.extra_sft)"

@@ -10,10 +10,15 @@ reads."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from harness.training.dpo import dpo_record, dpo_rows
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
+
+if TYPE_CHECKING:
+    from trl.experimental.orpo import ORPOTrainer
 
 
 class ORPOTraining(AdapterTraining):
@@ -22,8 +27,7 @@ class ORPOTraining(AdapterTraining):
 
     # From the base, ORPO must learn the answers as SFT does (its NLL term is SFT's loss on the chosen
     # answer), so the built-in recipe is SFT's 40 epochs at 3e-3, not DPO's 3 epochs at 5e-4 that only
-    # polish an SFT adapter. On the micro model it takes the NLL loss from 3.4 to 1.4 and the reward
-    # accuracy from 0.5 to 1.0 in 40 steps.
+    # polish an SFT adapter (measured: docs/methods.md#orpo).
     epochs: float = Field(40, gt=0)
     learning_rate: float = Field(3e-3, gt=0)
     beta: float = Field(
@@ -45,7 +49,7 @@ class ORPOTraining(AdapterTraining):
     FULL_LEARNING_RATE = 8e-6
 
 
-def orpo_trainer(x: TrainerInputs):
+def orpo_trainer(x: TrainerInputs) -> ORPOTrainer:
     """`ORPOTrainer` on the base with a fresh LoRA (or none: a full fine-tune). It reads DPO's rows,
     raw or conversational (it applies the chat template itself), and puts the NLL loss on the chosen
     answer alone."""

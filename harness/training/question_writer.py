@@ -38,7 +38,7 @@ class QuestionWriterTraining(AdapterTraining):
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
 
     @model_validator(mode="after")
-    def _lora(self):
+    def _lora(self) -> QuestionWriterTraining:
         if self.finetune != "lora":
             raise ValueError("the question writer is a LoRA adapter on the base model: finetune must be lora")
         return self

@@ -9,6 +9,7 @@ how far the reward model can be trusted, reported on the RLHF adapter's card."""
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -16,14 +17,15 @@ from harness.prompts import RAW, PromptFormat
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod, optimizer_steps
 from suites.schema import Suite
 
+if TYPE_CHECKING:
+    from trl import RewardTrainer
+
 
 class RewardTraining(AdapterTraining):
     """The reward model RLHF trains first: a LoRA and a score head on the base."""
 
-    # Measured on the micro model of the tests (11 training pairs): 30 epochs at 3e-3 take the pairwise
-    # accuracy on the training pairs to 1.0 (10 epochs: 0.73). The score head starts random, so many
-    # more passes than DPO's polish. On held-out pairs, whose facts it never saw, a small base model
-    # knows little to tell right from wrong: the record's figure says how far to trust it.
+    # The score head starts random, so many more passes than DPO's polish; the record's held-out
+    # accuracy says how far to trust it (measured: docs/methods.md#rlhf-and-its-reward-model).
     epochs: float = Field(30, gt=0)
     learning_rate: float = Field(3e-3, gt=0)
     heldout: float = Field(
@@ -47,7 +49,7 @@ def reward_rows(suite: Suite, hyper: RewardTraining, seed: int, fmt: PromptForma
     return [r | {"heldout": i in held} for i, r in enumerate(rows)]
 
 
-def reward_trainer(x: TrainerInputs):
+def reward_trainer(x: TrainerInputs) -> RewardTrainer:
     """`RewardTrainer` with a fresh LoRA on the classifier (PEFT keeps the new score head trainable and
     saves it with the adapter). The held-out pairs are its evaluation set, scored every logging window
     and once more after the last step."""
@@ -61,7 +63,7 @@ def reward_trainer(x: TrainerInputs):
     evaluate = len(split[True]) > 0
 
     class _EvaluateLast(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if evaluate and state.global_step == state.max_steps:
                 control.should_evaluate = True
 

@@ -6,19 +6,23 @@ Its prompts are the training questions; the reward model never sees a test quest
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pydantic import Field
 
 from harness.training.grpo import RLTraining, rl_record, rl_rows, rl_steps, rl_trainer
 from harness.training.method import TrainerInputs, TrainingMethod
 
+if TYPE_CHECKING:
+    import torch
+
 
 class RLHFTraining(RLTraining):
     """RLOO against the reward model (`training.reward` sets how that is trained)."""
 
-    # A learned reward model can be gamed: on the built-in domain (its reward model 1.0 on the pairs it
-    # trained on, 0.43 on held-out ones, whose facts it never saw) RLOO at 3e-3 and beta 0.05 found an
-    # answer it scores high, "9 9 9 9 ...", KL 9, test EM 0. At 3e-4 and beta 0.2: KL 0.09, test EM
-    # 0.370 (SFT 0.433). The `model` profile keeps RLOO's own default, 0.05 (TRL's RLOOConfig).
+    # A learned reward model can be gamed: at 3e-3 and beta 0.05 RLOO found an answer it scores high,
+    # hence 0.2 (docs/methods.md#rlhf-and-its-reward-model). The `model` profile keeps RLOO's own default, 0.05
+    # (TRL's RLOOConfig).
     beta: float = Field(
         0.2,
         ge=0,
@@ -37,16 +41,16 @@ class RewardModelScore:
 
     __name__ = "reward_model"  # TRL logs each reward function's mean under its name
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
 
-    def texts(self, prompts, completions) -> list:
+    def texts(self, prompts: list[Any], completions: list[Any]) -> list:
         if isinstance(prompts[0], list):  # conversational: the dialogue through the chat template
-            return [p + c for p, c in zip(prompts, completions)]
+            return [p + c for p, c in zip(prompts, completions, strict=True)]
         eos = self.tokenizer.eos_token
-        return [p + (c if c.endswith(eos) else c + eos) for p, c in zip(prompts, completions)]
+        return [p + (c if c.endswith(eos) else c + eos) for p, c in zip(prompts, completions, strict=True)]
 
-    def __call__(self, prompts, completions, **_) -> list[float]:
+    def __call__(self, prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
         import torch
         from trl.data_utils import _tokenize  # RewardTrainer's own (trl==1.16.0, pinned)
 
@@ -60,11 +64,12 @@ class RewardModelScore:
         return scores.float().tolist()
 
 
-def rlhf_trainer(x: TrainerInputs):
+def rlhf_trainer(x: TrainerInputs) -> Any:
     """The reward model (the base as a classifier with the reward adapter, frozen) scoring RLOO's
     samples; the policy from the SFT adapter."""
     from peft import PeftModel
 
+    assert x.load_base is not None  # `fit.train` always gives it
     reward = PeftModel.from_pretrained(x.load_base("reward"), str(x.needs["reward"]))
     for p in reward.parameters():
         p.requires_grad_(False)

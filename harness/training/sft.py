@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from harness.prompts import RAW, PromptFormat
 from harness.training.method import AdapterTraining, TrainerInputs, TrainingMethod
 from suites.schema import Suite
+
+if TYPE_CHECKING:
+    from trl import SFTTrainer
 
 
 class SFTTraining(AdapterTraining):
@@ -36,10 +40,10 @@ def sft_rows(suite: Suite, hyper: SFTTraining, seed: int, fmt: PromptFormat = RA
     """Prompt-completion rows in the model's prompt format (conversational for a chat model)."""
     pairs = suite.training.sft
     answers = shuffled([p.answer for p in pairs], seed if hyper.shuffle_answers else None)
-    return [fmt.completion_row(p.question, a) for p, a in zip(pairs, answers)]
+    return [fmt.completion_row(p.question, a) for p, a in zip(pairs, answers, strict=True)]
 
 
-def sft_trainer(x: TrainerInputs):
+def sft_trainer(x: TrainerInputs) -> SFTTrainer:
     """`SFTTrainer` with a fresh LoRA (or none: a full fine-tune); any prompt-completion, text or
     tokenised (`input_ids`) dataset. For prompt-completion rows TRL puts the loss on the completion
     alone (`completion_only_loss` unset: on), for conversational ones too: the prompt's messages

@@ -12,13 +12,16 @@ error naming it (`problem`)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from harness.prompts import DEFAULT_SYSTEM
 from harness.training.method import AdapterTraining, TrainingMethod
 from harness.training.sft import sft_rows, sft_trainer
+
+if TYPE_CHECKING:
+    from peft import PrefixTuningConfig, PromptTuningConfig
 
 # The settings that shape a LoRA or a full fine-tune, which a soft prompt has none of
 LORA_ONLY = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")
@@ -30,21 +33,16 @@ class SoftPromptTraining(AdapterTraining):
 
     SECTION: ClassVar[str]  # the method's `training.<name>`, which the one-line errors name
 
-    # The built-in recipe, measured (CPU; the micro model of the tests: 14 pairs, one step an epoch).
-    # Soft prompts take a far higher rate than a LoRA: 20 epochs at SFT's 3e-3 take the loss from 3.3
-    # to 3.0 (prompt tuning) and 3.1 (prefix), at 3e-2 to 2.5 and 2.6, at 1e-1 to 2.4 and 2.3, every
-    # answer changed; 60 epochs reach 2.3 (prompt tuning at 3e-2; no lower at 1e-1 or 3e-1). On the
-    # built-in default model (146 pairs, 10 steps an epoch) prompt tuning is at 1.6 after 2 epochs and
-    # ends at 1.45 after 20 at 3e-2 (1.48 at 1e-1); prefix tuning ends at 1.35 at 3e-2 and 1.07 at
-    # 1e-1, hence its own rate below. A frozen base with a few thousand trained numbers learns the
-    # answers' form (a price, a duration, a place name) more than the facts (SFT's LoRA ends at 1.3
-    # on the micro model and 0.02 on the built-in one), so more epochs buy little.
+    # Soft prompts take a far higher rate than a LoRA, and more epochs buy little: a frozen base with
+    # a few thousand trained numbers learns the answers' form more than the facts (measured:
+    # docs/methods.md#prompt-and-prefix-tuning).
     epochs: float = Field(20, gt=0)
     learning_rate: float = Field(3e-2, gt=0)
     num_virtual_tokens: int = Field(
         20, ge=1, description="Virtual tokens the soft prompt holds (each takes a place in the context)."
     )
-    finetune: Literal["lora", "full", "prompt"] = Field(
+    # wider than AdapterTraining's on purpose: only a soft prompt's config accepts "prompt"
+    finetune: Literal["lora", "full", "prompt"] = Field(  # type: ignore[assignment]
         "prompt", description="Always prompt: a soft prompt on the frozen base (lora and full are refused)."
     )
     shuffle_answers: bool = Field(
@@ -116,7 +114,7 @@ class PrefixTuningTraining(SoftPromptTraining):
 
     SECTION = "prefix_tuning"
 
-    learning_rate: float = Field(1e-1, gt=0)  # lower losses than 3e-2 on both models (see above)
+    learning_rate: float = Field(1e-1, gt=0)  # lower losses than 3e-2 on both models (docs/methods.md)
     # Off, and it must stay off (`problem`): under gradient checkpointing transformers' decoder layers
     # drop the `past_key_values` they are given (GradientCheckpointingLayer), and those carry the
     # prefix, so the attention mask PEFT widened for it no longer fits: "The size of tensor a (31)
@@ -139,7 +137,7 @@ class PrefixTuningTraining(SoftPromptTraining):
         return super().problem()
 
 
-def prompt_tuning_config(hyper: dict, base_path: str, revision: str | None):
+def prompt_tuning_config(hyper: dict, base_path: str, revision: str | None) -> PromptTuningConfig:
     """PEFT's `PromptTuningConfig`: text init tokenises `init_text` with the base's own tokenizer."""
     from peft import PromptTuningConfig, PromptTuningInit
 
@@ -154,7 +152,7 @@ def prompt_tuning_config(hyper: dict, base_path: str, revision: str | None):
     )
 
 
-def prefix_tuning_config(hyper: dict, base_path: str, revision: str | None):
+def prefix_tuning_config(hyper: dict, base_path: str, revision: str | None) -> PrefixTuningConfig:
     from peft import PrefixTuningConfig
 
     return PrefixTuningConfig(
