@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -72,3 +73,15 @@ def _surrogate(text: str) -> str | None:
     """The first lone surrogate in `text`, escaped (`\\ud800`), or None."""
     bad = None if text.isascii() else _SURROGATE.search(text)
     return None if bad is None else ascii(bad.group())[1:-1]
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of an input file, or an InputError naming it: missing, a folder, or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(str(path), "file not found") from None
+    except IsADirectoryError:
+        raise InputError(str(path), "is a folder, not a file") from None
+    except OSError as e:
+        raise InputError(str(path), f"cannot be read ({e.strerror or e})") from None

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import InputError, lone_surrogate
+from core.errors import InputError, lone_surrogate, read_bytes
 from reports.records import Summary
 
 SEEDS = 2**32  # what a run's seed may be (numpy's generators' range), as the config checks it
@@ -211,14 +211,7 @@ def read_run_folder(run_dir: Path, rows: type[ScoredRow] = AnsweredRow) -> RunFo
 def read_text(path: Path) -> str:
     """The UTF-8 text of `path`, or an InputError naming it (and, past the first line, the line of the
     first byte that is not UTF-8)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(str(path), "file not found") from None
-    except IsADirectoryError:
-        raise InputError(str(path), "is a folder, not a file") from None
-    except OSError as e:
-        raise InputError(str(path), f"cannot be read ({e.strerror or e})") from None
+    raw = read_bytes(path)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

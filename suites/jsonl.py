@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import InputError, lone_surrogate
+from core.errors import InputError, lone_surrogate, read_bytes
 
 if TYPE_CHECKING:
     from suites.schema import Question, Suite
@@ -35,14 +35,9 @@ def read_json(path: Path) -> Any:
 
 
 def _read_text(path: Path) -> str:
+    raw = read_bytes(path)
     try:
-        return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise InputError(str(path), "file not found") from None
-    except IsADirectoryError:
-        raise InputError(str(path), "is a folder, not a file") from None
-    except OSError as e:
-        raise InputError(str(path), f"cannot be read ({e.strerror or e})") from None
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(str(path), f"not UTF-8 text (byte {e.start})") from None
 
@@ -104,14 +99,7 @@ def read_jsonl(
 
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes, decompressed when it is gzip (`.jsonl.gz`: read whole, as a plain file is)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(str(path), "file not found") from None
-    except IsADirectoryError:
-        raise InputError(str(path), "is a folder, not a file") from None
-    except OSError as e:
-        raise InputError(str(path), f"cannot be read ({e.strerror or e})") from None
+    raw = read_bytes(path)
     if raw[:2] != b"\x1f\x8b":
         return raw
     import gzip

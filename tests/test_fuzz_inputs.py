@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from core.cache import digest
 from core.errors import InputError
+from tests import fuzz
 from tests.conftest import BASE, DROP, MICRO, MICRO_CONFIG, RAG, micro
 
 settings.register_profile(
@@ -47,42 +48,8 @@ KEYS = st.one_of(st.sampled_from(["extra", "Name", "seed", "k", "kind", "path", 
                  st.integers(-3, 3), st.booleans(), st.none())
 
 
-def paths(value: Any, at: tuple = ()) -> list[tuple]:
-    """Every place in nested dicts and lists: keys and indexes."""
-    out = [at]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += paths(v, (*at, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += paths(v, (*at, i))
-    return out
-
-
 def mutate(doc: Any, data: st.DataObject) -> Any:
-    """`doc` with one thing changed at a random place: a value replaced, a key deleted, renamed or
-    added, a value wrapped in a list or emptied."""
-    where = data.draw(st.sampled_from(paths(doc)))
-    op = data.draw(st.sampled_from(["replace", "replace", "delete", "rename", "add", "wrap", "empty"]))
-    if not where:
-        return data.draw(VALUES) if op == "replace" else doc
-    parent = doc
-    for part in where[:-1]:
-        parent = parent[part]
-    last = where[-1]
-    if op == "replace":
-        parent[last] = data.draw(VALUES)
-    elif op == "delete":
-        del parent[last]
-    elif op == "rename" and isinstance(parent, dict):
-        parent[data.draw(KEYS)] = parent.pop(last)
-    elif op == "add" and isinstance(parent[last], dict):
-        parent[last][data.draw(KEYS)] = data.draw(VALUES)
-    elif op == "wrap":
-        parent[last] = [parent[last]]
-    elif op == "empty":
-        parent[last] = type(parent[last])() if isinstance(parent[last], (dict, list, str)) else None
-    return doc
+    return fuzz.mutate(doc, data, VALUES, KEYS)
 
 
 def mutated(bases: list[Any], data: st.DataObject) -> Any:
